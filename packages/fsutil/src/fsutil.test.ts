@@ -1,0 +1,96 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { acquireFileLock, readJsonFile, withFileLock, writeJsonAtomic } from './index.js';
+
+const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-fsutil-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function node(script: string): Promise<number> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+}
+
+describe('writeJsonAtomic', () => {
+  it('replaces the file and leaves no temporary behind', async () => {
+    const path = join(dir, 'index.json');
+    await writeJsonAtomic(path, { a: 1 });
+    await writeJsonAtomic(path, { a: 2 });
+    expect(await readJsonFile(path)).toEqual({ a: 2 });
+    expect(await readdir(dir)).toEqual(['index.json']);
+    expect(await readJsonFile(join(dir, 'missing.json'))).toBeUndefined();
+  });
+});
+
+describe('file locks', () => {
+  it('serialise read-modify-write across processes', async () => {
+    const counter = join(dir, 'counter');
+    await writeFile(counter, '0');
+    const script = `
+      import { withFileLock } from ${JSON.stringify(dist)};
+      import { readFile, writeFile } from 'node:fs/promises';
+      for (let i = 0; i < 25; i++) {
+        await withFileLock(${JSON.stringify(join(dir, 'lock'))}, async () => {
+          const n = Number(await readFile(${JSON.stringify(counter)}, 'utf8'));
+          await new Promise((r) => setTimeout(r, 1));
+          await writeFile(${JSON.stringify(counter)}, String(n + 1));
+        });
+      }`;
+    const codes = await Promise.all([node(script), node(script), node(script), node(script)]);
+    expect(codes).toEqual([0, 0, 0, 0]);
+    expect(await readFile(counter, 'utf8')).toBe('100');
+  });
+
+  it('serialise callers inside one process', async () => {
+    const order: string[] = [];
+    const path = join(dir, 'lock');
+    await Promise.all(
+      ['a', 'b', 'c'].map((name) =>
+        withFileLock(path, async () => {
+          order.push(`${name}+`);
+          await new Promise((r) => setTimeout(r, 5));
+          order.push(`${name}-`);
+        }),
+      ),
+    );
+    expect(order).toEqual(['a+', 'a-', 'b+', 'b-', 'c+', 'c-']);
+  });
+
+  it('break a lock whose owner was killed with SIGKILL', async () => {
+    const path = join(dir, 'lock');
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { acquireFileLock } from ${JSON.stringify(dist)};
+      await acquireFileLock(${JSON.stringify(path)});
+      process.stdout.write('held\\n');
+      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const lock = await acquireFileLock(path, { timeoutMs: 5000 });
+    await lock.release();
+  });
+
+  it('time out, and honour abort, while a live process holds the lock', async () => {
+    const path = join(dir, 'lock');
+    const held = await acquireFileLock(path);
+    const child = node(`
+      import { acquireFileLock } from ${JSON.stringify(dist)};
+      try { await acquireFileLock(${JSON.stringify(path)}, { timeoutMs: 200 }); process.exit(0) }
+      catch (e) { process.exit(e.code === 'ERR_LOCK_TIMEOUT' ? 3 : 4) }`);
+    expect(await child).toBe(3);
+    const ac = new AbortController();
+    const waiting = acquireFileLock(path, { signal: ac.signal });
+    ac.abort();
+    await expect(waiting).rejects.toMatchObject({ kind: 'Canceled' });
+    await held.release();
+  });
+});
