@@ -1,1 +1,1 @@
-export {};
+export type { ContentStore, ExpectedBlob, Ingest } from './content-store.js';
