@@ -1,0 +1,217 @@
+import { ErrorKind } from '@berth/errors';
+import {
+  DriverError,
+  DriverErrorCode,
+  booleanFlag,
+  numberFlag,
+  stringFlag,
+  stringListFlag,
+  type FlagDefinition,
+  type FlagValues,
+} from '@berth/machine';
+
+// docker-machine's spelling of every flag is `amazonec2-<same suffix>`, kept as an alias so
+// existing scripts keep working.
+function alias(name: string): readonly string[] {
+  return [`amazonec2-${name.slice('aws-'.length)}`];
+}
+
+/** The instance type new hosts get: the current burstable general-purpose size (docker-machine had t2.micro). */
+export const defaultInstanceType = 't3.micro';
+/** The name pattern of the AMI looked up when `--aws-ami` is not given: Ubuntu 24.04 LTS on gp3 from Canonical. */
+export const defaultAmiNamePattern = 'ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*';
+
+/** The create flags of the aws driver, with docker-machine's env vars and `amazonec2-` aliases. */
+export const awsFlags: readonly FlagDefinition[] = [
+  { name: 'aws-access-key', type: 'string', envVar: 'AWS_ACCESS_KEY_ID', usage: 'AWS access key ID (default: the standard AWS credential chain)', aliases: alias('aws-access-key') },
+  { name: 'aws-secret-key', type: 'string', envVar: 'AWS_SECRET_ACCESS_KEY', usage: 'AWS secret access key', aliases: alias('aws-secret-key'), secret: true },
+  { name: 'aws-session-token', type: 'string', envVar: 'AWS_SESSION_TOKEN', usage: 'AWS session token', aliases: alias('aws-session-token'), secret: true },
+  { name: 'aws-profile', type: 'string', envVar: 'AWS_PROFILE', usage: 'profile of the shared AWS config and credentials files', aliases: alias('aws-profile') },
+  { name: 'aws-region', type: 'string', default: 'us-east-1', envVar: 'AWS_DEFAULT_REGION', usage: 'AWS region', aliases: alias('aws-region') },
+  { name: 'aws-zone', type: 'string', default: 'a', envVar: 'AWS_ZONE', usage: 'availability zone letter within the region', aliases: alias('aws-zone') },
+  { name: 'aws-endpoint', type: 'string', envVar: 'AWS_ENDPOINT', usage: 'EC2 API endpoint URL (default: the region\'s)', aliases: alias('aws-endpoint') },
+  { name: 'aws-insecure-transport', type: 'boolean', default: false, envVar: 'AWS_INSECURE_TRANSPORT', usage: 'use http:// for an --aws-endpoint given without a scheme', aliases: alias('aws-insecure-transport') },
+  { name: 'aws-vpc-id', type: 'string', envVar: 'AWS_VPC_ID', usage: 'VPC ID (default: the account\'s default VPC)', aliases: alias('aws-vpc-id') },
+  { name: 'aws-subnet-id', type: 'string', envVar: 'AWS_SUBNET_ID', usage: 'subnet ID (default: the zone\'s default subnet in the VPC)', aliases: alias('aws-subnet-id') },
+  { name: 'aws-instance-type', type: 'string', default: defaultInstanceType, envVar: 'AWS_INSTANCE_TYPE', usage: 'instance type', aliases: alias('aws-instance-type') },
+  { name: 'aws-ami', type: 'string', envVar: 'AWS_AMI', usage: 'AMI ID (default: the newest Ubuntu 24.04 LTS amd64 AMI of the region, from Canonical)', aliases: alias('aws-ami') },
+  { name: 'aws-root-size', type: 'number', default: 16, envVar: 'AWS_ROOT_SIZE', usage: 'root volume size in GB', aliases: alias('aws-root-size') },
+  { name: 'aws-volume-type', type: 'string', default: 'gp3', choices: ['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'], envVar: 'AWS_VOLUME_TYPE', usage: 'root volume type', aliases: alias('aws-volume-type') },
+  { name: 'aws-device-name', type: 'string', envVar: 'AWS_DEVICE_NAME', usage: 'root device name (default: the AMI\'s root device)', aliases: alias('aws-device-name') },
+  { name: 'aws-iam-instance-profile', type: 'string', envVar: 'AWS_INSTANCE_PROFILE', usage: 'IAM instance profile name or ARN', aliases: alias('aws-iam-instance-profile') },
+  { name: 'aws-tags', type: 'string', envVar: 'AWS_TAGS', usage: 'extra tags as key1,value1,key2,value2 (Name=<machine> is always set)', aliases: alias('aws-tags') },
+  { name: 'aws-monitoring', type: 'boolean', default: false, envVar: 'AWS_MONITORING', usage: 'enable CloudWatch detailed monitoring', aliases: alias('aws-monitoring') },
+  { name: 'aws-use-ebs-optimized-instance', type: 'boolean', default: false, envVar: 'AWS_USE_EBS_OPTIMIZED_INSTANCE', usage: 'launch an EBS-optimized instance', aliases: alias('aws-use-ebs-optimized-instance') },
+  { name: 'aws-userdata', type: 'string', envVar: 'AWS_USERDATA', usage: 'file whose content is passed as user data (cloud-init)', aliases: alias('aws-userdata') },
+  { name: 'aws-metadata-token', type: 'string', default: 'required', choices: ['required', 'optional'], envVar: 'AWS_METADATA_TOKEN', usage: 'instance metadata: require IMDSv2 session tokens, or allow IMDSv1', aliases: alias('aws-metadata-token') },
+  { name: 'aws-ssh-user', type: 'string', default: 'ubuntu', envVar: 'AWS_SSH_USER', usage: 'SSH user of the AMI', aliases: alias('aws-ssh-user') },
+  { name: 'aws-ssh-port', type: 'number', default: 22, envVar: 'AWS_SSH_PORT', usage: 'SSH port', aliases: alias('aws-ssh-port') },
+  { name: 'aws-ssh-keypath', type: 'string', envVar: 'AWS_SSH_KEYPATH', usage: 'private key to use instead of a new one (its .pub is imported)', aliases: alias('aws-ssh-keypath') },
+  { name: 'aws-keypair-name', type: 'string', envVar: 'AWS_KEYPAIR_NAME', usage: 'existing EC2 key pair to use (needs --aws-ssh-keypath); never deleted', aliases: alias('aws-keypair-name') },
+  { name: 'aws-security-group', type: 'string[]', envVar: 'AWS_SECURITY_GROUP', usage: 'security group names, reused when they exist (default: berth-<machine>, made for this host and removed with it)', aliases: alias('aws-security-group') },
+  { name: 'aws-security-group-readonly', type: 'boolean', default: false, envVar: 'AWS_SECURITY_GROUP_READONLY', usage: 'never add rules to existing security groups', aliases: alias('aws-security-group-readonly') },
+  { name: 'aws-open-port', type: 'string[]', usage: 'more ports to open, as PORT or PORT/PROTOCOL', aliases: alias('aws-open-port') },
+  { name: 'aws-private-address-only', type: 'boolean', default: false, envVar: 'AWS_PRIVATE_ADDRESS_ONLY', usage: 'give the instance no public address, and use the private one', aliases: alias('aws-private-address-only') },
+  { name: 'aws-use-private-address', type: 'boolean', default: false, envVar: 'AWS_USE_PRIVATE_ADDRESS', usage: 'reach the instance on its private address', aliases: alias('aws-use-private-address') },
+  { name: 'aws-request-spot-instance', type: 'boolean', default: false, envVar: 'AWS_REQUEST_SPOT_INSTANCE', usage: 'launch a spot instance', aliases: alias('aws-request-spot-instance') },
+  { name: 'aws-spot-price', type: 'string', envVar: 'AWS_SPOT_PRICE', usage: 'highest spot price in USD per hour (default: the on-demand price)', aliases: alias('aws-spot-price') },
+  { name: 'aws-block-duration-minutes', type: 'number', envVar: 'AWS_BLOCK_DURATION_MINUTES', usage: 'ignored: AWS ended spot blocks in 2022', aliases: alias('aws-block-duration-minutes') },
+  { name: 'aws-retries', type: 'number', default: 5, envVar: 'AWS_RETRIES', usage: 'retries of throttled or failed API calls (-1: none)', aliases: alias('aws-retries') },
+  { name: 'aws-wait-timeout', type: 'number', default: 300, envVar: 'AWS_WAIT_TIMEOUT', usage: 'seconds to wait for the instance to reach a state', aliases: alias('aws-wait-timeout') },
+];
+
+/** The aws driver's saved configuration: the resolved flags and what `create` has made so far. */
+export type AwsDriverConfig = {
+  readonly region: string;
+  readonly zone: string;
+  readonly endpoint?: string | undefined;
+  readonly accessKey?: string | undefined;
+  readonly secretKey?: string | undefined;
+  readonly sessionToken?: string | undefined;
+  readonly profile?: string | undefined;
+  readonly vpcId?: string | undefined;
+  readonly subnetId?: string | undefined;
+  readonly instanceType: string;
+  readonly ami?: string | undefined;
+  readonly rootSize: number;
+  readonly volumeType: string;
+  readonly deviceName?: string | undefined;
+  readonly iamInstanceProfile?: string | undefined;
+  readonly tags: readonly { readonly key: string; readonly value: string }[];
+  readonly monitoring: boolean;
+  readonly ebsOptimized: boolean;
+  /** The `--aws-userdata` file (absolute, as given), read when the instance is launched. */
+  readonly userDataFile?: string | undefined;
+  readonly metadataToken: string;
+  readonly sshUser: string;
+  readonly sshPort: number;
+  /** The key to copy into the host directory instead of making one (absolute, as given). */
+  readonly sshKeySource?: string | undefined;
+  /** The private key file, relative to the host directory. */
+  readonly sshKeyFile: string;
+  /** The EC2 key pair name the instance is launched with. */
+  readonly keyName: string;
+  /** True when `keyName` names a key pair that existed before (never deleted). */
+  readonly existingKeyPair: boolean;
+  readonly securityGroups: readonly string[];
+  readonly securityGroupReadonly: boolean;
+  readonly openPorts: readonly { readonly port: number; readonly protocol: string }[];
+  readonly privateAddressOnly: boolean;
+  readonly usePrivateAddress: boolean;
+  readonly spot: boolean;
+  readonly spotPrice?: string | undefined;
+  readonly retries: number;
+  readonly waitTimeoutSeconds: number;
+  /** The RunInstances idempotency token, saved before the call so a crashed create can still be found. */
+  readonly clientToken?: string | undefined;
+  readonly instanceId?: string | undefined;
+  readonly spotRequestId?: string | undefined;
+  readonly ipAddress?: string | undefined;
+  readonly privateIpAddress?: string | undefined;
+  /** What this driver created and `rm` must remove. */
+  readonly created: {
+    readonly keyPair?: string | undefined;
+    readonly securityGroupIds: readonly string[];
+  };
+};
+
+function invalid(message: string): DriverError {
+  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
+}
+
+/** Parses `k1,v1,k2,v2` (docker-machine's tag syntax). */
+export function parseTags(text: string | undefined): { key: string; value: string }[] {
+  if (!text) return [];
+  const parts = text.split(',');
+  if (parts.length % 2 !== 0) throw invalid(`flag --aws-tags must be key,value pairs, got ${JSON.stringify(text)}`);
+  const tags: { key: string; value: string }[] = [];
+  for (let i = 0; i < parts.length; i += 2) tags.push({ key: parts[i]!.trim(), value: parts[i + 1]!.trim() });
+  return tags;
+}
+
+/** Parses `--aws-open-port` values: `8080` or `53/udp`. */
+export function parseOpenPorts(values: readonly string[]): { port: number; protocol: string }[] {
+  return values.map((value) => {
+    const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
+    const port = Number(match?.[1]);
+    if (!match || port < 1 || port > 65535) throw invalid(`flag --aws-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
+    return { port, protocol: match[2] ?? 'tcp' };
+  });
+}
+
+function checkRange(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw invalid(`flag --${name} must be an integer from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+/**
+ * The saved config of a new host from its flag values (defaults already applied by the CLI;
+ * applied again here so the driver can be made from partial values). `suffix` makes the key
+ * pair name unique in the account.
+ */
+export function awsConfigFromFlags(flags: FlagValues, machineName: string, suffix: string): AwsDriverConfig {
+  const zone = stringFlag(flags, 'aws-zone') ?? 'a';
+  if (!/^[a-z]$/.test(zone)) throw invalid(`flag --aws-zone takes the zone letter (a, b, ...), got ${JSON.stringify(zone)}`);
+  const region = stringFlag(flags, 'aws-region') ?? 'us-east-1';
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) throw invalid(`flag --aws-region is not a region name: ${JSON.stringify(region)}`);
+  let endpoint = stringFlag(flags, 'aws-endpoint');
+  if (endpoint && !/^https?:\/\//.test(endpoint)) endpoint = `${booleanFlag(flags, 'aws-insecure-transport') ? 'http' : 'https'}://${endpoint}`;
+  if (endpoint) {
+    try {
+      new URL(endpoint);
+    } catch (cause) {
+      throw new DriverError(`flag --aws-endpoint is not a URL: ${JSON.stringify(endpoint)}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause });
+    }
+  }
+  const accessKey = stringFlag(flags, 'aws-access-key');
+  const secretKey = stringFlag(flags, 'aws-secret-key');
+  if ((accessKey === undefined) !== (secretKey === undefined)) throw invalid('flags --aws-access-key and --aws-secret-key go together');
+  const keyPairName = stringFlag(flags, 'aws-keypair-name');
+  const sshKeySource = stringFlag(flags, 'aws-ssh-keypath');
+  if (keyPairName && !sshKeySource) throw invalid('flag --aws-keypair-name needs --aws-ssh-keypath (the private key of that key pair)');
+  const spotPrice = stringFlag(flags, 'aws-spot-price');
+  if (spotPrice !== undefined && !(Number(spotPrice) > 0)) throw invalid(`flag --aws-spot-price must be a positive number, got ${JSON.stringify(spotPrice)}`);
+  const volumeType = stringFlag(flags, 'aws-volume-type') ?? 'gp3';
+  if (!['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'].includes(volumeType)) throw invalid(`flag --aws-volume-type: unknown volume type ${JSON.stringify(volumeType)}`);
+  const groups = stringListFlag(flags, 'aws-security-group') ?? [];
+  const retries = numberFlag(flags, 'aws-retries') ?? 5;
+  return {
+    region,
+    zone,
+    endpoint,
+    accessKey,
+    secretKey,
+    sessionToken: stringFlag(flags, 'aws-session-token'),
+    profile: stringFlag(flags, 'aws-profile'),
+    vpcId: stringFlag(flags, 'aws-vpc-id'),
+    subnetId: stringFlag(flags, 'aws-subnet-id'),
+    instanceType: stringFlag(flags, 'aws-instance-type') ?? defaultInstanceType,
+    ami: stringFlag(flags, 'aws-ami'),
+    rootSize: checkRange('aws-root-size', numberFlag(flags, 'aws-root-size') ?? 16, 1, 16384),
+    volumeType,
+    deviceName: stringFlag(flags, 'aws-device-name'),
+    iamInstanceProfile: stringFlag(flags, 'aws-iam-instance-profile'),
+    tags: parseTags(stringFlag(flags, 'aws-tags')),
+    monitoring: booleanFlag(flags, 'aws-monitoring') ?? false,
+    ebsOptimized: booleanFlag(flags, 'aws-use-ebs-optimized-instance') ?? false,
+    userDataFile: stringFlag(flags, 'aws-userdata'),
+    metadataToken: stringFlag(flags, 'aws-metadata-token') ?? 'required',
+    sshUser: stringFlag(flags, 'aws-ssh-user') ?? 'ubuntu',
+    sshPort: checkRange('aws-ssh-port', numberFlag(flags, 'aws-ssh-port') ?? 22, 1, 65535),
+    sshKeySource,
+    sshKeyFile: 'id_ed25519',
+    // A random suffix: key pair names are per account and region, machine names are per store.
+    keyName: keyPairName ?? `berth-${machineName}-${suffix}`,
+    existingKeyPair: keyPairName !== undefined,
+    securityGroups: groups.length ? groups : [`berth-${machineName}`],
+    securityGroupReadonly: booleanFlag(flags, 'aws-security-group-readonly') ?? false,
+    openPorts: parseOpenPorts(stringListFlag(flags, 'aws-open-port') ?? []),
+    privateAddressOnly: booleanFlag(flags, 'aws-private-address-only') ?? false,
+    usePrivateAddress: (booleanFlag(flags, 'aws-use-private-address') ?? false) || (booleanFlag(flags, 'aws-private-address-only') ?? false),
+    spot: booleanFlag(flags, 'aws-request-spot-instance') ?? false,
+    spotPrice,
+    retries: checkRange('aws-retries', retries, -1, 100),
+    waitTimeoutSeconds: checkRange('aws-wait-timeout', numberFlag(flags, 'aws-wait-timeout') ?? 300, 1, 86400),
+    created: { securityGroupIds: [] },
+  };
+}
