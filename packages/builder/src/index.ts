@@ -1,1 +1,13 @@
-export {};
+export { BuilderErrorCode, BuildContextError, BuildPlanError, DockerfileError, ExpansionError } from './errors.js';
+export type { DockerfileErrorOptions } from './errors.js';
+export { expandWord } from './word-expansion.js';
+export type { EscapeToken, ExpansionOptions, ExpansionResult } from './word-expansion.js';
+export { parseHeredocWord, scanDockerfile, splitQuotedWords } from './dockerfile-syntax.js';
+export type { ArgumentForm, DockerfileSyntax, Heredoc, ParserDirectives, SyntaxNode } from './dockerfile-syntax.js';
+export { RunNetwork } from './dockerfile-ast.js';
+export type * from './dockerfile-ast.js';
+export { parseFlags } from './instruction-flags.js';
+export type { FlagSpec, ParsedFlags } from './instruction-flags.js';
+export { parseByteSize, parseRunMount } from './run-mount.js';
+export { checkChmod, parseDockerfile, parseOnbuildTriggers } from './parse-dockerfile.js';
+export type { ParseDockerfileOptions } from './parse-dockerfile.js';
