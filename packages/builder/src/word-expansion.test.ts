@@ -160,7 +160,8 @@ describe('expandWord: raw modes used for heredoc detection', () => {
     expect(expandWord(`"a b" 'c' d\\e`, env, { rawQuotes: true, rawEscapes: true }).words).toEqual(['"a b"', "'c'", 'd\\e']);
   });
 
-  it('ignores quotes for heredoc bodies', () => {
-    expect(expandWord(`echo "$PWD" '$SHELL'`, env, { ignoreQuotes: true }).value).toBe(`echo "/home" 'bash'`);
+  it('expands heredoc bodies as sh does: quotes are plain, backslash escapes only $ ` \\ and newline', () => {
+    const body = `echo "$PWD" '$SHELL' \\$HOME printf "a\\nb" \\\\ x\\\ny\n`;
+    expect(expandWord(body, env, { heredoc: true }).value).toBe(`echo "/home" 'bash' $HOME printf "a\\nb" \\ xy\n`);
   });
 });

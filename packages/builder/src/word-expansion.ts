@@ -13,8 +13,11 @@ export interface ExpansionOptions {
   readonly rawQuotes?: boolean;
   /** Keep escape characters in the result. */
   readonly rawEscapes?: boolean;
-  /** Treat quotes as ordinary characters, as a heredoc body does. */
-  readonly ignoreQuotes?: boolean;
+  /**
+   * Treat the word as a heredoc body: quotes are ordinary characters and a backslash only
+   * escapes `$`, a backquote, itself and a newline, as in sh.
+   */
+  readonly heredoc?: boolean;
 }
 
 /** What an expansion produced, and which variables it read. */
@@ -124,7 +127,21 @@ class ShellWord {
           words.addExpanded(expanded);
           continue;
         }
-        if (!this.options.ignoreQuotes && (ch === "'" || ch === '"')) {
+        if (this.options.heredoc && ch === '\\') {
+          this.pos++;
+          const following = this.peek();
+          if (following === '$' || following === '`' || following === '\\') {
+            this.pos++;
+            result += following;
+            words.addRaw(following);
+          } else if (following === '\n') this.pos++;
+          else {
+            result += ch;
+            words.addRaw(ch);
+          }
+          continue;
+        }
+        if (!this.options.heredoc && (ch === "'" || ch === '"')) {
           const quoted = ch === "'" ? this.processSingleQuote() : this.processDoubleQuote();
           result += quoted;
           words.addRaw(quoted);
