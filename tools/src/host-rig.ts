@@ -366,6 +366,10 @@ export class RigHost {
       await sh('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `root@${this.name}`, '-f', key]);
     }
     await writeInUpper(upper, '/root/.ssh/authorized_keys', await readFile(`${this.rig.keyPath}.pub`, 'utf8'), 0o600);
+    // A fresh host's root has Debian's default shell startup files, not this machine's.
+    for (const file of ['.bashrc', '.profile']) {
+      await writeInUpper(upper, `/root/${file}`, await readFile(`/etc/skel/${file}`, 'utf8').catch(() => ''));
+    }
     // busybox init: no getty, the rc.local a sysvinit host runs at boot, then sshd.
     await writeInUpper(upper, '/etc/inittab', '::sysinit:/bin/sh -c "[ -x /etc/rc.local ] && /etc/rc.local; /usr/sbin/sshd"\n');
     await writeInUpper(upper, '/etc/hostname', `${this.name}\n`);
