@@ -1,0 +1,129 @@
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errnoCode, ErrorKind, throwIfAborted } from '@berth/errors';
+import { IgnoreMatcher, parseDockerignore } from './dockerignore.js';
+import { BuildContextError, BuilderErrorCode } from './errors.js';
+
+/** The kinds of context entries. */
+export type ContextEntryType = 'file' | 'directory' | 'symlink' | 'other';
+
+/** One path of the build context, with what the cache key uses of its metadata. */
+export interface ContextEntry {
+  /** Relative to the context root, `/`-separated, no leading `./`. */
+  readonly path: string;
+  readonly type: ContextEntryType;
+  /** The full st_mode (type and permission bits). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ino: number;
+  readonly linkTarget?: string;
+  /** A parent directory that .dockerignore excludes but that holds re-included entries: it exists only by implication. */
+  readonly implicit?: boolean;
+}
+
+/** A build context on disk after `.dockerignore`: every included path, sorted, with its children. */
+export interface BuildContext {
+  readonly root: string;
+  /** The .dockerignore patterns that were applied. */
+  readonly ignorePatterns: readonly string[];
+  readonly entries: ReadonlyMap<string, ContextEntry>;
+  /** Every included path, sorted by code unit. */
+  readonly paths: readonly string[];
+  /** The names of each directory's included children, sorted; the root is `''`. */
+  readonly children: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Options of `readBuildContext`. */
+export interface ReadBuildContextOptions {
+  readonly dir: string;
+  /** Patterns to apply; by default those of `<dir>/.dockerignore`, if it exists. */
+  readonly ignorePatterns?: readonly string[];
+  readonly signal?: AbortSignal;
+}
+
+function entryType(mode: number): ContextEntryType {
+  const type = mode & 0o170000;
+  if (type === 0o100000) return 'file';
+  if (type === 0o040000) return 'directory';
+  if (type === 0o120000) return 'symlink';
+  return 'other';
+}
+
+/** The .dockerignore patterns of a context directory, or none when it has no such file. */
+export async function readDockerignore(dir: string): Promise<string[]> {
+  try {
+    return parseDockerignore(await readFile(join(dir, '.dockerignore'), 'utf8'));
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw new BuildContextError(`cannot read ${join(dir, '.dockerignore')}`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument, cause: err });
+  }
+}
+
+/**
+ * Walks a context directory and lists what `.dockerignore` keeps, without following symlinks.
+ * An excluded directory is skipped unless an exception may re-include something inside it;
+ * then the re-included entries are listed and the directory itself is implicit.
+ */
+export async function readBuildContext(options: ReadBuildContextOptions): Promise<BuildContext> {
+  const root = options.dir;
+  try {
+    if (!(await stat(root)).isDirectory()) throw new Error('not a directory');
+  } catch (err) {
+    throw new BuildContextError(`build context ${root} is not a readable directory`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument, cause: err });
+  }
+  const ignorePatterns = options.ignorePatterns ?? (await readDockerignore(root));
+  const matcher = new IgnoreMatcher({ patterns: ignorePatterns });
+  const entries = new Map<string, ContextEntry>();
+
+  const walk = async (dir: string): Promise<void> => {
+    throwIfAborted(options.signal);
+    const names = await readdir(join(root, dir));
+    await Promise.all(
+      names.map(async (name) => {
+        const path = dir ? `${dir}/${name}` : name;
+        const st = await lstat(join(root, path));
+        const type = entryType(st.mode);
+        const ignored = matcher.ignores(path);
+        if (ignored && !(type === 'directory' && matcher.mayReincludeUnder(path))) return;
+        if (!ignored) {
+          entries.set(path, {
+            path,
+            type,
+            mode: st.mode,
+            uid: st.uid,
+            gid: st.gid,
+            size: type === 'file' ? st.size : 0,
+            mtimeMs: st.mtimeMs,
+            ino: st.ino,
+            ...(type === 'symlink' ? { linkTarget: await readlink(join(root, path)) } : {}),
+          });
+        }
+        if (type === 'directory') await walk(path);
+      }),
+    );
+  };
+  await walk('');
+
+  // Re-included entries under an excluded directory still need their parents.
+  for (const path of [...entries.keys()]) {
+    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
+      const parent = path.slice(0, slash);
+      if (entries.has(parent)) break;
+      entries.set(parent, { path: parent, type: 'directory', mode: 0o40755, uid: 0, gid: 0, size: 0, mtimeMs: 0, ino: 0, implicit: true });
+    }
+  }
+
+  const paths = [...entries.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const children = new Map<string, string[]>([['', []]]);
+  for (const path of paths) {
+    if (entries.get(path)!.type === 'directory') children.set(path, []);
+  }
+  for (const path of paths) {
+    const slash = path.lastIndexOf('/');
+    children.get(slash < 0 ? '' : path.slice(0, slash))?.push(slash < 0 ? path : path.slice(slash + 1));
+  }
+  return { root, ignorePatterns, entries, paths, children };
+}
