@@ -1,1 +1,24 @@
 export type { ContentStore, ExpectedBlob, Ingest } from './content-store.js';
+export { StoreError, StoreErrorCode } from './errors.js';
+export { LocalContentStore } from './local-content-store.js';
+export type { IngestCleanup, LocalContentStoreOptions, WriteBlobOptions } from './local-content-store.js';
+export { LeaseManager } from './lease.js';
+export type { Lease, LeaseManagerOptions, LeaseResources, LeasedResources } from './lease.js';
+export { BerthAnnotation } from './image-index.js';
+export { ImageStore } from './image-store.js';
+export type {
+  AddImageOptions,
+  ImageDeleteRecord,
+  ImageDetails,
+  ImageFilters,
+  ImageHistoryItem,
+  ImageRecord,
+  ImageStoreOptions,
+  ImageSummary,
+  ImageUser,
+  ListImagesOptions,
+  PruneImagesOptions,
+  PruneImagesResult,
+  RemoveImageOptions,
+} from './image-store.js';
+export type { GcOptions, GcResult, SnapshotCollection, SnapshotCollector } from './garbage-collection.js';
