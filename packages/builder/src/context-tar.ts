@@ -1,0 +1,246 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { extract } from 'tar';
+import { errnoCode, ErrorKind, throwIfAborted } from '@berth/errors';
+import { decompressStream, detectCompression } from './archive-format.js';
+import { readBuildContext, readDockerignore } from './build-context.js';
+import { IgnoreMatcher, parseDockerignore } from './dockerignore.js';
+import { BuildContextError, BuilderErrorCode } from './errors.js';
+
+/** Where the Dockerfile of a packed context comes from. */
+export type DockerfileSource = { readonly path: string } | { readonly content: string };
+
+/** Options of `packContext`. */
+export interface PackContextOptions {
+  /** The context directory. */
+  readonly dir: string;
+  /** The Dockerfile: a path (relative to `dir` when not absolute; default `Dockerfile`) or its content (`-f -`). */
+  readonly dockerfile?: DockerfileSource;
+  /** Compress the tar with gzip, as `docker build --compress` does. */
+  readonly gzip?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** A packed context: the tar stream, and the Dockerfile's name inside it (the `dockerfile` parameter of POST /build). */
+export interface PackedContext {
+  readonly stream: Readable;
+  readonly dockerfile: string;
+}
+
+const block = 512;
+
+function octal(value: number, width: number): string {
+  return value.toString(8).padStart(width - 1, '0') + '\0';
+}
+
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let length = Buffer.byteLength(body) + 1;
+  while (String(length).length + Buffer.byteLength(body) !== length) length = String(length).length + Buffer.byteLength(body);
+  return `${length}${body}`;
+}
+
+// One ustar header; names or link targets too long for it go in a PAX header before it.
+function tarHeader(entry: { name: string; type: '0' | '2' | '5' | 'x'; mode: number; size: number; mtime: number; linkname?: string }): Buffer[] {
+  const out: Buffer[] = [];
+  const records = (Buffer.byteLength(entry.name) > 100 ? paxRecord('path', entry.name) : '') + (Buffer.byteLength(entry.linkname ?? '') > 100 ? paxRecord('linkpath', entry.linkname!) : '');
+  if (records) {
+    const data = Buffer.from(records);
+    out.push(...tarHeader({ name: 'PaxHeader', type: 'x', mode: 0o644, size: data.length, mtime: entry.mtime }), data, Buffer.alloc((block - (data.length % block)) % block));
+  }
+  const h = Buffer.alloc(block);
+  h.write(entry.name.slice(0, 100), 0, 'utf8');
+  h.write(octal(entry.mode & 0o7777, 8), 100, 'latin1');
+  h.write(octal(0, 8), 108, 'latin1');
+  h.write(octal(0, 8), 116, 'latin1');
+  h.write(octal(entry.size, 12), 124, 'latin1');
+  h.write(octal(Math.max(0, Math.floor(entry.mtime)), 12), 136, 'latin1');
+  h.write('        ', 148, 'latin1');
+  h.write(entry.type, 156, 'latin1');
+  if (entry.linkname) h.write(entry.linkname.slice(0, 100), 157, 'utf8');
+  h.write('ustar\x0000', 257, 'latin1');
+  let sum = 0;
+  for (const byte of h) sum += byte;
+  h.write(octal(sum, 7) + ' ', 148, 'latin1');
+  out.push(h);
+  return out;
+}
+
+/**
+ * Packs a build context as the docker CLI sends it to POST /build: `.dockerignore` applied but
+ * `.dockerignore` and an in-context Dockerfile always kept, owners zeroed; a Dockerfile from
+ * outside the context (or given as content) added as `.dockerfile.<random>` and listed in the
+ * packed `.dockerignore`, so the daemon drops it from the context after reading it.
+ */
+export async function packContext(options: PackContextOptions): Promise<PackedContext> {
+  const dir = options.dir;
+  const source = options.dockerfile ?? { path: 'Dockerfile' };
+  let patterns = await readDockerignore(dir);
+  let dockerfile: string;
+  let injected: Buffer | undefined;
+  if ('path' in source) {
+    const absolute = resolve(dir, source.path);
+    const rel = relative(dir, absolute).split('\\').join('/');
+    if (rel.startsWith('..') || isAbsolute(rel)) {
+      injected = await readFile(absolute);
+      dockerfile = `.dockerfile.${randomBytes(10).toString('hex')}`;
+    } else dockerfile = rel;
+  } else {
+    injected = Buffer.from(source.content);
+    dockerfile = `.dockerfile.${randomBytes(10).toString('hex')}`;
+  }
+  const matcher = new IgnoreMatcher({ patterns });
+  if (matcher.ignores('.dockerignore')) patterns = [...patterns, '!.dockerignore'];
+  if (!injected && matcher.ignores(dockerfile)) patterns = [...patterns, '!' + dockerfile];
+
+  const context = await readBuildContext({ dir, ignorePatterns: patterns, ...(options.signal ? { signal: options.signal } : {}) });
+  const now = Math.floor(Date.now() / 1000);
+  async function* generate(): AsyncGenerator<Buffer> {
+    let ignoreText: Buffer | undefined;
+    if (injected) {
+      const existing = context.entries.has('.dockerignore') ? await readFile(join(dir, '.dockerignore')) : Buffer.from('.dockerignore');
+      ignoreText = Buffer.concat([existing, Buffer.from(`\n${dockerfile}\n`)]);
+    }
+    for (const path of context.paths) {
+      throwIfAborted(options.signal);
+      const entry = context.entries.get(path)!;
+      if (entry.implicit || entry.type === 'other') continue;
+      const mtime = entry.mtimeMs / 1000;
+      if (path === '.dockerignore' && ignoreText) continue;
+      if (entry.type === 'directory') yield* tarHeader({ name: path + '/', type: '5', mode: entry.mode, size: 0, mtime });
+      else if (entry.type === 'symlink') yield* tarHeader({ name: path, type: '2', mode: entry.mode, size: 0, mtime, linkname: entry.linkTarget! });
+      else {
+        yield* tarHeader({ name: path, type: '0', mode: entry.mode, size: entry.size, mtime });
+        let written = 0;
+        for await (const chunk of createReadStream(join(dir, path), { end: Math.max(0, entry.size - 1) })) {
+          written += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+        if (written !== entry.size) throw new BuildContextError(`${path} changed size while the context was packed`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.Conflict });
+        yield Buffer.alloc((block - (entry.size % block)) % block);
+      }
+    }
+    for (const [name, data] of [
+      [dockerfile, injected],
+      ['.dockerignore', ignoreText],
+    ] as const) {
+      if (!data) continue;
+      yield* tarHeader({ name, type: '0', mode: 0o600, size: data.length, mtime: now });
+      yield data;
+      yield Buffer.alloc((block - (data.length % block)) % block);
+    }
+    yield Buffer.alloc(block * 2);
+  }
+  const tar = Readable.from(generate(), { objectMode: false });
+  return { stream: options.gzip ? tar.pipe(createGzip()) : tar, dockerfile };
+}
+
+/** Options of `unpackContext`. */
+export interface UnpackContextOptions {
+  /** The request body of POST /build: a tar, plain or gzip/bzip2/xz/zstd-compressed. */
+  readonly stream: Readable;
+  /** An empty directory to unpack into. */
+  readonly dir: string;
+  /** The `dockerfile` parameter: the Dockerfile's path inside the context (default `Dockerfile`). */
+  readonly dockerfile?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** An unpacked context, ready for `readBuildContext`. */
+export interface UnpackedContext {
+  readonly dir: string;
+  /** The Dockerfile's name inside the context and its text. */
+  readonly dockerfile: { readonly name: string; readonly text: string };
+  readonly ignorePatterns: readonly string[];
+}
+
+// Peeks at the first bytes to pick the decompressor, then passes everything through it.
+function decompressing(signal?: AbortSignal): Transform {
+  let inner: ReturnType<typeof decompressStream> | undefined;
+  let pending = Buffer.alloc(0);
+  const start = (self: Transform, data: Buffer): void => {
+    inner = decompressStream(detectCompression(data), signal);
+    inner.on('data', (d: Buffer) => self.push(d));
+    inner.on('error', (err) => self.destroy(err));
+    inner.write(data);
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (inner) {
+        if (!inner.write(chunk)) inner.once('drain', () => done());
+        else done();
+        return;
+      }
+      pending = Buffer.concat([pending, chunk]);
+      if (pending.length >= 6) start(this, pending);
+      done();
+    },
+    flush(done) {
+      if (!inner) start(this, pending);
+      inner!.once('end', () => done());
+      inner!.end();
+    },
+  });
+}
+
+/**
+ * Unpacks the build context of a POST /build request as the docker daemon does: decompress
+ * by content, extract safely (no absolute paths, no `..`, no writes through symlinks), read
+ * the Dockerfile (falling back to `dockerfile`), then remove `.dockerignore` and the
+ * Dockerfile from the context when `.dockerignore` names them.
+ */
+export async function unpackContext(options: UnpackContextOptions): Promise<UnpackedContext> {
+  const dir = options.dir;
+  await mkdir(dir, { recursive: true });
+  // Entries that would land outside the directory (absolute, `..`) are skipped with a
+  // warning; docker refuses such contexts, so any warning fails the unpack.
+  let problem: string | undefined;
+  const unpack = extract({
+    cwd: dir,
+    preserveOwner: process.getuid?.() === 0,
+    onwarn: (code: string, message: string | Error) => {
+      problem ??= `${code}: ${message instanceof Error ? message.message : message}`;
+    },
+  });
+  try {
+    await pipeline(options.stream, decompressing(options.signal), unpack, ...(options.signal ? [{ signal: options.signal }] : []));
+  } catch (err) {
+    if (options.signal?.aborted) throw err;
+    throw new BuildContextError('the build context is not a valid tar archive', { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument, cause: err });
+  }
+  if (problem !== undefined) {
+    throw new BuildContextError(`the build context is not a valid tar archive: ${problem}`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument });
+  }
+
+  let name = (options.dockerfile ?? 'Dockerfile').replace(/^\.?\//, '');
+  let text: string;
+  try {
+    text = await readFile(join(dir, name), 'utf8');
+  } catch (err) {
+    // The daemon also accepts the lower-case name when the default one is missing.
+    if (errnoCode(err) !== 'ENOENT' || options.dockerfile !== undefined) {
+      throw new BuildContextError(`cannot locate specified Dockerfile: ${name}`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.NotFound, cause: err });
+    }
+    name = 'dockerfile';
+    text = await readFile(join(dir, name), 'utf8').catch((cause: unknown) => {
+      throw new BuildContextError('cannot locate specified Dockerfile: Dockerfile', { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.NotFound, cause });
+    });
+  }
+
+  let ignorePatterns: string[] = [];
+  try {
+    ignorePatterns = parseDockerignore(await readFile(join(dir, '.dockerignore'), 'utf8'));
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+  if (ignorePatterns.length > 0) {
+    const matcher = new IgnoreMatcher({ patterns: ignorePatterns });
+    for (const file of ['.dockerignore', name]) if (matcher.ignores(file)) await rm(join(dir, file), { force: true });
+  }
+  return { dir, dockerfile: { name, text }, ignorePatterns };
+}
