@@ -22,3 +22,9 @@ export type {
   RemoveImageOptions,
 } from './image-store.js';
 export type { GcOptions, GcResult, SnapshotCollection, SnapshotCollector } from './garbage-collection.js';
+export { TarEntryType } from './tar-entry.js';
+export type { TarEntry } from './tar-entry.js';
+export { TarReader } from './tar-reader.js';
+export type { TarEntryHandler, TarEntrySink, TarReaderOptions } from './tar-reader.js';
+export { encodeTarHeader, packTar } from './tar-writer.js';
+export type { TarInput } from './tar-writer.js';
