@@ -91,7 +91,7 @@ describe('aws driver against a fake EC2', () => {
     expect(await aws.state()).toBe(MachineState.Stopped);
 
     // rm on a driver made from the saved config, as the CLI does.
-    const again = driver.create({ context: ctx.context, config: ctx.saved.at(-1)! });
+    const again = driver.create({ context: ctx.context, config: ctx.saved.at(-1) as DriverConfig });
     await again.remove();
     expect(instance!.state).toBe('terminated');
     expect(fake.leftovers()).toEqual([]);

@@ -300,13 +300,13 @@ export class AwsDriver implements Driver {
   }
 
   /**
-   * Polls DescribeInstances until the instance is in one of `states`, backing off from half a
-   * second to five, for at most `--aws-wait-timeout`. With `goneIsDone`, a missing instance counts
+   * Polls DescribeInstances until the instance is in one of `states`, backing off from a quarter
+   * second to five seconds, for at most `--aws-wait-timeout`. With `goneIsDone`, a missing instance counts
    * as terminated.
    */
   async #waitFor(states: readonly string[], signal: AbortSignal | undefined, goneIsDone = false): Promise<Instance> {
     const deadline = Date.now() + this.#config.waitTimeoutSeconds * 1000;
-    let delay = 500;
+    let delay = 250;
     let last: string | undefined;
     for (;;) {
       let instance: Instance;
@@ -331,7 +331,7 @@ export class AwsDriver implements Driver {
         });
       }
       await sleep(delay, undefined, signal ? { signal } : {}).catch(() => throwIfAborted(signal));
-      delay = Math.min(delay * 2, 5000);
+      delay = Math.min(delay * 1.5, 5000);
     }
   }
 

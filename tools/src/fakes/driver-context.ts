@@ -3,7 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '@berth/fsutil';
 import type { Logger, LogFields } from '@berth/log';
-import type { DriverConfig, DriverContext } from '@berth/machine';
+
+// The shapes of @berth/machine's DriverContext, written out here: machine's own tests use the
+// rigs in tools, so tools must not import machine.
+type SavedConfig = Readonly<Record<string, unknown>>;
+
+/** What a driver gets from the host store (structurally @berth/machine's DriverContext). */
+export interface TestContext {
+  readonly machineName: string;
+  readonly machineDir: string;
+  readonly storePath: string;
+  readonly logger: Logger;
+  saveConfig(config: SavedConfig, options?: { readonly signal?: AbortSignal }): Promise<void>;
+}
 
 /** A logged record, as a test sees it. */
 export interface LoggedRecord {
@@ -14,13 +26,13 @@ export interface LoggedRecord {
 
 /** A driver context for tests: a temporary store with one host directory, and what the driver saved. */
 export interface TestDriverContext {
-  readonly context: DriverContext;
+  readonly context: TestContext;
   /** Every config the driver saved, in order (the last one is what `config.json` holds). */
-  readonly saved: DriverConfig[];
+  readonly saved: SavedConfig[];
   /** Every record the driver logged. */
   readonly logged: LoggedRecord[];
   /** From the first config `predicate` accepts on, every save throws, as if the CLI had died there. */
-  crashWhen(predicate: (config: DriverConfig) => boolean): void;
+  crashWhen(predicate: (config: SavedConfig) => boolean): void;
   cleanup(): Promise<void>;
 }
 
@@ -40,11 +52,11 @@ export async function makeTestDriverContext(machineName: string): Promise<TestDr
   const storePath = await mkdtemp(join(tmpdir(), 'berth-driver-test-'));
   const machineDir = join(storePath, 'machines', machineName);
   await mkdir(machineDir, { recursive: true, mode: 0o700 });
-  const saved: DriverConfig[] = [];
+  const saved: SavedConfig[] = [];
   const logged: LoggedRecord[] = [];
-  let crash: ((config: DriverConfig) => boolean) | undefined;
+  let crash: ((config: SavedConfig) => boolean) | undefined;
   let crashed = false;
-  const context: DriverContext = {
+  const context: TestContext = {
     machineName,
     machineDir,
     storePath,
@@ -54,7 +66,7 @@ export async function makeTestDriverContext(machineName: string): Promise<TestDr
         crashed = true;
         throw new Error('simulated crash of the CLI');
       }
-      const copy = JSON.parse(JSON.stringify(config)) as DriverConfig;
+      const copy = JSON.parse(JSON.stringify(config)) as SavedConfig;
       saved.push(copy);
       await writeJsonAtomic(join(machineDir, 'config.json'), { Driver: copy }, { mode: 0o600 });
     },

@@ -1,0 +1,156 @@
+import { ErrorKind } from '@berth/errors';
+import {
+  DriverError,
+  DriverErrorCode,
+  booleanFlag,
+  numberFlag,
+  stringFlag,
+  stringListFlag,
+  type FlagDefinition,
+  type FlagValues,
+} from '@berth/machine';
+
+// docker-machine called this driver `google`; each flag keeps that spelling as an alias.
+function alias(name: string): readonly string[] {
+  return [`google-${name.slice('gcp-'.length)}`];
+}
+
+/** The image new hosts boot: Ubuntu 24.04 LTS, by family, so it is always the newest build. */
+export const defaultImage = 'projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64';
+/** docker-machine's default scopes: read images from Cloud Storage, write logs. */
+export const defaultScopes = ['https://www.googleapis.com/auth/devstorage.read_only', 'https://www.googleapis.com/auth/logging.write'];
+
+/** The create flags of the gcp driver, with docker-machine's env vars and `google-` aliases. */
+export const gcpFlags: readonly FlagDefinition[] = [
+  { name: 'gcp-project', type: 'string', envVar: 'GOOGLE_PROJECT', usage: 'project ID', required: true, aliases: alias('gcp-project') },
+  { name: 'gcp-zone', type: 'string', default: 'us-central1-a', envVar: 'GOOGLE_ZONE', usage: 'zone', aliases: alias('gcp-zone') },
+  { name: 'gcp-machine-type', type: 'string', default: 'e2-small', envVar: 'GOOGLE_MACHINE_TYPE', usage: 'machine type', aliases: alias('gcp-machine-type') },
+  { name: 'gcp-machine-image', type: 'string', default: defaultImage, envVar: 'GOOGLE_MACHINE_IMAGE', usage: 'boot image (URL, projects/P/global/images/NAME, or .../images/family/F)', aliases: alias('gcp-machine-image') },
+  { name: 'gcp-username', type: 'string', default: 'docker-user', envVar: 'GOOGLE_USERNAME', usage: 'SSH user made by the SSH key in the instance metadata', aliases: alias('gcp-username') },
+  { name: 'gcp-disk-size', type: 'number', default: 20, envVar: 'GOOGLE_DISK_SIZE', usage: 'boot disk size in GB', aliases: alias('gcp-disk-size') },
+  { name: 'gcp-disk-type', type: 'string', default: 'pd-balanced', envVar: 'GOOGLE_DISK_TYPE', usage: 'boot disk type (pd-balanced, pd-ssd, pd-standard, hyperdisk-balanced)', aliases: alias('gcp-disk-type') },
+  { name: 'gcp-network', type: 'string', default: 'default', envVar: 'GOOGLE_NETWORK', usage: 'VPC network', aliases: alias('gcp-network') },
+  { name: 'gcp-subnetwork', type: 'string', envVar: 'GOOGLE_SUBNETWORK', usage: 'subnetwork of the network in the zone\'s region', aliases: alias('gcp-subnetwork') },
+  { name: 'gcp-tags', type: 'string', envVar: 'GOOGLE_TAGS', usage: 'network tags, comma-separated (a tag berth-<machine> is always added)', aliases: alias('gcp-tags') },
+  { name: 'gcp-preemptible', type: 'boolean', default: false, envVar: 'GOOGLE_PREEMPTIBLE', usage: 'preemptible instance', aliases: alias('gcp-preemptible') },
+  { name: 'gcp-address', type: 'string', envVar: 'GOOGLE_ADDRESS', usage: 'existing static external address, by name or IP (never released)', aliases: alias('gcp-address') },
+  { name: 'gcp-static-address', type: 'boolean', default: false, envVar: 'GOOGLE_STATIC_ADDRESS', usage: 'reserve a static external address for the host (released by rm)', aliases: alias('gcp-static-address') },
+  { name: 'gcp-service-account', type: 'string', default: 'default', envVar: 'GOOGLE_SERVICE_ACCOUNT', usage: 'service account email of the instance', aliases: alias('gcp-service-account') },
+  { name: 'gcp-scopes', type: 'string', default: defaultScopes.join(','), envVar: 'GOOGLE_SCOPES', usage: 'service account scopes, comma-separated', aliases: alias('gcp-scopes') },
+  { name: 'gcp-open-port', type: 'string[]', envVar: 'GOOGLE_OPEN_PORT', usage: 'more ports to open, as PORT or PORT/PROTOCOL', aliases: alias('gcp-open-port') },
+  { name: 'gcp-use-internal-ip', type: 'boolean', default: false, envVar: 'GOOGLE_USE_INTERNAL_IP', usage: 'reach the instance on its internal address', aliases: alias('gcp-use-internal-ip') },
+  { name: 'gcp-use-internal-ip-only', type: 'boolean', default: false, envVar: 'GOOGLE_USE_INTERNAL_IP_ONLY', usage: 'give the instance no external address', aliases: alias('gcp-use-internal-ip-only') },
+  { name: 'gcp-credentials-file', type: 'string', usage: 'service account key file (default: application default credentials, e.g. GOOGLE_APPLICATION_CREDENTIALS or gcloud\'s)', aliases: alias('gcp-credentials-file') },
+  { name: 'gcp-endpoint', type: 'string', envVar: 'GOOGLE_COMPUTE_ENDPOINT', usage: 'Compute Engine API endpoint URL (default: compute.googleapis.com)', aliases: alias('gcp-endpoint') },
+  { name: 'gcp-retries', type: 'number', default: 5, envVar: 'GOOGLE_RETRIES', usage: 'retries of throttled or unavailable API calls', aliases: alias('gcp-retries') },
+  { name: 'gcp-operation-timeout', type: 'number', default: 300, envVar: 'GOOGLE_OPERATION_TIMEOUT', usage: 'seconds to wait for an operation or an instance state', aliases: alias('gcp-operation-timeout') },
+];
+
+/** The gcp driver's saved configuration: resolved flags and what `create` has made. */
+export type GcpDriverConfig = {
+  readonly project: string;
+  readonly zone: string;
+  readonly machineType: string;
+  readonly image: string;
+  readonly username: string;
+  readonly diskSize: number;
+  readonly diskType: string;
+  readonly network: string;
+  readonly subnetwork?: string | undefined;
+  readonly tags: readonly string[];
+  readonly preemptible: boolean;
+  readonly address?: string | undefined;
+  readonly staticAddress: boolean;
+  readonly serviceAccount: string;
+  readonly scopes: readonly string[];
+  readonly openPorts: readonly { readonly port: number; readonly protocol: string }[];
+  readonly useInternalIp: boolean;
+  readonly useInternalIpOnly: boolean;
+  readonly credentialsFile?: string | undefined;
+  readonly endpoint?: string | undefined;
+  readonly retries: number;
+  readonly operationTimeoutSeconds: number;
+  /** The instance (and boot disk) name: the machine name. */
+  readonly instanceName: string;
+  /** The firewall rule and network tag of this host. */
+  readonly firewallName: string;
+  readonly sshKeyFile: string;
+  readonly ipAddress?: string | undefined;
+  readonly internalIpAddress?: string | undefined;
+  /** What this driver created and `rm` must remove. */
+  readonly created: {
+    readonly instance?: string | undefined;
+    readonly disk?: string | undefined;
+    readonly firewall?: string | undefined;
+    readonly address?: string | undefined;
+  };
+};
+
+function invalid(message: string): DriverError {
+  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
+}
+
+function commaList(text: string | undefined): string[] {
+  return (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function integer(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw invalid(`flag --${name} must be an integer from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+/** The saved config of a new host from its flag values. */
+export function gcpConfigFromFlags(flags: FlagValues, machineName: string): GcpDriverConfig {
+  const project = stringFlag(flags, 'gcp-project');
+  if (!project) throw invalid('flag --gcp-project is required (env GOOGLE_PROJECT)');
+  // GCE names: lower-case letters, digits and dashes, starting with a letter, at most 63.
+  if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(machineName)) {
+    throw invalid(`machine name ${JSON.stringify(machineName)} is not a valid Compute Engine instance name (lower-case letters, digits and dashes, starting with a letter, at most 63)`);
+  }
+  const zone = stringFlag(flags, 'gcp-zone') ?? 'us-central1-a';
+  if (!/^[a-z]+-[a-z]+\d+-[a-z]$/.test(zone)) throw invalid(`flag --gcp-zone is not a zone name: ${JSON.stringify(zone)}`);
+  const endpoint = stringFlag(flags, 'gcp-endpoint');
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+\/?$/.test(endpoint)) throw invalid(`flag --gcp-endpoint must be a URL like https://compute.example.com, got ${JSON.stringify(endpoint)}`);
+  const openPorts = (stringListFlag(flags, 'gcp-open-port') ?? []).map((value) => {
+    const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
+    const port = Number(match?.[1]);
+    if (!match || port < 1 || port > 65535) throw invalid(`flag --gcp-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
+    return { port, protocol: match[2] ?? 'tcp' };
+  });
+  const address = stringFlag(flags, 'gcp-address');
+  const staticAddress = booleanFlag(flags, 'gcp-static-address') ?? false;
+  const internalOnly = booleanFlag(flags, 'gcp-use-internal-ip-only') ?? false;
+  if (address && staticAddress) throw invalid('flags --gcp-address and --gcp-static-address exclude each other');
+  if (internalOnly && (address || staticAddress)) throw invalid('flag --gcp-use-internal-ip-only excludes an external address');
+  return {
+    project,
+    zone,
+    machineType: stringFlag(flags, 'gcp-machine-type') ?? 'e2-small',
+    image: stringFlag(flags, 'gcp-machine-image') ?? defaultImage,
+    username: stringFlag(flags, 'gcp-username') ?? 'docker-user',
+    diskSize: integer('gcp-disk-size', numberFlag(flags, 'gcp-disk-size') ?? 20, 10, 65536),
+    diskType: stringFlag(flags, 'gcp-disk-type') ?? 'pd-balanced',
+    network: stringFlag(flags, 'gcp-network') ?? 'default',
+    subnetwork: stringFlag(flags, 'gcp-subnetwork'),
+    tags: commaList(stringFlag(flags, 'gcp-tags')),
+    preemptible: booleanFlag(flags, 'gcp-preemptible') ?? false,
+    address,
+    staticAddress,
+    serviceAccount: stringFlag(flags, 'gcp-service-account') ?? 'default',
+    scopes: commaList(stringFlag(flags, 'gcp-scopes') ?? defaultScopes.join(',')),
+    openPorts,
+    useInternalIp: (booleanFlag(flags, 'gcp-use-internal-ip') ?? false) || internalOnly,
+    useInternalIpOnly: internalOnly,
+    credentialsFile: stringFlag(flags, 'gcp-credentials-file'),
+    endpoint,
+    retries: integer('gcp-retries', numberFlag(flags, 'gcp-retries') ?? 5, 0, 100),
+    operationTimeoutSeconds: integer('gcp-operation-timeout', numberFlag(flags, 'gcp-operation-timeout') ?? 300, 1, 86400),
+    instanceName: machineName,
+    firewallName: `berth-${machineName}`.slice(0, 63).replace(/-+$/, ''),
+    sshKeyFile: 'id_ed25519',
+    created: {},
+  };
+}
