@@ -1,0 +1,36 @@
+/* create and run: from a bundle to a process in its namespaces and cgroups, with its monitor. */
+#ifndef BERTH_CONTAINER_H
+#define BERTH_CONTAINER_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+struct container_options
+{
+  const char *root;   /* state root (absolute) */
+  const char *id;
+  const char *bundle; /* absolute */
+  const char *console_socket;
+  const char *pid_file;
+  const char *log_path;      /* Berth: json-file log of stdout/stderr */
+  const char *attach_socket; /* Berth: unix socket serving attach */
+  bool create_only;          /* `create`: stop before exec until `start` */
+  bool detach;               /* `run -d` */
+  bool no_pivot;
+  bool keep;       /* `run --keep`: leave the stopped container for `delete` */
+  bool open_stdin; /* Berth: give the process a stdin pipe fed by attach clients */
+  bool stdin_once; /* Berth: close that stdin when the first client that wrote to it leaves */
+  int preserve_fds;
+};
+
+/* Runs `create` or `run`. For a foreground `run`, *exit_code gets the container's status
+   (128+signal when killed); otherwise 0. */
+int container_start (const struct container_options *o, int *exit_code, shim_error_t *err);
+/* `start`: releases a created container (writes to its exec.fifo). */
+int container_release (const char *root, const char *id, shim_error_t *err);
+/* Runs the hooks of one kind with the state on stdin (prestart, createRuntime, poststart, poststop). */
+struct spec;
+int hooks_run (const struct spec *s, int kind, const char *state_json, shim_error_t *err);
+
+#endif

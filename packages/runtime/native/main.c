@@ -1,0 +1,459 @@
+/* berth-runtime: an OCI runtime with runc's command line, plus a monitor per container that
+   keeps its log and serves attach. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "container.h"
+#include "error.h"
+#include "exec.h"
+#include "lifecycle.h"
+
+#ifndef BERTH_VERSION
+#define BERTH_VERSION "0.1.0"
+#endif
+
+static const char usage_text[]
+    = "usage: berth-runtime [global options] <command> [command options] [arguments]\n"
+      "\n"
+      "An OCI runtime with runc's command line. Each created container keeps a monitor process as\n"
+      "its parent: it reaps it, records its exit, writes its json-file log and serves attach.\n"
+      "\n"
+      "commands:\n"
+      "  create   create a container from a bundle; it waits for `start`\n"
+      "  start    run the process of a created container\n"
+      "  run      create and start; waits for the process unless -d\n"
+      "  exec     run a new process in a running container\n"
+      "  state    print the state of a container as JSON\n"
+      "  kill     send a signal (default SIGTERM) to the container's process\n"
+      "  delete   remove a stopped container (--force kills a running one)\n"
+      "  list     list containers (--format table|json, -q)\n"
+      "  ps       list the container's processes (--format table|json)\n"
+      "  pause    freeze every process of the container\n"
+      "  resume   thaw a paused container\n"
+      "  spec     write a default config.json\n"
+      "\n"
+      "global options:\n"
+      "  --root DIR          state directory (default /run/berth/runtime)\n"
+      "  --log FILE          write errors and warnings to FILE\n"
+      "  --log-format FMT    text (default) or json\n"
+      "  --version, --help\n"
+      "\n"
+      "create and run:\n"
+      "  -b, --bundle DIR       the bundle (default: the current directory)\n"
+      "  --console-socket PATH  send the pty master of a terminal container there\n"
+      "  --pid-file PATH        write the container's pid there\n"
+      "  -d, --detach           (run) leave the container running under its monitor\n"
+      "  --no-pivot             move and chroot instead of pivot_root\n"
+      "  --keep                 (run) keep the container after it exits\n"
+      "  --preserve-fds N       pass N descriptors after stdio on\n"
+      "  --log-path PATH        Berth: write stdout and stderr to PATH in docker's json-file format\n"
+      "  --attach-socket PATH   Berth: serve attach on this unix socket\n"
+      "  --open-stdin           Berth: give the process a stdin fed by attach clients\n"
+      "  --stdin-once           Berth: close that stdin when the first writer detaches\n"
+      "\n"
+      "exec [options] <id> <command> [args...]:\n"
+      "  -p, --process FILE  a process.json; -t, --tty; -d, --detach; --console-socket; --pid-file;\n"
+      "  --cwd DIR; -e, --env K=V; -u, --user UID[:GID]; -c, --cap CAP; -g, --additional-gids GID;\n"
+      "  --no-new-privs; --preserve-fds N\n";
+
+struct args
+{
+  int argc;
+  char **argv;
+  int i;
+};
+
+/* The value of an option: "--name=value", "--name value" or "-x value". */
+static const char *
+take_value (struct args *a, const char *arg, shim_error_t *err)
+{
+  const char *eq = strchr (arg, '=');
+  if (arg[1] == '-' && eq)
+    return eq + 1;
+  if (a->i + 1 >= a->argc)
+    {
+      shim_make_error_code (err, SHIM_CODE_USAGE, 0, "option %s needs a value", arg);
+      return NULL;
+    }
+  return a->argv[++a->i];
+}
+
+static bool
+is_opt (const char *arg, const char *name)
+{
+  size_t n = strlen (name);
+  return strncmp (arg, name, n) == 0 && (arg[n] == 0 || (arg[n] == '=' && name[1] == '-'));
+}
+
+static char **
+push (char **list, size_t *n, const char *value)
+{
+  list = xrealloc (list, (*n + 2) * sizeof *list);
+  list[(*n)++] = (char *) value;
+  list[*n] = NULL;
+  return list;
+}
+
+static char *
+absolute (const char *path)
+{
+  char resolved[PATH_MAX];
+  if (realpath (path, resolved))
+    return xstrdup (resolved);
+  if (path[0] == '/')
+    return xstrdup (path);
+  char cwd[PATH_MAX];
+  if (getcwd (cwd, sizeof cwd) == NULL)
+    return xstrdup (path);
+  return xasprintf ("%s/%s", cwd, path);
+}
+
+static int
+parse_count (const char *v, int *out, shim_error_t *err)
+{
+  char *end;
+  long n = strtol (v, &end, 10);
+  if (*end || n < 0 || n > 1000)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "`%s` is not a valid count", v);
+  *out = (int) n;
+  return 0;
+}
+
+static int
+need_id (char **pos, size_t n, size_t want, const char *cmd, shim_error_t *err)
+{
+  if (n < want)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: missing container id", cmd);
+  (void) pos;
+  return 0;
+}
+
+static int
+cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_code, shim_error_t *err)
+{
+  struct container_options o = { .root = root, .create_only = strcmp (cmd, "create") == 0 };
+  const char *bundle = ".";
+  char **pos = NULL;
+  size_t n = 0;
+  for (a->i++; a->i < a->argc; a->i++)
+    {
+      const char *arg = a->argv[a->i];
+      const char *v;
+      if (strcmp (arg, "--") == 0)
+        {
+          for (a->i++; a->i < a->argc; a->i++)
+            pos = push (pos, &n, a->argv[a->i]);
+          break;
+        }
+      if (arg[0] != '-')
+        pos = push (pos, &n, arg);
+      else if (is_opt (arg, "--bundle") || is_opt (arg, "-b"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          bundle = v;
+        }
+      else if (is_opt (arg, "--console-socket"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.console_socket = absolute (v);
+        }
+      else if (is_opt (arg, "--pid-file"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.pid_file = absolute (v);
+        }
+      else if (is_opt (arg, "--log-path"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.log_path = absolute (v);
+        }
+      else if (is_opt (arg, "--attach-socket"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.attach_socket = absolute (v);
+        }
+      else if (is_opt (arg, "--preserve-fds"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL || parse_count (v, &o.preserve_fds, err) < 0)
+            return -1;
+        }
+      else if (strcmp (arg, "-d") == 0 || strcmp (arg, "--detach") == 0)
+        o.detach = true;
+      else if (strcmp (arg, "--no-pivot") == 0)
+        o.no_pivot = true;
+      else if (strcmp (arg, "--keep") == 0)
+        o.keep = true;
+      else if (strcmp (arg, "--open-stdin") == 0)
+        o.open_stdin = true;
+      else if (strcmp (arg, "--stdin-once") == 0)
+        o.stdin_once = true;
+      else if (strcmp (arg, "--no-new-keyring") == 0 || strcmp (arg, "--no-subreaper") == 0)
+        ; /* runc options with nothing to do here: berth-runtime never joins a session keyring */
+      else
+        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: unknown option %s", cmd, arg);
+    }
+  if (need_id (pos, n, 1, cmd, err) < 0)
+    return -1;
+  if (o.create_only && o.detach)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "create: -d is implied");
+  o.id = pos[0];
+  o.bundle = absolute (bundle);
+  return container_start (&o, exit_code, err);
+}
+
+static int
+cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
+{
+  struct exec_options o = { .root = root };
+  for (a->i++; a->i < a->argc; a->i++)
+    {
+      const char *arg = a->argv[a->i];
+      const char *v;
+      if (strcmp (arg, "--") == 0)
+        {
+          a->i++;
+          break;
+        }
+      if (arg[0] != '-')
+        break;
+      if (is_opt (arg, "--process") || is_opt (arg, "-p"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.process_path = v;
+        }
+      else if (is_opt (arg, "--console-socket"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.console_socket = absolute (v);
+        }
+      else if (is_opt (arg, "--pid-file"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.pid_file = absolute (v);
+        }
+      else if (is_opt (arg, "--cwd"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.cwd = v;
+        }
+      else if (is_opt (arg, "--env") || is_opt (arg, "-e"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.env = push (o.env, &o.n_env, v);
+        }
+      else if (is_opt (arg, "--user") || is_opt (arg, "-u"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.user = v;
+        }
+      else if (is_opt (arg, "--cap") || is_opt (arg, "-c"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.caps = push (o.caps, &o.n_caps, v);
+        }
+      else if (is_opt (arg, "--additional-gids") || is_opt (arg, "-g"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.additional_gids = push (o.additional_gids, &o.n_additional_gids, v);
+        }
+      else if (is_opt (arg, "--preserve-fds"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL || parse_count (v, &o.preserve_fds, err) < 0)
+            return -1;
+        }
+      else if (strcmp (arg, "-t") == 0 || strcmp (arg, "--tty") == 0)
+        o.tty = true;
+      else if (strcmp (arg, "-d") == 0 || strcmp (arg, "--detach") == 0)
+        o.detach = true;
+      else if (strcmp (arg, "-dt") == 0 || strcmp (arg, "-td") == 0)
+        o.tty = o.detach = true;
+      else if (strcmp (arg, "--no-new-privs") == 0)
+        o.no_new_privs = true;
+      else
+        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "exec: unknown option %s", arg);
+    }
+  if (a->i >= a->argc)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "exec: missing container id");
+  o.id = a->argv[a->i++];
+  if (a->i < a->argc)
+    o.args = &a->argv[a->i];
+  return container_exec (&o, exit_code, err);
+}
+
+/* The commands whose options are only flags and --format. */
+static int
+cmd_simple (struct args *a, const char *root, const char *cmd, shim_error_t *err)
+{
+  bool force = false, all = false, json = false, quiet = false, rootless = false;
+  const char *bundle = ".";
+  char **pos = NULL;
+  size_t n = 0;
+  char **rest = NULL;
+  for (a->i++; a->i < a->argc; a->i++)
+    {
+      const char *arg = a->argv[a->i];
+      const char *v;
+      if (strcmp (arg, "--") == 0)
+        {
+          rest = &a->argv[a->i + 1];
+          break;
+        }
+      if (arg[0] != '-' || (strcmp (cmd, "kill") == 0 && n == 1 && arg[1] != '-' && arg[1] != 'a'))
+        pos = push (pos, &n, arg);
+      else if (strcmp (arg, "-f") == 0 && strcmp (cmd, "delete") == 0)
+        force = true;
+      else if (strcmp (arg, "--force") == 0)
+        force = true;
+      else if (strcmp (arg, "-a") == 0 || strcmp (arg, "--all") == 0)
+        all = true;
+      else if (strcmp (arg, "-q") == 0 || strcmp (arg, "--quiet") == 0)
+        quiet = true;
+      else if (strcmp (arg, "--rootless") == 0)
+        rootless = true;
+      else if (is_opt (arg, "--format") || is_opt (arg, "-f"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          if (strcmp (v, "json") != 0 && strcmp (v, "table") != 0)
+            return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: unknown format `%s` (table or json)", cmd, v);
+          json = strcmp (v, "json") == 0;
+        }
+      else if (is_opt (arg, "--bundle") || is_opt (arg, "-b"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          bundle = v;
+        }
+      else if (strcmp (cmd, "ps") == 0 && n == 1)
+        {
+          rest = &a->argv[a->i];
+          break;
+        }
+      else
+        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: unknown option %s", cmd, arg);
+    }
+  if (strcmp (cmd, "list") == 0)
+    return command_list (root, json, quiet, err);
+  if (strcmp (cmd, "spec") == 0)
+    return command_spec (bundle, rootless, err);
+  if (need_id (pos, n, 1, cmd, err) < 0)
+    return -1;
+  if (strcmp (cmd, "state") == 0)
+    return command_state (root, pos[0], err);
+  if (strcmp (cmd, "start") == 0)
+    return container_release (root, pos[0], err);
+  if (strcmp (cmd, "kill") == 0)
+    return command_kill (root, pos[0], n > 1 ? pos[1] : NULL, all, err);
+  if (strcmp (cmd, "delete") == 0)
+    return command_delete (root, pos[0], force, err);
+  if (strcmp (cmd, "pause") == 0 || strcmp (cmd, "resume") == 0)
+    return command_pause (root, pos[0], strcmp (cmd, "pause") == 0, err);
+  if (strcmp (cmd, "ps") == 0)
+    return command_ps (root, pos[0], json, rest ? rest : (n > 1 ? &pos[1] : NULL), err);
+  return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "unknown command `%s`", cmd);
+}
+
+int
+main (int argc, char **argv)
+{
+  struct args a = { .argc = argc, .argv = argv, .i = 1 };
+  shim_error_t err = NULL;
+  const char *root = "/run/berth/runtime";
+  const char *log_path = NULL;
+  bool log_json = false;
+  int exit_code = 0;
+  for (; a.i < argc && argv[a.i][0] == '-'; a.i++)
+    {
+      const char *arg = argv[a.i];
+      const char *v;
+      if (strcmp (arg, "--version") == 0 || strcmp (arg, "-v") == 0)
+        {
+          printf ("berth-runtime version %s\nspec: 1.0.2\n", BERTH_VERSION);
+          return 0;
+        }
+      if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
+        {
+          fputs (usage_text, stdout);
+          return 0;
+        }
+      if (is_opt (arg, "--root"))
+        {
+          if ((v = take_value (&a, arg, &err)) == NULL)
+            goto fail;
+          root = absolute (v);
+        }
+      else if (is_opt (arg, "--log"))
+        {
+          if ((v = take_value (&a, arg, &err)) == NULL)
+            goto fail;
+          log_path = v;
+        }
+      else if (is_opt (arg, "--log-format"))
+        {
+          if ((v = take_value (&a, arg, &err)) == NULL)
+            goto fail;
+          if (strcmp (v, "json") != 0 && strcmp (v, "text") != 0)
+            {
+              shim_make_error_code (&err, SHIM_CODE_USAGE, 0, "--log-format: `%s` is not text or json", v);
+              goto fail;
+            }
+          log_json = strcmp (v, "json") == 0;
+        }
+      else if (strcmp (arg, "--debug") == 0 || is_opt (arg, "--rootless") || is_opt (arg, "--criu"))
+        ; /* accepted for runc compatibility */
+      else if (strcmp (arg, "--systemd-cgroup") == 0)
+        {
+          shim_make_error_code (&err, SHIM_CODE_USAGE, 0,
+                                "--systemd-cgroup: berth-runtime manages cgroups through the file system only");
+          goto fail;
+        }
+      else
+        {
+          shim_make_error_code (&err, SHIM_CODE_USAGE, 0, "unknown global option %s", arg);
+          goto fail;
+        }
+    }
+  shim_log_init (log_path, log_json);
+  if (a.i >= argc)
+    {
+      fputs (usage_text, stderr);
+      return 2;
+    }
+  const char *cmd = argv[a.i];
+  int r;
+  if (strcmp (cmd, "create") == 0 || strcmp (cmd, "run") == 0)
+    r = cmd_create_run (&a, root, cmd, &exit_code, &err);
+  else if (strcmp (cmd, "exec") == 0)
+    r = cmd_exec (&a, root, &exit_code, &err);
+  else if (strcmp (cmd, "help") == 0)
+    {
+      fputs (usage_text, stdout);
+      return 0;
+    }
+  else
+    r = cmd_simple (&a, root, cmd, &err);
+  if (r < 0)
+    goto fail;
+  fflush (stdout);
+  return exit_code;
+
+fail:
+  shim_log_init (log_path, log_json);
+  shim_log_error (err);
+  return err->code == SHIM_CODE_USAGE ? 2 : 1;
+}
