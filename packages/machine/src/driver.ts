@@ -1,6 +1,7 @@
 import { ErrorKind } from '@berth/errors';
 import type { Logger } from '@berth/log';
 import { DriverError, DriverErrorCode } from './errors.js';
+import type { SshSession } from './ssh-session.js';
 
 /**
  * The states of a host, with docker-machine's names. `Timeout` is never returned by a driver:
@@ -113,6 +114,12 @@ export interface DriverContext {
    * has made a remote resource, so that `rm` can remove it even after the CLI crashed mid-create.
    */
   saveConfig(config: DriverConfig, options?: DriverCallOptions): Promise<void>;
+  /**
+   * An SSH session to the host as the driver describes it (`sshHostname`, `sshPort`, `sshUser`,
+   * `sshKeyPath`, or the user's agent and keys), with the store's pinned host key. Drivers that
+   * act through the host itself (generic: reboot, power off) use it; close it when done.
+   */
+  openSsh?(options?: DriverCallOptions): Promise<SshSession>;
 }
 
 /**
