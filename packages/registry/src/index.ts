@@ -1,1 +1,17 @@
-export {};
+export { RegistryClient } from './client.js';
+export type { BlobResponse, FetchedManifest, PingResult, PushBlobOptions, RegistryClientOptions, ResolvedImage } from './client.js';
+export type { PullOptions, PullResult } from './pull.js';
+export type { PushOptions, PushResult } from './push.js';
+export type { Operation, ProgressEvent } from './progress.js';
+export { RegistryError, RegistryErrorCode, describeDistributionErrors, parseDistributionErrors } from './errors.js';
+export type { DistributionError } from './errors.js';
+export { StaticCredentials } from './credentials.js';
+export type { CredentialStore, Credentials, WritableCredentialStore } from './credentials.js';
+export { DockerConfigCredentials } from './docker-config.js';
+export type { DockerConfigCredentialsOptions } from './docker-config.js';
+export { CredentialHelper } from './credential-helper.js';
+export { InsecureRegistries, credentialKey, dockerHubCredentialKey, dockerHubRegistryHost, normalizeRegistryName, registryApiHost } from './hosts.js';
+export type { InsecureRegistriesOptions } from './hosts.js';
+export { parseChallenges, repositoryScope } from './auth.js';
+export type { Challenge } from './auth.js';
+export type { RegistryTlsOptions } from './transport.js';
