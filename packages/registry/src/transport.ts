@@ -169,6 +169,10 @@ export class RegistryTransport {
   /** Forgets cached credentials and tokens for `domain` (after a login or logout). */
   forget(domain: string): void {
     this.#credentials.delete(domain);
+    this.#forgetTokens(domain);
+  }
+
+  #forgetTokens(domain: string): void {
     for (const key of [...this.#tokens.keys()]) if (key.startsWith(`${domain}|`)) this.#tokens.delete(key);
   }
 
@@ -373,7 +377,7 @@ export class RegistryTransport {
         await res.body.dump();
         if (challenge) {
           endpoint.challenge = challenge;
-          this.forget(endpoint.domain);
+          this.#forgetTokens(endpoint.domain);
           reauthorized = true;
           attempt--;
           continue;
