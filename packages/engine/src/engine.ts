@@ -62,6 +62,8 @@ export const EngineErrorCode = {
   CommandNotFound: 'ERR_COMMAND_NOT_FOUND',
   CommandNotExecutable: 'ERR_COMMAND_NOT_EXECUTABLE',
   NotImplemented: 'ERR_NOT_IMPLEMENTED',
+  /** The API has no such endpoint (docker's `page not found`). */
+  UnknownEndpoint: 'ERR_UNKNOWN_ENDPOINT',
   /** The server could not be reached or answered something that is not the Docker API. */
   Unreachable: 'ERR_ENGINE_UNREACHABLE',
   /** An error the server reported without a Berth code (another Docker-API server). */
