@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Launcher of the `engine` CLI: runs the bundle on Node.js 22 or later. On an older Node it
+// re-runs itself with a repo-local `.node/bin/node` (found walking up from here), or says what
+// to install. Plain JavaScript, so that any Node can read it.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import module from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const self = fileURLToPath(import.meta.url);
+const major = Number(process.versions.node.split('.')[0]);
+
+function findLocalNode() {
+  for (let dir = dirname(self); ; dir = dirname(dir)) {
+    const candidate = join(dir, '.node', 'bin', 'node');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+if (major >= 22) {
+  module.enableCompileCache?.();
+  await import('../dist/engine.mjs');
+} else {
+  const local = findLocalNode();
+  if (!local || local === process.execPath) {
+    process.stderr.write(
+      `engine: Node.js 22 or later is required, this is ${process.version}.\n` +
+        'Install Node.js 22 (https://nodejs.org), or put a Node.js 22 binary at .node/bin/node in this project.\n',
+    );
+    process.exitCode = 1;
+  } else {
+    // The child gets terminal signals itself; the parent only waits for it.
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => {});
+    const child = spawnSync(local, [self, ...process.argv.slice(2)], { stdio: 'inherit' });
+    if (child.error) {
+      process.stderr.write(`engine: cannot run ${local}: ${child.error.message}\n`);
+      process.exitCode = 1;
+    } else if (child.signal) {
+      process.kill(process.pid, child.signal);
+    } else {
+      process.exitCode = child.status ?? 1;
+    }
+  }
+}

@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from './cli-errors.js';
+
+/** Global flags, before the command name (`engine -H tcp://h:2376 --tlsverify ps`). */
+export interface GlobalFlags {
+  host?: string[];
+  tls?: boolean;
+  tlsverify?: boolean;
+  tlscacert?: string;
+  tlscert?: string;
+  tlskey?: string;
+  debug?: boolean;
+  logLevel?: string;
+  config?: string;
+  configFile?: string;
+  root?: string;
+  runroot?: string;
+  insecureRegistry?: string[];
+  runtime?: string;
+}
+
+interface FlagDef {
+  readonly key: keyof GlobalFlags;
+  readonly value: boolean;
+  readonly list?: true;
+  readonly help: string;
+}
+
+/** The global flags: docker's client flags plus Berth's engine settings. */
+export const globalFlagDefs: Readonly<Record<string, FlagDef>> = {
+  '-H': { key: 'host', value: true, list: true, help: 'Engine to connect to (unix:///path or tcp://host:port); serve: where to listen' },
+  '--host': { key: 'host', value: true, list: true, help: '' },
+  '--tls': { key: 'tls', value: false, help: 'Use TLS; implied by --tlsverify' },
+  '--tlsverify': { key: 'tlsverify', value: false, help: 'Use TLS and verify the remote' },
+  '--tlscacert': { key: 'tlscacert', value: true, help: 'Trust certs signed only by this CA (default ~/.docker/ca.pem)' },
+  '--tlscert': { key: 'tlscert', value: true, help: 'Path to TLS certificate file (default ~/.docker/cert.pem)' },
+  '--tlskey': { key: 'tlskey', value: true, help: 'Path to TLS key file (default ~/.docker/key.pem)' },
+  '-D': { key: 'debug', value: false, help: 'Enable debug output' },
+  '--debug': { key: 'debug', value: false, help: '' },
+  '-l': { key: 'logLevel', value: true, help: 'Set the logging level (debug, info, warn, error)' },
+  '--log-level': { key: 'logLevel', value: true, help: '' },
+  '--config': { key: 'config', value: true, help: 'Location of client config files (default ~/.docker)' },
+  '--config-file': { key: 'configFile', value: true, help: 'Engine configuration file (default /etc/berth/engine.json)' },
+  '--root': { key: 'root', value: true, help: 'Root of persistent state (default /var/lib/berth)' },
+  '--runroot': { key: 'runroot', value: true, help: 'Root of runtime state (default /run/berth)' },
+  '--insecure-registry': { key: 'insecureRegistry', value: true, list: true, help: 'Registry reached over plain HTTP (repeatable)' },
+  '--runtime': { key: 'runtime', value: true, help: 'OCI runtime: berth-runtime (default), runc, crun or a path' },
+};
+
+/** Splits the global flags off the front of the command line; the rest starts at the command. */
+export function parseGlobalFlags(argv: readonly string[]): { flags: GlobalFlags; rest: string[] } {
+  const flags: GlobalFlags = {};
+  const record = flags as Record<string, unknown>;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-' || arg === '--help' || arg === '-h' || arg === '-v' || arg === '--version') break;
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const def = globalFlagDefs[name];
+    if (!def) throw new UsageError(`unknown flag: ${name}`, '');
+    let value: string | boolean = true;
+    if (def.value) {
+      if (eq > 0) value = arg.slice(eq + 1);
+      else if (i + 1 < argv.length) value = argv[++i]!;
+      else throw new UsageError(`flag needs an argument: ${name}`, '');
+    } else if (eq > 0) {
+      value = !['0', 'false'].includes(arg.slice(eq + 1));
+    }
+    if (def.list) record[def.key] = [...((record[def.key] as string[] | undefined) ?? []), value as string];
+    else record[def.key] = value;
+  }
+  return { flags, rest: argv.slice(i) };
+}
+
+/** The engine configuration file (dockerd's daemon.json keys). */
+export interface EngineConfigFile {
+  readonly 'data-root'?: string;
+  readonly 'exec-root'?: string;
+  readonly 'insecure-registries'?: readonly string[];
+  readonly labels?: readonly string[];
+  readonly hosts?: readonly string[];
+  readonly tls?: boolean;
+  readonly tlsverify?: boolean;
+  readonly tlscacert?: string;
+  readonly tlscert?: string;
+  readonly tlskey?: string;
+  readonly runtime?: string;
+  readonly 'log-level'?: string;
+  readonly debug?: boolean;
+}
+
+/** TLS file paths toward a remote engine. */
+export interface TlsFiles {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly verify: boolean;
+}
+
+/** Everything the commands need to know about where and how the engine runs. */
+export interface Settings {
+  /** Set when commands go to a server (-H, BERTH_HOST, DOCKER_HOST). */
+  readonly remoteHost: string | undefined;
+  readonly tls: TlsFiles | undefined;
+  /** `-H` as given, which `serve` takes as its listen addresses. */
+  readonly listenHosts: readonly string[];
+  readonly root: string;
+  readonly runroot: string;
+  readonly insecureRegistries: readonly string[];
+  readonly runtime: string | undefined;
+  readonly labels: readonly string[];
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** The docker client configuration directory (credentials): --config, DOCKER_CONFIG, ~/.docker. */
+  readonly dockerConfigDir: string;
+  readonly configFile: EngineConfigFile;
+  readonly configFilePath: string | undefined;
+}
+
+function readConfigFile(path: string, required: boolean): EngineConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new UsageError(`cannot read the engine configuration file ${path}: ${(err as Error).message}`, '');
+  }
+  try {
+    return JSON.parse(text) as EngineConfigFile;
+  } catch (err) {
+    throw new UsageError(`the engine configuration file ${path} is not valid JSON: ${(err as Error).message}`, '');
+  }
+}
+
+const levels = new Set(['debug', 'info', 'warn', 'error']);
+
+/** Resolves settings with the precedence file < environment < flags. */
+export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv): Settings {
+  const explicitFile = flags.configFile ?? env['BERTH_CONFIG_FILE'];
+  const configFilePath = explicitFile ?? '/etc/berth/engine.json';
+  const file = readConfigFile(configFilePath, explicitFile !== undefined);
+  const home = env['HOME'] || homedir();
+  const dockerConfigDir = flags.config ?? env['DOCKER_CONFIG'] ?? join(home, '.docker');
+  const remoteHost = flags.host?.[flags.host.length - 1] ?? (env['BERTH_HOST'] || undefined) ?? (env['DOCKER_HOST'] || undefined);
+  const verify = flags.tlsverify ?? (env['DOCKER_TLS_VERIFY'] ? env['DOCKER_TLS_VERIFY'] !== '0' : undefined) ?? file.tlsverify ?? false;
+  const useTls = verify || flags.tls === true || file.tls === true;
+  const certDir = env['DOCKER_CERT_PATH'] || dockerConfigDir;
+  const tls: TlsFiles | undefined = useTls
+    ? {
+        ca: flags.tlscacert ?? file.tlscacert ?? join(certDir, 'ca.pem'),
+        cert: flags.tlscert ?? file.tlscert ?? join(certDir, 'cert.pem'),
+        key: flags.tlskey ?? file.tlskey ?? join(certDir, 'key.pem'),
+        verify,
+      }
+    : undefined;
+  const insecure = [
+    ...(file['insecure-registries'] ?? []),
+    ...(env['BERTH_INSECURE_REGISTRIES'] ?? '').split(',').filter(Boolean),
+    ...(flags.insecureRegistry ?? []),
+  ];
+  const logLevel = flags.debug || file.debug ? 'debug' : (flags.logLevel ?? env['BERTH_LOG_LEVEL'] ?? file['log-level'] ?? 'warn');
+  if (!levels.has(logLevel)) throw new UsageError(`invalid log level ${JSON.stringify(logLevel)}: want debug, info, warn or error`, '');
+  return {
+    remoteHost: remoteHost && remoteHost !== '' ? remoteHost : undefined,
+    tls,
+    listenHosts: flags.host ?? file.hosts ?? [],
+    root: flags.root ?? env['BERTH_ROOT'] ?? file['data-root'] ?? '/var/lib/berth',
+    runroot: flags.runroot ?? env['BERTH_RUNROOT'] ?? file['exec-root'] ?? '/run/berth',
+    insecureRegistries: [...new Set(insecure)],
+    runtime: flags.runtime ?? env['BERTH_RUNTIME'] ?? file.runtime,
+    labels: file.labels ?? [],
+    logLevel: logLevel as Settings['logLevel'],
+    dockerConfigDir,
+    configFile: file,
+    configFilePath: explicitFile !== undefined || Object.keys(file).length > 0 ? configFilePath : undefined,
+  };
+}
