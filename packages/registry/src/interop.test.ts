@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -115,6 +116,58 @@ describe('transport', () => {
     const host = `localhost:${tls.host.split(':')[1]}`;
     await expect(client({ resolveHost }).ping(host)).rejects.toMatchObject({ code: 'ERR_REGISTRY_UNAVAILABLE' });
     expect((await client({ resolveHost, tls: { [host]: { ca } } }).ping(host)).url).toBe(`https://${host}`);
+  });
+
+  it('follows blob redirects to another host (a CDN, as Docker Hub does) without sending it the credentials', async () => {
+    const r = await rig({ auth: 'basic' });
+    images.push(await pushBusyboxImage(r, 'hub/like:1', { layers: 2 }));
+    const [upHost, upPort] = r.host.split(':') as [string, string];
+    const cdnSaw: IncomingHttpHeaders[] = [];
+    const servers: Server[] = [];
+    const listen = async (server: Server) => {
+      servers.push(server);
+      server.listen(0, '127.0.0.1');
+      await new Promise((resolve) => server.once('listening', resolve));
+      return (server.address() as { port: number }).port;
+    };
+    try {
+      const cdnPort = await listen(
+        createServer((req, res) => {
+          cdnSaw.push(req.headers);
+          const digest = /\/blobs\/(sha256:[0-9a-f]{64})/.exec(req.url ?? '')?.[1];
+          if (!digest) return void res.writeHead(404).end();
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          createReadStream(r.blobPath(digest)).pipe(res);
+        }),
+      );
+      // The registry's front: blob GETs answer 307 to the CDN, everything else goes to the registry.
+      const frontPort = await listen(
+        createServer((req, res) => {
+          const blob = /^\/v2\/.+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
+          if (req.method === 'GET' && blob) {
+            if (!req.headers.authorization) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="front"' }).end();
+            return void res.writeHead(307, { location: `http://127.0.0.1:${cdnPort}/cdn/blobs/${blob[1]}?expires=1` }).end();
+          }
+          const up = httpRequest({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+            upRes.pipe(res);
+          });
+          req.pipe(up);
+        }),
+      );
+      const front = `127.0.0.1:${frontPort}`;
+      const [username, password] = r.creds!.split(':') as [string, string];
+      const c = client({ credentials: new StaticCredentials({ entries: { [front]: { username, password } } }) });
+      const result = await c.pull(`${front}/hub/like:1`, { content }).result;
+      expect(cdnSaw).toHaveLength(result.manifest.layers.length + 1);
+      expect(cdnSaw.every((h) => h.authorization === undefined)).toBe(true);
+      for (const l of result.manifest.layers) expect(await content.stat(l.digest)).toEqual({ size: l.size });
+    } finally {
+      for (const s of servers) {
+        s.closeAllConnections();
+        await new Promise((resolve) => s.close(resolve));
+      }
+    }
   });
 
   it('reports an unreachable registry as Unavailable, naming it', async () => {

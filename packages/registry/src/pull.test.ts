@@ -185,6 +185,19 @@ describe('pull', () => {
     expect(statuses(events, id).slice(-3)).toEqual(['Download complete', 'Extracting', 'Pull complete']);
   });
 
+  it('lets two pulls sharing layers run at once into one store', async () => {
+    const a = await pushed('shared-a:1', { layers: 3, layerBytes: 500_000, seed: 'shared' });
+    const b = await pushed('shared-b:1', { layers: 3, layerBytes: 500_000, seed: 'shared' });
+    const second = new RegistryClient({});
+    const [ra, rb] = await Promise.all([
+      client.pull(`${registry.host}/shared-a:1`, { content }).result,
+      second.pull(`${registry.host}/shared-b:1`, { content }).result,
+    ]).finally(() => second.close());
+    expect(ra.manifestDescriptor.digest).toBe(a.target.digest);
+    expect(rb.manifestDescriptor.digest).toBe(b.target.digest);
+    for (const l of a.manifests[0]!.layers) expect(await content.stat(l.digest)).toEqual({ size: l.size });
+  });
+
   it('stops when the signal fires and reports Canceled', async () => {
     await pushed('cancel:1', { layers: 2, layerBytes: 2_000_000 });
     const ac = new AbortController();
