@@ -28,3 +28,4 @@ export { TarReader } from './tar-reader.js';
 export type { TarEntryHandler, TarEntrySink, TarReaderOptions } from './tar-reader.js';
 export { encodeTarHeader, packTar } from './tar-writer.js';
 export type { TarInput } from './tar-writer.js';
+export { acquireOwnedLock, probeLock } from './owned-lock.js';

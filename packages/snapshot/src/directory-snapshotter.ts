@@ -1,0 +1,539 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, createZstdCompress } from 'node:zlib';
+import { ErrorKind, errnoCode, throwIfAborted } from '@berth/errors';
+import { withFileLock, writeJsonAtomic } from '@berth/fsutil';
+import { noopLogger, type Logger } from '@berth/log';
+import { DigestStream, MediaType, chainIds, digestOf, isDigest, layerCompression, type Digest, type LayerCompression } from '@berth/oci';
+import { acquireOwnedLock, packTar, probeLock, type SnapshotCollection, type TarInput } from '@berth/store';
+import { SnapshotError, SnapshotErrorCode } from './errors.js';
+import { FsOps } from './fs-ops.js';
+import { mountAll, unmount, type Mount } from './mount.js';
+import {
+  SnapshotKind,
+  type DiffOptions,
+  type LayerDiff,
+  type SnapshotInfo,
+  type Snapshotter,
+  type UnpackImageOptions,
+  type UnpackImageResult,
+} from './snapshotter.js';
+import { closing, treeEntries, type WalkContext } from './tree-entries.js';
+import { unpackLayer, type UnpackMode } from './unpack-layer.js';
+
+/** Options every snapshotter takes: its state directory (under the state root, which the app chooses). */
+export interface SnapshotterOptions {
+  readonly root: string;
+  readonly logger?: Logger;
+  /** The berth-fsops helper (default: the one the package build made). */
+  readonly fsOpsPath?: string;
+}
+
+/** A snapshot's record on disk (`snapshots/<name>/info.json`). */
+export interface SnapshotRecord extends SnapshotInfo {
+  /** The directory name under `snapshots/`. */
+  readonly name: string;
+  /** The short name of its `l/` link (overlay lowerdirs). */
+  readonly link?: string;
+}
+
+const linkAlphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const linkLength = 4;
+const maxKeyLength = 512;
+
+function notFound(key: string): SnapshotError {
+  return new SnapshotError(`snapshot ${key} does not exist`, { code: SnapshotErrorCode.SnapshotNotFound, kind: ErrorKind.NotFound });
+}
+
+/** The directory name of a key: `c-<hex>` for a chain ID, `a-<sha256 of key>` for an active key. */
+export function snapshotName(key: string): string {
+  if (isDigest(key)) return `c-${key.slice(key.indexOf(':') + 1)}`;
+  return `a-${createHash('sha256').update(key).digest('hex')}`;
+}
+
+const compressionMediaType: Record<LayerCompression, string> = {
+  gzip: MediaType.OciLayerGzip,
+  zstd: MediaType.OciLayerZstd,
+  none: MediaType.OciLayer,
+};
+
+/**
+ * Snapshots as directories under `<root>`:
+ *
+ * - `snapshots/<name>/info.json` and `fs/` (plus `work/` for an active overlay snapshot);
+ * - `l/<id>`: short links to `fs/`, which keep overlay's lowerdir option short;
+ * - `tmp/`: unpacks and prepares in progress, each guarded by a lock file naming its process;
+ * - `trash/`: removed snapshots waiting to be deleted; `mnt/`: temporary mount points.
+ *
+ * A snapshot appears by one rename of a complete directory, so a kill at any moment leaves
+ * either nothing or a whole snapshot; `collect` clears what dead processes left in `tmp/`.
+ * `snapshots.lock` guards every change to the set of snapshots and is held only briefly.
+ */
+export abstract class DirectorySnapshotter implements Snapshotter {
+  abstract readonly driver: string;
+  readonly root: string;
+  protected readonly logger: Logger;
+  protected readonly fsOpsPath: string | undefined;
+  #ready: Promise<void> | undefined;
+
+  constructor(options: SnapshotterOptions) {
+    if (typeof options?.root !== 'string' || options.root === '') {
+      throw new SnapshotError('a snapshotter needs a root directory', { code: SnapshotErrorCode.InvalidOptions, kind: ErrorKind.InvalidArgument });
+    }
+    this.root = options.root;
+    this.logger = options.logger ?? noopLogger;
+    this.fsOpsPath = options.fsOpsPath;
+  }
+
+  /** How layers are applied: overlay whiteouts in a layer directory, or deletions in a full copy. */
+  protected abstract readonly unpackMode: UnpackMode;
+  /** Fills a new layer's `fs` before the layer is applied to it (a copy of the parent, or nothing). */
+  protected abstract populate(fs: string, chain: readonly SnapshotRecord[], signal?: AbortSignal): Promise<void>;
+  /** Extra directories a new active snapshot needs (overlay's work dir). */
+  protected abstract prepareDirs(dir: string): Promise<void>;
+  /** The lower layers' directories, nearest first, that unpacking a layer on `chain` consults. */
+  protected abstract lowerDirs(chain: readonly SnapshotRecord[]): string[];
+  protected abstract mountsOf(record: SnapshotRecord, parents: readonly SnapshotRecord[]): Mount[];
+  protected abstract viewOf(record: SnapshotRecord, parents: readonly SnapshotRecord[]): Mount[];
+  protected abstract changes(record: SnapshotRecord, parents: readonly SnapshotRecord[], ctx: WalkContext): AsyncIterable<TarInput>;
+  /** Tidies an active snapshot's directory as it becomes a layer. */
+  protected abstract beforeCommit(dir: string): Promise<void>;
+
+  protected dirOf(name: string): string {
+    return join(this.root, 'snapshots', name);
+  }
+
+  protected fsOf(record: { readonly name: string }): string {
+    return join(this.dirOf(record.name), 'fs');
+  }
+
+  protected linkPath(record: SnapshotRecord): string {
+    return join(this.root, 'l', record.link ?? '');
+  }
+
+  get #lockPath(): string {
+    return join(this.root, 'snapshots.lock');
+  }
+
+  protected init(): Promise<void> {
+    this.#ready ??= (async () => {
+      for (const d of ['snapshots', 'l', 'tmp', 'trash', 'mnt']) await mkdir(join(this.root, d), { recursive: true });
+    })();
+    return this.#ready;
+  }
+
+  async #readRecord(name: string): Promise<SnapshotRecord | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dirOf(name), 'info.json'), 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+      throw err;
+    }
+    return { ...(JSON.parse(text) as SnapshotRecord), name };
+  }
+
+  async #record(key: string): Promise<SnapshotRecord> {
+    const record = await this.#readRecord(snapshotName(key));
+    if (!record || record.key !== key) throw notFound(key);
+    return record;
+  }
+
+  /** A record's parents, nearest first. */
+  async #parents(record: SnapshotRecord): Promise<SnapshotRecord[]> {
+    const out: SnapshotRecord[] = [];
+    for (let parent = record.parent; parent !== undefined; ) {
+      const p = await this.#readRecord(snapshotName(parent));
+      if (!p) throw new SnapshotError(`snapshot ${record.key} is missing its parent ${parent}`, { code: SnapshotErrorCode.SnapshotNotFound, kind: ErrorKind.Internal });
+      out.push(p);
+      parent = p.parent;
+    }
+    return out;
+  }
+
+  #publicInfo(record: SnapshotRecord): SnapshotInfo {
+    return {
+      key: record.key,
+      kind: record.kind,
+      parent: record.parent,
+      created: record.created,
+      ...(record.diffId ? { diffId: record.diffId } : {}),
+      ...(record.size !== undefined ? { size: record.size } : {}),
+    };
+  }
+
+  async stat(key: string): Promise<SnapshotInfo | undefined> {
+    await this.init();
+    const record = await this.#readRecord(snapshotName(key));
+    return record && record.key === key ? this.#publicInfo(record) : undefined;
+  }
+
+  async #records(): Promise<SnapshotRecord[]> {
+    await this.init();
+    const out: SnapshotRecord[] = [];
+    for (const name of await readdir(join(this.root, 'snapshots'))) {
+      const record = await this.#readRecord(name);
+      if (record) out.push(record);
+    }
+    return out;
+  }
+
+  async list(): Promise<SnapshotInfo[]> {
+    return (await this.#records()).map((r) => this.#publicInfo(r));
+  }
+
+  // A fresh short link name, reserved by creating the link itself.
+  async #makeLink(name: string): Promise<string> {
+    for (;;) {
+      const bytes = randomBytes(linkLength);
+      const id = [...bytes].map((b) => linkAlphabet[b % linkAlphabet.length]).join('');
+      try {
+        await symlink(`../snapshots/${name}/fs`, join(this.root, 'l', id));
+        return id;
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      }
+    }
+  }
+
+  /**
+   * Runs `work` in a private directory `tmp/<name>` under a lock naming this process, then
+   * moves the result to `snapshots/<name>` under the snapshots lock. An existing snapshot of
+   * that name wins (another process made the same layer): the work is discarded.
+   */
+  async #build(name: string, work: (dir: string) => Promise<SnapshotRecord>, signal?: AbortSignal): Promise<SnapshotRecord> {
+    const tmp = join(this.root, 'tmp', name);
+    const lock = await acquireOwnedLock(`${tmp}.lock`, signal);
+    try {
+      const existing = await this.#readRecord(name);
+      if (existing) return existing;
+      await rm(tmp, { recursive: true, force: true });
+      await mkdir(tmp);
+      let record: SnapshotRecord;
+      try {
+        record = await work(tmp);
+      } catch (err) {
+        await rm(tmp, { recursive: true, force: true });
+        throw err;
+      }
+      return await withFileLock(this.#lockPath, async () => {
+        const again = await this.#readRecord(name);
+        if (again) {
+          await rm(tmp, { recursive: true, force: true });
+          return again;
+        }
+        await rename(tmp, this.dirOf(name));
+        return record;
+      });
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async unpack(options: UnpackImageOptions): Promise<UnpackImageResult> {
+    await this.init();
+    const { layers, diffIds, signal } = options;
+    if (layers.length !== diffIds.length) {
+      throw new SnapshotError(`image has ${layers.length} layers but its config names ${diffIds.length} diff IDs`, {
+        code: SnapshotErrorCode.InvalidLayer,
+        kind: ErrorKind.InvalidArgument,
+      });
+    }
+    const chain = chainIds(diffIds);
+    let unpacked = 0;
+    let below: SnapshotRecord[] = [];
+    for (let i = 0; i < layers.length; i++) {
+      throwIfAborted(signal);
+      const layer = layers[i]!;
+      const chainId = chain[i]!;
+      const name = snapshotName(chainId);
+      let fresh = false;
+      const record = await this.#build(
+        name,
+        async (tmp) => {
+          fresh = true;
+          const fs = join(tmp, 'fs');
+          await this.populate(fs, below, signal);
+          const result = await unpackLayer({
+            source: await options.content.read(layer.digest, signal ? { signal } : {}),
+            target: fs,
+            mode: this.unpackMode,
+            compression: layerCompression(layer.mediaType) ?? 'auto',
+            diffId: diffIds[i]!,
+            lowerDirs: this.lowerDirs(below),
+            logger: this.logger,
+            ...(this.fsOpsPath ? { fsOpsPath: this.fsOpsPath } : {}),
+            ...(signal ? { signal } : {}),
+          });
+          const info: SnapshotRecord = {
+            key: chainId,
+            kind: SnapshotKind.Committed,
+            parent: chain[i - 1],
+            created: new Date().toISOString(),
+            diffId: diffIds[i]!,
+            size: result.size,
+            name,
+            link: await this.#makeLink(name),
+          };
+          await writeJsonAtomic(join(tmp, 'info.json'), info);
+          return info;
+        },
+        signal,
+      );
+      if (fresh) unpacked++;
+      options.onProgress?.({ layer: layer.digest, chainId, status: fresh ? 'unpacked' : 'exists' });
+      below = [record, ...below];
+    }
+    return { chainId: chain.at(-1), unpacked };
+  }
+
+  async prepare(key: string, parent: string | undefined, options: { readonly signal?: AbortSignal } = {}): Promise<Mount[]> {
+    await this.init();
+    if (typeof key !== 'string' || key === '' || key.length > maxKeyLength || isDigest(key)) {
+      throw new SnapshotError(`invalid snapshot key ${JSON.stringify(key)}: want a name that is not a digest (digests name committed layers)`, {
+        code: SnapshotErrorCode.InvalidOptions,
+        kind: ErrorKind.InvalidArgument,
+      });
+    }
+    const name = snapshotName(key);
+    if (await this.#readRecord(name)) throw this.#exists(key);
+    let parents: SnapshotRecord[] = [];
+    if (parent !== undefined) {
+      const p = await this.#record(parent);
+      if (p.kind !== SnapshotKind.Committed) {
+        throw new SnapshotError(`snapshot ${parent} is active; only committed snapshots can be parents`, { code: SnapshotErrorCode.SnapshotInUse, kind: ErrorKind.FailedPrecondition });
+      }
+      parents = [p, ...(await this.#parents(p))];
+    }
+    let created = false;
+    const record = await this.#build(
+      name,
+      async (tmp) => {
+        created = true;
+        await this.populate(join(tmp, 'fs'), parents, options.signal);
+        await this.prepareDirs(tmp);
+        const info: SnapshotRecord = { key, kind: SnapshotKind.Active, parent, created: new Date().toISOString(), name, link: await this.#makeLink(name) };
+        await writeJsonAtomic(join(tmp, 'info.json'), info);
+        return info;
+      },
+      options.signal,
+    );
+    if (!created) throw this.#exists(key);
+    return this.mountsOf(record, parents);
+  }
+
+  #exists(key: string): SnapshotError {
+    return new SnapshotError(`snapshot ${key} already exists`, { code: SnapshotErrorCode.SnapshotExists, kind: ErrorKind.AlreadyExists });
+  }
+
+  async mounts(key: string): Promise<Mount[]> {
+    await this.init();
+    const record = await this.#record(key);
+    return this.mountsOf(record, await this.#parents(record));
+  }
+
+  async view(key: string): Promise<Mount[]> {
+    await this.init();
+    const record = await this.#record(key);
+    return this.viewOf(record, await this.#parents(record));
+  }
+
+  async commit(key: string, chainId: Digest, options: { readonly diffId?: Digest; readonly signal?: AbortSignal } = {}): Promise<SnapshotInfo> {
+    await this.init();
+    throwIfAborted(options.signal);
+    if (!isDigest(chainId)) {
+      throw new SnapshotError(`commit needs a chain ID, got ${JSON.stringify(chainId)}`, { code: SnapshotErrorCode.InvalidOptions, kind: ErrorKind.InvalidArgument });
+    }
+    const active = await this.#record(key);
+    if (active.kind !== SnapshotKind.Active) {
+      throw new SnapshotError(`snapshot ${key} is already committed`, { code: SnapshotErrorCode.SnapshotInUse, kind: ErrorKind.FailedPrecondition });
+    }
+    if (options.diffId) {
+      const expected = active.parent ? digestOf(`${active.parent} ${options.diffId}`) : options.diffId;
+      if (expected !== chainId) {
+        throw new SnapshotError(`chain ID ${chainId} does not follow from parent ${active.parent ?? '(none)'} and diff ID ${options.diffId}`, {
+          code: SnapshotErrorCode.InvalidOptions,
+          kind: ErrorKind.InvalidArgument,
+        });
+      }
+    }
+    const name = snapshotName(chainId);
+    const trash: string[] = [];
+    const result = await withFileLock(this.#lockPath, async () => {
+      const existing = await this.#readRecord(name);
+      if (existing) {
+        // The layer exists already (another build made it): the active copy is redundant.
+        trash.push(await this.#toTrash(active));
+        return existing;
+      }
+      const dir = this.dirOf(active.name);
+      await this.beforeCommit(dir);
+      const record: SnapshotRecord = {
+        key: chainId,
+        kind: SnapshotKind.Committed,
+        parent: active.parent,
+        created: new Date().toISOString(),
+        ...(options.diffId ? { diffId: options.diffId } : {}),
+        name,
+        link: await this.#makeLink(name),
+      };
+      await writeJsonAtomic(join(dir, 'info.json'), record);
+      await rename(dir, this.dirOf(name));
+      if (active.link) await unlink(this.linkPath(active)).catch(() => {});
+      return record;
+    });
+    for (const t of trash) await rm(t, { recursive: true, force: true });
+    return this.#publicInfo(result);
+  }
+
+  // Moves a snapshot out of sight (fast, under the lock); deleting the tree comes after.
+  async #toTrash(record: SnapshotRecord): Promise<string> {
+    const target = join(this.root, 'trash', `${record.name}-${randomBytes(4).toString('hex')}`);
+    await rename(this.dirOf(record.name), target);
+    if (record.link) await unlink(this.linkPath(record)).catch(() => {});
+    return target;
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.init();
+    const trash = await withFileLock(this.#lockPath, async () => {
+      const record = await this.#record(key);
+      const child = (await this.#records()).find((r) => r.parent === key);
+      if (child) {
+        throw new SnapshotError(`snapshot ${key} has dependent snapshot ${child.key}`, { code: SnapshotErrorCode.SnapshotInUse, kind: ErrorKind.FailedPrecondition });
+      }
+      return this.#toTrash(record);
+    });
+    await rm(trash, { recursive: true, force: true });
+  }
+
+  async collect(live: ReadonlySet<string>, options: { readonly signal?: AbortSignal } = {}): Promise<SnapshotCollection> {
+    await this.init();
+    const removed: string[] = [];
+    const trash: string[] = [];
+    await withFileLock(
+      this.#lockPath,
+      async () => {
+        const records = await this.#records();
+        const byKey = new Map(records.map((r) => [r.key, r]));
+        const keep = new Set<string>();
+        for (const key of live) {
+          for (let k: string | undefined = key; k !== undefined && !keep.has(k); k = byKey.get(k)?.parent) keep.add(k);
+        }
+        for (const record of records) {
+          throwIfAborted(options.signal);
+          if (keep.has(record.key)) continue;
+          trash.push(await this.#toTrash(record));
+          removed.push(record.key);
+        }
+        await this.#cleanTmp();
+        await this.#cleanLinks();
+      },
+      options.signal ? { signal: options.signal } : {},
+    );
+    return {
+      removed,
+      purge: async () => {
+        for (const t of trash) await rm(t, { recursive: true, force: true });
+        // Left by processes that died between moving a snapshot away and deleting it.
+        for (const entry of await readdir(join(this.root, 'trash'))) await rm(join(this.root, 'trash', entry), { recursive: true, force: true });
+      },
+    };
+  }
+
+  // Unpacks and prepares of processes that died: their lock can be taken.
+  async #cleanTmp(): Promise<void> {
+    const tmpDir = join(this.root, 'tmp');
+    for (const entry of await readdir(tmpDir)) {
+      if (entry.endsWith('.lock')) continue;
+      const lock = await probeLock(join(tmpDir, `${entry}.lock`));
+      if (!lock) continue;
+      try {
+        await rm(join(tmpDir, entry), { recursive: true, force: true });
+      } finally {
+        await lock.release();
+      }
+    }
+  }
+
+  async #cleanLinks(): Promise<void> {
+    const linkDir = join(this.root, 'l');
+    for (const id of await readdir(linkDir)) {
+      const target = await readlink(join(linkDir, id)).catch(() => undefined);
+      const name = target?.split('/')[2];
+      if (name && (await this.#readRecord(name))?.link === id) continue;
+      // A link without its snapshot: keep it while an unpack of that snapshot is running.
+      const idle = name ? await probeLock(join(this.root, 'tmp', `${name}.lock`)) : undefined;
+      if (name && !idle) continue;
+      await idle?.release();
+      await unlink(join(linkDir, id)).catch(() => {});
+    }
+  }
+
+  async diff(key: string, options: DiffOptions = {}): Promise<LayerDiff> {
+    await this.init();
+    const record = await this.#record(key);
+    const parents = await this.#parents(record);
+    const compression = options.compression ?? 'gzip';
+    const ops = await FsOps.start(this.fsOpsPath);
+    const ctx: WalkContext = { ops, links: new Map(), ...(options.signal ? { signal: options.signal } : {}) };
+    const tar = packTar(closing(this.changes(record, parents, ctx), () => ops.close()));
+    const uncompressed = new DigestStream();
+    const compressor = compression === 'gzip' ? createGzip({ level: 6 }) : compression === 'zstd' ? createZstdCompress() : new PassThrough();
+    const compressed = new DigestStream();
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    const done = pipeline(tar, uncompressed, compressor, compressed, out, options.signal ? { signal: options.signal } : {});
+    const result = done.then(() => ({
+      diffId: uncompressed.digest,
+      digest: compressed.digest,
+      size: compressed.size,
+      mediaType: compressionMediaType[compression],
+    }));
+    result.catch(() => {});
+    return { stream: out, result };
+  }
+
+  async export(key: string, options: { readonly signal?: AbortSignal } = {}): Promise<Readable> {
+    const mounts = await this.view(key);
+    const bind = mounts.length === 1 && mounts[0]!.type === 'bind' ? mounts[0]! : undefined;
+    let mountpoint: string | undefined;
+    if (!bind) {
+      mountpoint = join(this.root, 'mnt', `export-${randomBytes(6).toString('hex')}`);
+      await mkdir(mountpoint);
+      try {
+        await mountAll(mounts, mountpoint, options.signal);
+      } catch (err) {
+        await rmdir(mountpoint).catch(() => {});
+        throw err;
+      }
+    }
+    const release = async () => {
+      if (!mountpoint) return;
+      const mp = mountpoint;
+      mountpoint = undefined;
+      await unmount(mp);
+      // rmdir, never rm -r: if the unmount did not take, the tree below is a snapshot.
+      await rmdir(mp).catch(() => {});
+    };
+    let ops: FsOps;
+    try {
+      ops = await FsOps.start(this.fsOpsPath);
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    const ctx: WalkContext = { ops, links: new Map(), ...(options.signal ? { signal: options.signal } : {}) };
+    return packTar(
+      closing(treeEntries(bind ? bind.source : mountpoint!, ctx), async () => {
+        try {
+          await ops.close();
+        } finally {
+          await release();
+        }
+      }),
+    );
+  }
+}
