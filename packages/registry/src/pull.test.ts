@@ -171,16 +171,16 @@ describe('pull', () => {
   it('hands each layer to unpackLayer in order once it is stored', async () => {
     const image = await pushed('unpack:1', { layers: 4, layerBytes: 100_000 });
     const m = image.manifests[0]!;
-    const seen: { digest: string; position: number; present: boolean }[] = [];
+    const seen: { digest: string; position: number; present: boolean; diffId: string }[] = [];
     const { events } = await collect(
       client.pull(`${registry.host}/unpack:1`, {
         content,
-        unpackLayer: async (layer: Descriptor, position: number) => {
-          seen.push({ digest: layer.digest, position, present: (await content.stat(layer.digest)) !== undefined });
+        unpackLayer: async (layer: Descriptor, position: number, { diffId }) => {
+          seen.push({ digest: layer.digest, position, present: (await content.stat(layer.digest)) !== undefined, diffId });
         },
       }),
     );
-    expect(seen).toEqual(m.layers.map((l, position) => ({ digest: l.digest, position, present: true })));
+    expect(seen).toEqual(m.layers.map((l, position) => ({ digest: l.digest, position, present: true, diffId: m.diffIds[position] })));
     const id = m.layers[2]!.digest.slice(7, 19);
     expect(statuses(events, id).slice(-3)).toEqual(['Download complete', 'Extracting', 'Pull complete']);
   });

@@ -11,6 +11,7 @@ import {
   platformRank,
   shortId,
   type Descriptor,
+  type Digest,
   type ImageConfig,
   type ImageIndex,
   type ImageManifest,
@@ -38,7 +39,13 @@ export interface PullOptions {
    * engine unpacks there, so extraction overlaps the downloads as in docker. Progress then
    * shows `Extracting` and `Pull complete` around it.
    */
-  readonly unpackLayer?: (layer: Descriptor, position: number, options: { readonly signal: AbortSignal }) => Promise<void>;
+  readonly unpackLayer?: (layer: Descriptor, position: number, options: UnpackLayerHookOptions) => Promise<void>;
+}
+
+/** What `unpackLayer` is told besides the layer: the diff ID the config names for it. */
+export interface UnpackLayerHookOptions {
+  readonly diffId: Digest;
+  readonly signal: AbortSignal;
 }
 
 /** What a pull stored. The caller tags `descriptor` in its image store. */
@@ -202,18 +209,26 @@ export async function runPull(
       await content.put(bytes, { digest: descriptor.digest, size: descriptor.size, mediaType: descriptor.mediaType }, { signal });
       downloaded = true;
     }
-    return { bytes, config: parseImageConfig(bytes) };
+    const parsed = parseImageConfig(bytes);
+    if (parsed.rootfs.diff_ids.length !== manifest.layers.length) {
+      throw new RegistryError(
+        `image ${familiarReference(ref)}: config lists ${parsed.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`,
+        { code: RegistryErrorCode.Protocol, kind: 'InvalidArgument' },
+      );
+    }
+    return { bytes, config: parsed };
   })();
   const downloads = new Map(missing.map((l) => [l.digest, limit(() => download(l))]));
   if (missing.length) downloaded = true;
   const unpacked = (async () => {
     if (!options.unpackLayer) return;
+    const diffIds = (await config).config.rootfs.diff_ids;
     for (const [position, layer] of manifest.layers.entries()) {
       await downloads.get(layer.digest);
       const id = shortId(layer.digest);
       const fresh = downloads.has(layer.digest);
       if (fresh) emit({ id, status: 'Extracting', current: 0, total: layer.size });
-      await options.unpackLayer(layer, position, { signal });
+      await options.unpackLayer(layer, position, { diffId: diffIds[position]!, signal });
       if (fresh) emit({ id, status: 'Pull complete' });
     }
   })();
@@ -233,12 +248,6 @@ export async function runPull(
   if (cause) throw cause.error;
 
   const { bytes: configBytes, config: imageConfig } = await config;
-  if (imageConfig.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new RegistryError(
-      `image ${familiarReference(ref)}: config lists ${imageConfig.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`,
-      { code: RegistryErrorCode.Protocol, kind: 'InvalidArgument' },
-    );
-  }
   const platform = platformOf(imageConfig);
   if (platformRank(wanted, platform) === undefined) {
     if (options.platform) {
