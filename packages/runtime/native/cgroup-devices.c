@@ -36,8 +36,9 @@ access_bits (const char *access)
   return bits;
 }
 
-/* One rule: a run of "skip to the next rule unless it matches" tests, then the verdict. */
-static void
+/* One rule: a run of "skip to the next rule unless it matches" tests, then the verdict.
+   Returns false when the rule matches everything, so that nothing after it is reachable. */
+static bool
 emit_rule (struct program *p, const struct spec_device_rule *r)
 {
   int bits = access_bits (r->access);
@@ -70,6 +71,7 @@ emit_rule (struct program *p, const struct spec_device_rule *r)
     }
   emit (p, INSN (BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, r->allow ? 1 : 0));
   emit (p, INSN (BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+  return tests > 0;
 }
 
 int
@@ -83,11 +85,16 @@ cgroup_v2_device_filter (const char *path, const struct spec_device_rule *rules,
   emit (&p, INSN (BPF_ALU | BPF_RSH | BPF_K, BPF_REG_3, 0, 0, 16));
   emit (&p, INSN (BPF_LDX | BPF_MEM | BPF_W, BPF_REG_4, BPF_REG_1, 4, 0));
   emit (&p, INSN (BPF_LDX | BPF_MEM | BPF_W, BPF_REG_5, BPF_REG_1, 8, 0));
-  /* The last matching rule wins, so test from the end. */
-  for (size_t i = n; i > 0; i--)
-    emit_rule (&p, &rules[i - 1]);
-  emit (&p, INSN (BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1));
-  emit (&p, INSN (BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+  /* The last matching rule wins, so test from the end; the verifier refuses unreachable code
+     after a rule that matches every device. */
+  bool reachable = true;
+  for (size_t i = n; i > 0 && reachable; i--)
+    reachable = emit_rule (&p, &rules[i - 1]);
+  if (reachable)
+    {
+      emit (&p, INSN (BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1));
+      emit (&p, INSN (BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+    }
 
   char log[4096] = { 0 };
   union bpf_attr load;

@@ -60,11 +60,9 @@ cgroup_v2_enable_controllers (const char *mountpoint, const char *path, shim_err
   cleanup_free char *dir = xstrdup (mountpoint);
   const char *rest = path + mlen;
   int ret = 0;
+  /* Each ancestor from the mount down to the leaf's parent; the leaf keeps its controllers for its processes. */
   while (*rest == '/')
     {
-      const char *next = strchr (rest + 1, '/');
-      if (next == NULL)
-        break; /* the leaf itself keeps its controllers for its own processes */
       cleanup_free char *control = xasprintf ("%s/cgroup.subtree_control", dir);
       if (write_file (control, want.p, want.len, err) < 0)
         {
@@ -79,6 +77,9 @@ cgroup_v2_enable_controllers (const char *mountpoint, const char *path, shim_err
                 shim_error_release (&e);
             }
         }
+      const char *next = strchr (rest + 1, '/');
+      if (next == NULL)
+        break;
       char *grown = xasprintf ("%s%.*s", dir, (int) (next - rest), rest);
       free (dir);
       dir = grown;

@@ -1,5 +1,6 @@
 #include "container.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
@@ -597,6 +598,36 @@ record_exit (struct launch *L, int wait_status)
     shim_error_release (&e);
 }
 
+/* The monitor keeps only its own descriptors: anything inherited from the caller (a pipe it
+   waits on to close, its --log) would otherwise stay open for the container's whole life. */
+static void
+close_inherited_fds (const struct launch *L)
+{
+  int keep[] = { L->sync_parent, L->stdout_r, L->stderr_r, L->stdin_w, L->master,
+                 L->fifo_fd,     L->log_fd,   L->listen_fd, L->signal_fd };
+  DIR *d = opendir ("/proc/self/fd");
+  if (d == NULL)
+    return;
+  int self = dirfd (d);
+  struct dirent *de;
+  int doomed[1024];
+  size_t n = 0;
+  while ((de = readdir (d)) != NULL && n < sizeof doomed / sizeof doomed[0])
+    {
+      int fd = atoi (de->d_name);
+      if (de->d_name[0] == '.' || fd < 3 || fd == self)
+        continue;
+      bool ours = false;
+      for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        ours = ours || keep[i] == fd;
+      if (!ours)
+        doomed[n++] = fd;
+    }
+  closedir (d);
+  for (size_t i = 0; i < n; i++)
+    close (doomed[i]);
+}
+
 static void
 detach_stdio (void)
 {
@@ -742,8 +773,10 @@ container_start (const struct container_options *o, int *exit_code, shim_error_t
       _exit (1);
     close (report[1]);
   }
-  /* The caller may be waiting for our stdout and stderr to close. */
+  /* The caller may be waiting for our stdout, stderr and log to close. */
+  shim_log_close ();
   detach_stdio ();
+  close_inherited_fds (&L);
   int status = 0;
   shim_error_t e = NULL;
   if (monitor_loop (&L, false, &status, &e) < 0)

@@ -161,8 +161,19 @@ void
 shim_log_init (const char *path, bool json)
 {
   log_json = json;
+  if (log_fd >= 0)
+    close (log_fd);
+  log_fd = -1;
   if (path && *path)
-    log_fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    {
+      log_fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+      /* /proc/self/fd/N of a socket cannot be opened (ENXIO): take the descriptor itself. */
+      int n;
+      char tail;
+      if (log_fd < 0 && errno == ENXIO
+          && (sscanf (path, "/proc/self/fd/%d%c", &n, &tail) == 1 || sscanf (path, "/dev/fd/%d%c", &n, &tail) == 1))
+        log_fd = fcntl (n, F_DUPFD_CLOEXEC, 3);
+    }
 }
 
 const char *
@@ -213,6 +224,14 @@ emit (const char *level, int code, int status, const char *text)
   if (log_fd >= 0 && write (log_fd, line, strlen (line)) < 0)
     errno = 0;
   free (line);
+}
+
+void
+shim_log_close (void)
+{
+  if (log_fd >= 0)
+    close (log_fd);
+  log_fd = -1;
 }
 
 void

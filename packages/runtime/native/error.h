@@ -39,6 +39,8 @@ const char *shim_code_name (int code);
 /* Where and how errors and warnings are written (the global --log and --log-format). */
 void shim_log_init (const char *path, bool json);
 void shim_log_error (const shim_error_t err);
+/* The monitor lets go of the caller's log once create has reported. */
+void shim_log_close (void);
 void shim_warning (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 /* A one-line rendering of the error: "message: strerror". Static storage, overwritten by the next call. */
 const char *shim_error_text (const shim_error_t err);

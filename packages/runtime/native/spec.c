@@ -450,8 +450,9 @@ parse_caps (struct rd *rd, const struct json_value *obj, const char *parent, str
             {
               cleanup_free char *setpath = sub (cpath, sets[i]);
               cleanup_free char *p2 = idx (setpath, j);
+              bad (rd, p2, "unknown capability `%s`", names[j]);
               free (names);
-              return bad (rd, p2, "unknown capability `%s`", names[j]);
+              return -1;
             }
           if (c > last)
             {
@@ -968,8 +969,9 @@ parse_seccomp (struct rd *rd, const struct json_value *linux, struct spec *s)
       else
         {
           cleanup_free char *p = idx ("linux.seccomp.flags", i);
+          bad (rd, p, "unknown seccomp flag `%s`", flags[i]);
           free (flags);
-          return bad (rd, p, "unknown seccomp flag `%s`", flags[i]);
+          return -1;
         }
     }
   free (flags);

@@ -1,1 +1,28 @@
-export {};
+export { Runtime, collectOutput } from './runtime.js';
+export type { ContainerState, ContainerStatus, CreateOptions, ExecOptions, ExecProcess, RunningProcess, RuntimeName, RuntimeOptions } from './runtime.js';
+export { RuntimeError, RuntimeErrorCode } from './errors.js';
+export { buildSpec, mergeEnv } from './spec-builder.js';
+export type { ImageRunConfig, NamespaceMode, RunMount, RunOptions } from './spec-builder.js';
+export { allCapabilities, defaultCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
+export { defaultSeccompProfile } from './seccomp-profile.js';
+export { resolveUser } from './user.js';
+export type { ResolvedUser } from './user.js';
+export { AttachFrame, attachSocket } from './attach.js';
+export type { AttachSession } from './attach.js';
+export { cgroupPathsOfProcess, readCgroupStats } from './stats.js';
+export type { CgroupLayout, CgroupPaths, ContainerStats } from './stats.js';
+export type {
+  CapabilitySets,
+  DeviceRule,
+  HookSpec,
+  IdMapping,
+  LinuxDevice,
+  LinuxResources,
+  LinuxSpec,
+  MountSpec,
+  NamespaceType,
+  ProcessSpec,
+  RuntimeSpec,
+  SeccompRule,
+  SeccompSpec,
+} from './oci-spec.js';

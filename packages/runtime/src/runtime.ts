@@ -1,0 +1,474 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { abortError, errnoCode, throwIfAborted } from '@berth/errors';
+import { noopLogger, type Logger } from '@berth/log';
+import { attachSocket, type AttachSession } from './attach.js';
+import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
+import type { ProcessSpec, RuntimeSpec } from './oci-spec.js';
+import { cgroupPathsOfProcess, readCgroupStats, type CgroupLayout, type CgroupPaths, type ContainerStats } from './stats.js';
+
+/** Which OCI runtime a `Runtime` drives: Berth's own shim, runc, crun, or a path to another. */
+export type RuntimeName = 'berth-runtime' | 'runc' | 'crun' | (string & {});
+
+/** Options of `Runtime`. */
+export interface RuntimeOptions {
+  /** berth-runtime (default), runc, crun, or the path of a runtime with runc's command line. */
+  readonly runtime?: RuntimeName;
+  /** The runtime's state directory (default /run/berth/runtime, /run/runc, /run/crun). */
+  readonly root?: string;
+  /** Global options put before every command (for instance `--cgroup-manager=disabled` for crun). */
+  readonly runtimeArgs?: readonly string[];
+  readonly logger?: Logger;
+}
+
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+
+/** What `state` reports: runc's fields, plus the exit and the monitor's paths from berth-runtime. */
+export interface ContainerState {
+  readonly id: string;
+  /** The init's host pid; 0 when stopped. */
+  readonly pid: number;
+  readonly status: ContainerStatus;
+  readonly bundle: string;
+  readonly rootfs?: string;
+  readonly created?: Date;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** berth-runtime only: set once the process has exited. */
+  readonly exitCode?: number;
+  readonly exitSignal?: number;
+  readonly finished?: Date;
+  readonly oomKilled?: boolean;
+  readonly logPath?: string;
+  readonly attachSocket?: string;
+  readonly monitorPid?: number;
+  readonly cgroup?: CgroupPaths;
+}
+
+/** How `create` and `run` start a container. */
+export interface CreateOptions {
+  /** The bundle directory (config.json and, usually, the rootfs). */
+  readonly bundle: string;
+  readonly pidFile?: string;
+  /** runc's console socket: receives the pty master of a terminal container. */
+  readonly consoleSocket?: string;
+  readonly noPivot?: boolean;
+  /** berth-runtime: the container's stdout and stderr go to this file in docker's json-file format. */
+  readonly logPath?: string;
+  /** berth-runtime: serve attach on this unix socket (see `attach`). */
+  readonly attachSocket?: string;
+  /** berth-runtime: give the process a stdin that attached clients feed (docker's -i). */
+  readonly openStdin?: boolean;
+  /** berth-runtime: close that stdin when the first client that wrote to it detaches. */
+  readonly stdinOnce?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** A process the runtime runs in the foreground: `run` without detach, or `exec`. */
+export interface RunningProcess {
+  /** The runtime's process (its stdio is the container process's). */
+  readonly child: ChildProcess;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** The exit status (128+n after signal n). Rejects with a RuntimeError when the process could not start. */
+  wait(): Promise<number>;
+}
+
+/** What to run with `exec`; omitted fields come from the container's own process. */
+export type ExecProcess = Partial<ProcessSpec> & { readonly args: readonly string[] };
+
+export interface ExecOptions {
+  /** Return as soon as the process runs, without waiting for it. */
+  readonly detach?: boolean;
+  /** Give the process a stdin pipe (otherwise /dev/null). */
+  readonly stdin?: boolean;
+  readonly pidFile?: string;
+  readonly consoleSocket?: string;
+  readonly signal?: AbortSignal;
+}
+
+interface Invocation {
+  readonly code: number;
+  readonly stdout: string;
+}
+
+type Kind = 'berth' | 'runc' | 'crun' | 'other';
+
+const shimPath = fileURLToPath(new URL('../dist/native/berth-runtime', import.meta.url));
+const buildCommand = 'npx nx run @berth/runtime:build';
+let logSequence = 0;
+
+/** The last error record of a runtime's JSON log (berth-runtime, runc's logrus and crun all write these). */
+function errorRecord(log: string): { msg: string; code?: string } | undefined {
+  let found: { msg: string; code?: string } | undefined;
+  for (const line of log.split('\n')) {
+    if (!line.trim().startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as { level?: string; msg?: string; code?: string };
+      if ((rec.level === 'error' || rec.level === 'fatal') && typeof rec.msg === 'string') {
+        found = { msg: rec.msg, ...(typeof rec.code === 'string' ? { code: rec.code } : {}) };
+      }
+    } catch {
+      // a partial or foreign line: not ours to interpret
+    }
+  }
+  return found;
+}
+
+function parseDate(value: unknown): Date | undefined {
+  if (typeof value !== 'string' || !value) return undefined;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+function toState(raw: Record<string, unknown>): ContainerState {
+  const cgroup = raw.cgroup as { layout?: CgroupLayout; paths?: Record<string, string> } | undefined;
+  const created = parseDate(raw.created);
+  const finished = parseDate(raw.finished);
+  return {
+    id: String(raw.id),
+    pid: typeof raw.pid === 'number' ? raw.pid : 0,
+    status: String(raw.status) as ContainerStatus,
+    bundle: String(raw.bundle ?? ''),
+    ...(typeof raw.rootfs === 'string' ? { rootfs: raw.rootfs } : {}),
+    ...(created ? { created } : {}),
+    annotations: (raw.annotations as Record<string, string> | null) ?? {},
+    ...(typeof raw.exitCode === 'number' ? { exitCode: raw.exitCode } : {}),
+    ...(typeof raw.exitSignal === 'number' ? { exitSignal: raw.exitSignal } : {}),
+    ...(finished ? { finished } : {}),
+    ...(typeof raw.oomKilled === 'boolean' ? { oomKilled: raw.oomKilled } : {}),
+    ...(typeof raw.logPath === 'string' ? { logPath: raw.logPath } : {}),
+    ...(typeof raw.attachSocket === 'string' ? { attachSocket: raw.attachSocket } : {}),
+    ...(typeof raw.monitorPid === 'number' ? { monitorPid: raw.monitorPid } : {}),
+    ...(cgroup?.layout && cgroup.paths ? { cgroup: { layout: cgroup.layout, paths: cgroup.paths } } : {}),
+  };
+}
+
+/**
+ * Drives an OCI runtime with runc's command line: berth-runtime by default, or runc and crun.
+ * Every call runs the runtime once; errors come back as RuntimeErrors with a stable code (read
+ * from the runtime's JSON log, not from its wording).
+ */
+export class Runtime {
+  /** The runtime's name or path, as given. */
+  readonly runtime: RuntimeName;
+  /** The state directory passed as --root, if any. */
+  readonly root: string | undefined;
+  private readonly binary: string;
+  private readonly kind: Kind;
+  private readonly globalArgs: readonly string[];
+  private readonly logger: Logger;
+
+  constructor(options: RuntimeOptions = {}) {
+    const runtime = options.runtime ?? 'berth-runtime';
+    if (typeof runtime !== 'string' || runtime === '') {
+      throw new RuntimeError('runtime: expected a runtime name or path', RuntimeErrorCode.InvalidSpec);
+    }
+    if (options.root !== undefined && !options.root.startsWith('/')) {
+      throw new RuntimeError(`root: ${JSON.stringify(options.root)} is not an absolute path`, RuntimeErrorCode.InvalidSpec);
+    }
+    const name = basename(runtime);
+    this.kind = runtime === 'berth-runtime' || name === 'berth-runtime' ? 'berth' : name === 'runc' ? 'runc' : name === 'crun' ? 'crun' : 'other';
+    this.runtime = runtime;
+    this.binary = runtime === 'berth-runtime' ? shimPath : runtime;
+    const defaults: Record<Kind, string | undefined> = { berth: '/run/berth/runtime', runc: '/run/runc', crun: '/run/crun', other: undefined };
+    this.root = options.root ?? defaults[this.kind];
+    this.globalArgs = [...(this.root ? ['--root', this.root] : []), ...(options.runtimeArgs ?? [])];
+    this.logger = (options.logger ?? noopLogger).child({ component: 'runtime', runtime: name });
+  }
+
+  /** True for berth-runtime, which has the monitor's log, attach socket and exit records. */
+  get hasMonitor(): boolean {
+    return this.kind === 'berth';
+  }
+
+  /** Creates a container that waits for `start`. */
+  async create(id: string, options: CreateOptions): Promise<void> {
+    await this.checkAbsent(id);
+    await this.invoke(['create', ...this.createArgs(options), id], options.signal);
+  }
+
+  /** Runs the process of a created container. */
+  async start(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    await this.checkPresent(id);
+    await this.invoke(['start', id], options.signal);
+  }
+
+  /** Creates and starts a container and leaves it running under its monitor. */
+  async runDetached(id: string, options: CreateOptions): Promise<void> {
+    await this.checkAbsent(id);
+    await this.invoke(['run', '--detach', ...this.createArgs(options), id], options.signal);
+  }
+
+  /**
+   * Runs a container in the foreground: its stdio are the returned streams, `wait()` gives its
+   * exit status, and the container is deleted when it ends.
+   */
+  run(id: string, options: CreateOptions & { readonly stdin?: boolean }): RunningProcess {
+    return this.foreground(['run', ...this.createArgs(options), id], options.stdin ?? false, options.signal, () => this.checkAbsent(id));
+  }
+
+  async state(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<ContainerState> {
+    await this.checkPresent(id);
+    const { stdout } = await this.invoke(['state', id], options.signal, true);
+    return toState(JSON.parse(stdout) as Record<string, unknown>);
+  }
+
+  async list(options: { readonly signal?: AbortSignal } = {}): Promise<ContainerState[]> {
+    const { stdout } = await this.invoke(['list', '--format', 'json'], options.signal, true);
+    const parsed = JSON.parse(stdout.trim() || '[]') as Record<string, unknown>[] | null;
+    return (parsed ?? []).map(toState);
+  }
+
+  /** Sends a signal (name or number, default SIGTERM) to the init, or with `all` to every process. */
+  async kill(id: string, signal: string | number = 'SIGTERM', options: { readonly all?: boolean; readonly signal?: AbortSignal } = {}): Promise<void> {
+    await this.checkPresent(id);
+    await this.invoke(['kill', ...(options.all ? ['--all'] : []), id, String(signal)], options.signal);
+  }
+
+  /** Removes a stopped container; `force` kills a running one first. */
+  async delete(id: string, options: { readonly force?: boolean; readonly signal?: AbortSignal } = {}): Promise<void> {
+    if (!options.force) await this.checkPresent(id);
+    await this.invoke(['delete', ...(options.force ? ['--force'] : []), id], options.signal);
+  }
+
+  async pause(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    await this.checkPresent(id);
+    await this.invoke(['pause', id], options.signal);
+  }
+
+  async resume(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    await this.checkPresent(id);
+    await this.invoke(['resume', id], options.signal);
+  }
+
+  /** The host pids of the container's processes. */
+  async ps(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<number[]> {
+    await this.checkPresent(id);
+    const { stdout } = await this.invoke(['ps', '--format', 'json', id], options.signal, true);
+    return (JSON.parse(stdout.trim() || '[]') as number[] | null) ?? [];
+  }
+
+  /**
+   * Runs a new process in a running container. Fields the process leaves out (env, cwd, user,
+   * capabilities, ...) are the container's own, from its bundle's config.json.
+   */
+  async exec(id: string, process: ExecProcess, options: ExecOptions & { readonly detach: true }): Promise<void>;
+  async exec(id: string, process: ExecProcess, options?: ExecOptions): Promise<RunningProcess>;
+  async exec(id: string, process: ExecProcess, options: ExecOptions = {}): Promise<RunningProcess | void> {
+    throwIfAborted(options.signal);
+    const state = await this.state(id, options.signal ? { signal: options.signal } : {});
+    const config = JSON.parse(await readFile(join(state.bundle, 'config.json'), 'utf8')) as RuntimeSpec;
+    const base = config.process;
+    if (!base) throw new RuntimeError(`container ${id} has no process in its config.json`, RuntimeErrorCode.InvalidSpec);
+    const full: ProcessSpec = { ...base, ...process, args: [...process.args], terminal: process.terminal ?? false };
+    const dir = await mkdtemp(join(tmpdir(), 'berth-exec-'));
+    const file = join(dir, 'process.json');
+    await writeFile(file, JSON.stringify(full));
+    const args = [
+      'exec',
+      '--process',
+      file,
+      ...(full.terminal ? ['--tty'] : []),
+      ...(options.detach ? ['--detach'] : []),
+      ...(options.pidFile ? ['--pid-file', options.pidFile] : []),
+      ...(options.consoleSocket ? ['--console-socket', options.consoleSocket] : []),
+      id,
+    ];
+    const cleanup = () => rm(dir, { recursive: true, force: true });
+    if (options.detach) {
+      try {
+        await this.invoke(args, options.signal);
+      } finally {
+        await cleanup();
+      }
+      return;
+    }
+    const proc = this.foreground(args, options.stdin ?? false, options.signal);
+    const wait = proc.wait().finally(cleanup);
+    return { ...proc, wait: () => wait };
+  }
+
+  /** Attaches to a container created with `attachSocket` (berth-runtime only). */
+  async attach(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<AttachSession> {
+    const state = await this.state(id, options);
+    if (!state.attachSocket) {
+      throw new RuntimeError(
+        this.hasMonitor ? `container ${id} was created without an attach socket` : `${this.runtime} has no attach socket; use berth-runtime`,
+        this.hasMonitor ? RuntimeErrorCode.State : RuntimeErrorCode.NotSupported,
+      );
+    }
+    return attachSocket(state.attachSocket, options);
+  }
+
+  /** Memory, CPU and pids usage from the container's cgroups. */
+  async readStats(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<ContainerStats> {
+    const state = await this.state(id, options);
+    if (state.cgroup) return readCgroupStats(state.cgroup);
+    if (state.pid > 0) return readCgroupStats(await cgroupPathsOfProcess(state.pid));
+    throw new RuntimeError(`container ${id} is ${state.status} and its runtime records no cgroup`, RuntimeErrorCode.State);
+  }
+
+  private createArgs(o: CreateOptions): string[] {
+    if (!o.bundle.startsWith('/')) throw new RuntimeError(`bundle: ${JSON.stringify(o.bundle)} is not an absolute path`, RuntimeErrorCode.InvalidSpec);
+    const monitorOnly = [o.logPath && '--log-path', o.attachSocket && '--attach-socket', o.openStdin && '--open-stdin', o.stdinOnce && '--stdin-once'].filter(Boolean);
+    if (monitorOnly.length && !this.hasMonitor) {
+      throw new RuntimeError(
+        `${this.runtime} has no monitor: ${monitorOnly.join(', ')} need berth-runtime (logs and attach are unavailable with runc and crun)`,
+        RuntimeErrorCode.NotSupported,
+      );
+    }
+    return [
+      '--bundle', o.bundle,
+      ...(o.pidFile ? ['--pid-file', o.pidFile] : []),
+      ...(o.consoleSocket ? ['--console-socket', o.consoleSocket] : []),
+      ...(o.noPivot ? ['--no-pivot'] : []),
+      ...(o.logPath ? ['--log-path', o.logPath] : []),
+      ...(o.attachSocket ? ['--attach-socket', o.attachSocket] : []),
+      ...(o.openStdin ? ['--open-stdin'] : []),
+      ...(o.stdinOnce ? ['--stdin-once'] : []),
+    ];
+  }
+
+  // runc and crun name "not found" and "exists" only in their prose; their state directories say it plainly.
+  private async checkPresent(id: string): Promise<void> {
+    if (this.kind === 'berth' || !this.root) return;
+    if (!(await stat(join(this.root, id)).catch(() => undefined))) {
+      throw new RuntimeError(`container ${id} does not exist`, RuntimeErrorCode.NotFound);
+    }
+  }
+
+  private async checkAbsent(id: string): Promise<void> {
+    if (this.kind === 'berth' || !this.root) return;
+    if (await stat(join(this.root, id)).catch(() => undefined)) {
+      throw new RuntimeError(`container ${id} already exists`, RuntimeErrorCode.Exists);
+    }
+  }
+
+  private checkBinary(): void {
+    if (this.kind === 'berth' && this.binary === shimPath && !existsSync(shimPath)) {
+      throw new RuntimeError(`berth-runtime is not built (${shimPath} is missing); build it with: ${buildCommand}`, RuntimeErrorCode.ShimMissing);
+    }
+  }
+
+  /**
+   * Starts the runtime. Its own errors go to a JSON log apart from the container's output:
+   * berth-runtime writes them to fd 3 (a socket it cannot reopen by path, so it takes the
+   * descriptor); runc and crun open a file, so they get a temporary one.
+   */
+  private spawnRuntime(args: readonly string[], stdio: ('pipe' | 'ignore')[], signal: AbortSignal | undefined): { child: ChildProcess; log: () => Promise<string> } {
+    this.checkBinary();
+    const chunks: Buffer[] = [];
+    let logFile: string | undefined;
+    if (this.kind !== 'berth') logFile = join(tmpdir(), `berth-runtime-log-${process.pid}-${++logSequence}.json`);
+    const full = [...this.globalArgs, '--log', logFile ?? '/proc/self/fd/3', '--log-format', 'json', ...args];
+    this.logger.debug('exec', { args: full });
+    const child = spawn(this.binary, full, { stdio: [...stdio, logFile ? 'ignore' : 'pipe'], ...(signal ? { signal, killSignal: 'SIGTERM' } : {}) });
+    if (!logFile) (child.stdio[3] as Readable).on('data', (d: Buffer) => chunks.push(d));
+    const log = async () => {
+      if (!logFile) return Buffer.concat(chunks).toString();
+      const text = await readFile(logFile, 'utf8').catch(() => '');
+      await rm(logFile, { force: true });
+      return text;
+    };
+    return { child, log };
+  }
+
+  private failure(args: readonly string[], code: number | null, log: string, stderr: string, cause?: unknown): RuntimeError {
+    if (errnoCode(cause) === 'ENOENT') {
+      return new RuntimeError(
+        this.kind === 'berth' ? `berth-runtime is not built; build it with: ${buildCommand}` : `${this.runtime} is not installed`,
+        this.kind === 'berth' ? RuntimeErrorCode.ShimMissing : RuntimeErrorCode.NotSupported,
+        { cause },
+      );
+    }
+    const rec = errorRecord(log);
+    const what = `${basename(this.runtime)} ${args[0]}`;
+    if (rec) return new RuntimeError(`${what}: ${rec.msg}`, runtimeErrorCode(rec.code), cause === undefined ? {} : { cause });
+    const text = (stderr || log).trim() || `exit status ${code}`;
+    return new RuntimeError(`${what}: ${text}`, RuntimeErrorCode.Runtime, cause === undefined ? {} : { cause });
+  }
+
+  /**
+   * Runs one command to completion and returns its stdout; a non-zero exit becomes a
+   * RuntimeError. Commands that start a container get no stdout or stderr of ours: the
+   * container would inherit them and keep them open for its whole life.
+   */
+  private invoke(args: readonly string[], signal: AbortSignal | undefined, output = false): Promise<Invocation> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(abortError(signal));
+      let spawned: ReturnType<Runtime['spawnRuntime']>;
+      try {
+        spawned = this.spawnRuntime(args, ['ignore', output ? 'pipe' : 'ignore', output ? 'pipe' : 'ignore'], signal);
+      } catch (err) {
+        return reject(err);
+      }
+      const { child, log } = spawned;
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout?.on('data', (d: Buffer) => out.push(d));
+      child.stderr?.on('data', (d: Buffer) => err.push(d));
+      child.on('error', (e) => {
+        if (signal?.aborted) reject(abortError(signal));
+        else reject(this.failure(args, null, '', '', e));
+      });
+      child.on('close', (code) => {
+        void log().then((logText) => {
+          if (signal?.aborted) return reject(abortError(signal));
+          if (code !== 0) return reject(this.failure(args, code, logText, Buffer.concat(err).toString()));
+          resolve({ code: 0, stdout: Buffer.concat(out).toString() });
+        }, reject);
+      });
+    });
+  }
+
+  private foreground(args: readonly string[], stdin: boolean, signal: AbortSignal | undefined, precheck?: () => Promise<void>): RunningProcess {
+    const { child, log } = this.spawnRuntime(args, [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], signal);
+    const done = new Promise<number>((resolve, reject) => {
+      child.on('error', (e) => {
+        if (signal?.aborted) reject(abortError(signal));
+        else reject(this.failure(args, null, '', '', e));
+      });
+      child.on('close', (code, sig) => {
+        void log().then((logText) => {
+          if (signal?.aborted) return reject(abortError(signal));
+          // Our own error record tells a failed start from a container that exited non-zero.
+          if (errorRecord(logText)) return reject(this.failure(args, code, logText, ''));
+          resolve(code ?? 128 + (sig ? signalNumber(sig) : 0));
+        }, reject);
+      });
+    });
+    const wait = precheck
+      ? precheck().then(
+          () => done,
+          (e: unknown) => {
+            child.kill('SIGKILL');
+            throw e;
+          },
+        )
+      : done;
+    // Keep an unobserved failure from surfacing as an unhandled rejection.
+    wait.catch(() => {});
+    return { child, stdin: child.stdin, stdout: child.stdout!, stderr: child.stderr!, wait: () => wait };
+  }
+}
+
+function signalNumber(name: NodeJS.Signals): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+  return numbers[name] ?? 0;
+}
+
+/** Collects a foreground process's output and status (for short commands and tests). */
+export async function collectOutput(proc: RunningProcess): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  proc.stdout.on('data', (d: Buffer) => out.push(d));
+  proc.stderr.on('data', (d: Buffer) => err.push(d));
+  const exitCode = await proc.wait();
+  return { exitCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+}
