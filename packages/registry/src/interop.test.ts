@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { LocalContentStore } from '@berth/store';
+import { dockerdUnavailable, startDockerd } from '@berth/tools/dockerd-rig';
 import { startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
 import { buildBusyboxImage, pushBusyboxImage, type TestImage } from '@berth/tools/test-images';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -94,6 +95,43 @@ describe.skipIf(skopeoMissing)(`skopeo interop${skopeoMissing ? ` (skipped: ${sk
     const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     expect(index.manifests[0]!.digest).toBe(m.descriptor.digest);
     for (const l of m.layers) expect((await stat(join(out, 'blobs', 'sha256', l.digest.slice(7)))).size).toBe(l.size);
+  });
+});
+
+const dockerMissing = await dockerdUnavailable();
+
+describe.skipIf(dockerMissing)(`docker CLI interop${dockerMissing ? ` (skipped: ${dockerMissing})` : ''}`, () => {
+  it('docker pulls what Berth pushed, and Berth pulls what docker pushed', async () => {
+    const r = await rig();
+    const dockerd = await startDockerd({ busyboxTag: 'berth-busybox:latest' });
+    try {
+      const image = await built({ layers: 2, mediaTypes: 'docker' });
+      const m = image.manifests[0]!;
+      for (const d of [m.descriptor, m.config, ...m.layers]) {
+        const ingest = await content.ingest({ digest: d.digest, size: d.size });
+        await pipeline(createReadStream(image.blobPath(d.digest)), ingest.writer);
+        await ingest.commit();
+      }
+      await client().push(`${r.host}/berth-made:1`, { content, manifestDigest: m.descriptor.digest }).result;
+      const pulled = await dockerd.docker(['pull', `${r.host}/berth-made:1`]);
+      expect(pulled.code, pulled.stderr).toBe(0);
+      expect(pulled.stdout).toContain(`Digest: ${m.descriptor.digest}`);
+      const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', `${r.host}/berth-made:1`]);
+      expect(id.stdout.trim()).toBe(m.config.digest);
+
+      const tagged = await dockerd.docker(['tag', 'berth-busybox:latest', `${r.host}/docker-made:1`]);
+      expect(tagged.code, tagged.stderr).toBe(0);
+      const pushed = await dockerd.docker(['push', `${r.host}/docker-made:1`]);
+      expect(pushed.code, pushed.stderr).toBe(0);
+      const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed.stdout)?.[1];
+      const result = await client().pull(`${r.host}/docker-made:1`, { content }).result;
+      expect(result.descriptor.digest).toBe(digest);
+      expect(result.manifestDescriptor.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+      const dockerId = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', 'berth-busybox:latest']);
+      expect(result.configDescriptor.digest).toBe(dockerId.stdout.trim());
+    } finally {
+      await dockerd.stop();
+    }
   });
 });
 
