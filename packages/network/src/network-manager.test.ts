@@ -203,6 +203,8 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
       code: 'ERR_PORT_IN_USE',
       message: expect.stringContaining(`${id}-pub`.slice(0, 12)),
     });
+    // Hairpin: a container on the same bridge reaches the published port through the host's address (via the proxy).
+    expect((await curl(q.name, `http://${outside.hostAddress}:${port}/cgi-bin/addr`)).stdout.trim()).toBe(ep.gateway);
 
     // -P: a free ephemeral port for each EXPOSEd port; a host range: its first free port.
     const [auto] = await manager.publish({ containerId: `${id}-pub`, ports: exposedPortSpecs(['80/tcp']) });
@@ -279,6 +281,77 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     const et = await manager.connect({ containerId: `${id}-tgt`, netnsPath: t.path, network: 'bridge' });
     await rig.httpd(t.name);
     expect((await curl(undefined, `http://${et.ipAddress}/`)).stdout).toBe(`hello from ${t.name}\n`);
+  });
+
+  it('network options: subnets from the pools, --gateway, --ip-range, --ip, --mac, and what docker refuses', async () => {
+    const routes = await must(['ip', '-4', 'route', 'show', 'table', 'all']);
+    let pool = '';
+    for (let x = 100 + Math.floor(Math.random() * 100); !pool; x++) if (!routes.includes(`10.${x}.`) && !subnets.some((n) => n.startsWith(`10.${x}.`))) pool = `10.${x}`;
+    const pooled = new NetworkManager({ ...options, addressPools: [{ base: `${pool}.0.0/16`, size: 24 }] });
+    const first = await pooled.createNetwork({ name: `pool1${id}` });
+    const second = await pooled.createNetwork({ name: `pool2${id}`, attachable: true });
+    expect(first.ipam).toEqual({ subnet: `${pool}.0.0/24`, gateway: `${pool}.0.1` });
+    expect(second.ipam?.subnet).toBe(`${pool}.1.0/24`);
+    expect(second.attachable).toBe(true);
+
+    const custom = await pooled.createNetwork({ name: `cust${id}`, subnet: `${pool}.5.0/24`, gateway: `${pool}.5.254`, ipRange: `${pool}.5.128/25` });
+    expect(custom.ipam).toEqual({ subnet: `${pool}.5.0/24`, gateway: `${pool}.5.254`, ipRange: `${pool}.5.128/25` });
+    const r = await rig.netns('rng');
+    const er = await pooled.connect({ containerId: `${id}-rng`, netnsPath: r.path, network: custom.name });
+    expect(er.ipAddress).toBe(`${pool}.5.129`);
+    expect(await must(['ip', 'route', 'show', 'default'], { ns: r.name })).toContain(`via ${pool}.5.254`);
+    const s = await rig.netns('sta');
+    const es = await pooled.connect({ containerId: `${id}-sta`, pid: undefined, netnsPath: s.path, network: custom.name, ip: `${pool}.5.10`, mac: '02:AA:bb:cc:dd:ee' });
+    expect(es).toMatchObject({ ipAddress: `${pool}.5.10`, requestedAddress: `${pool}.5.10`, macAddress: '02:aa:bb:cc:dd:ee' });
+    expect(JSON.parse(await must(['ip', '-j', 'link', 'show', 'eth0'], { ns: s.name }))[0].address).toBe('02:aa:bb:cc:dd:ee');
+    expect(er.requestedAddress).toBeUndefined();
+
+    const t = await rig.netns('bad');
+    const attempt = (over: object) => pooled.connect({ containerId: `${id}-bad`, netnsPath: t.path, network: custom.name, ...over });
+    await expect(attempt({ ip: `${pool}.5.10` })).rejects.toMatchObject({ kind: 'Conflict', code: 'ERR_ADDRESS_IN_USE' });
+    await expect(attempt({ ip: `${pool}.6.10` })).rejects.toMatchObject({ kind: 'InvalidArgument' });
+    await expect(attempt({ ip: `${pool}.5.255` })).rejects.toMatchObject({ kind: 'InvalidArgument' });
+    await expect(attempt({ mac: '01:00:5e:00:00:01' })).rejects.toMatchObject({ kind: 'InvalidArgument' });
+    await expect(attempt({ network: 'bridge', ip: subnets[0]!.replace(/0\/24$/, '77') })).rejects.toMatchObject({ kind: 'InvalidArgument' });
+    await expect(attempt({ network: 'bridge', aliases: ['x'] })).rejects.toMatchObject({ kind: 'InvalidArgument' });
+    await expect(attempt({ netnsPath: `/run/netns/bt${id}missing` })).rejects.toMatchObject({ kind: 'NotFound', code: 'ERR_NETNS_NOT_FOUND' });
+    await expect(attempt({ network: `nope${id}` })).rejects.toMatchObject({ kind: 'NotFound' });
+    // Nothing of the failed attempts stays: no endpoint, no link in the namespace.
+    expect(await pooled.containerEndpoints(`${id}-bad`)).toEqual([]);
+    expect((await must(['ip', '-br', 'link'], { ns: t.name })).trim().split('\n')).toHaveLength(1);
+
+    await expect(pooled.createNetwork({ name: `g${id}`, gateway: '10.0.0.1' })).rejects.toMatchObject({ kind: 'InvalidArgument' });
+    await expect(pooled.createNetwork({ name: 'bad name' })).rejects.toMatchObject({ code: 'ERR_INVALID_NETWORK_NAME' });
+    await expect(pooled.createNetwork({ name: `ov${id}`, driver: 'overlay' })).rejects.toMatchObject({ kind: 'NotImplemented' });
+    await expect(pooled.createNetwork({ name: `gw${id}`, subnet: `${pool}.9.0/24`, gateway: `${pool}.8.1` })).rejects.toMatchObject({ kind: 'InvalidArgument' });
+    await expect(pooled.createNetwork({ name: `rt${id}`, subnet: subnets[5] })).rejects.toMatchObject({ code: 'ERR_SUBNET_OVERLAP', message: expect.stringContaining('host route') });
+
+    await pooled.releaseContainer({ containerId: `${id}-rng` });
+    await pooled.releaseContainer({ containerId: `${id}-sta` });
+    const pruned = await pooled.pruneNetworks({ filter: (n) => n.name.endsWith(id) && n.name !== `front${id}` && n.name !== `back${id}` && n.name !== `int${id}` });
+    expect(pruned.sort()).toEqual([`cust${id}`, `pool1${id}`, `pool2${id}`]);
+  });
+
+  it('a container on two networks: eth0 and eth1, names of both, the default route moves on disconnect', async () => {
+    const net = await manager.inspectNetwork(`back${id}`);
+    const m = await rig.netns('multi');
+    const peer = await rig.netns('peer');
+    await manager.connect({ containerId: `${id}-peer`, containerName: 'peer', netnsPath: peer.path, network: net.name });
+    const e0 = await manager.connect({ containerId: `${id}-multi`, containerName: 'multi', netnsPath: m.path, network: net.name });
+    const e1 = await manager.connect({ containerId: `${id}-multi`, containerName: 'multi', netnsPath: m.path, network: 'bridge' });
+    expect([e0.ifname, e0.defaultRoute, e1.ifname, e1.defaultRoute]).toEqual(['eth0', true, 'eth1', false]);
+    expect((await manager.containerEndpoints(`${id}-multi`)).map((e) => e.networkName)).toEqual([net.name, 'bridge']);
+    const files = await manager.containerFiles({ containerId: `${id}-multi`, hostname: 'multi', mode: 'bridge' });
+    expect(files.hosts).toContain(`${e0.ipAddress}\tmulti\n${e1.ipAddress}\tmulti\n`);
+    await rig.etc(m.name, { 'resolv.conf': files.resolvConf });
+    expect((await must(['getent', 'hosts', 'peer'], { ns: m.name })).split(/\s+/)[0]).toMatch(/^10\./);
+    expect(await must(['ip', 'route', 'show', 'default'], { ns: m.name })).toContain('dev eth0');
+    await manager.disconnect({ containerId: `${id}-multi`, network: net.name });
+    expect(await must(['ip', 'route', 'show', 'default'], { ns: m.name })).toContain(`default via ${e1.gateway} dev eth1`);
+    expect((await manager.containerEndpoints(`${id}-multi`))[0]!.defaultRoute).toBe(true);
+    await manager.releaseContainer({ containerId: `${id}-multi` });
+    await manager.releaseContainer({ containerId: `${id}-peer` });
+    await expect(manager.disconnect({ containerId: `${id}-multi`, network: 'bridge' })).rejects.toMatchObject({ code: 'ERR_CONTAINER_NOT_CONNECTED' });
   });
 
   it('several processes connecting at once never share an address', async () => {

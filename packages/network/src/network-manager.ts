@@ -25,6 +25,7 @@ import {
   formatIpv4,
   formatSubnet,
   isIpv4,
+  isLoopbackIpv4,
   nthSubnet,
   parseIpv4,
   parseSubnet,
@@ -173,6 +174,8 @@ export interface EndpointInfo {
   readonly ifname: string;
   readonly hostVeth: string;
   readonly ipAddress: string;
+  /** The address given with `--ip`, if it was (docker's `IPAMConfig.IPv4Address`). */
+  readonly requestedAddress?: string;
   readonly prefixLength: number;
   /** The network's gateway; empty on internal networks, which have no route out. */
   readonly gateway: string;
@@ -604,6 +607,7 @@ export class NetworkManager {
           ifname,
           hostVeth,
           address,
+          staticAddress: options.ip !== undefined,
           prefixLength,
           macAddress: mac,
           defaultRoute,
@@ -1013,9 +1017,10 @@ export class NetworkManager {
     }
     return {
       networks: state.networks.flatMap((n) => (n.bridge ? [{ bridge: n.bridge.name, subnet: n.bridge.subnet, internal: n.internal }] : [])),
+      // Loopback host addresses are the proxy's alone: DNAT to them would need route_localnet.
       ports: state.ports.flatMap((p) => {
         const bridge = bridgeOf.get(p.endpointId);
-        return bridge ? [{ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, containerIp: p.containerIp, containerPort: p.containerPort, bridge }] : [];
+        return bridge && !isLoopbackIpv4(parseIpv4(p.hostIp)) ? [{ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, containerIp: p.containerIp, containerPort: p.containerPort, bridge }] : [];
       }),
     };
   }
@@ -1210,6 +1215,7 @@ export class NetworkManager {
       ifname: e.ifname,
       hostVeth: e.hostVeth,
       ipAddress: e.address,
+      ...(e.staticAddress ? { requestedAddress: e.address } : {}),
       prefixLength: e.prefixLength,
       gateway: n?.internal ? '' : (n?.bridge?.gateway ?? ''),
       macAddress: e.macAddress,

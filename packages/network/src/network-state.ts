@@ -48,6 +48,8 @@ export interface EndpointRecord {
   /** The host end of the veth pair, a port of the network's bridge. */
   readonly hostVeth: string;
   readonly address: string;
+  /** True when the address was asked for (`--ip`), which docker shows as IPAMConfig. */
+  readonly staticAddress: boolean;
   readonly prefixLength: number;
   readonly macAddress: string;
   /** True when the container's default route goes through this endpoint's gateway. */
