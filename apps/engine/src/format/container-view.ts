@@ -32,43 +32,53 @@ export function goTimeString(unixSeconds: number): string {
   return `${local.slice(0, 10)} ${local.slice(11, 19)} ${zone} ${name}`;
 }
 
-function hostAddress(ip: string): string {
-  return ip.includes(':') ? `[${ip}]` : ip;
-}
-
 /**
- * docker's DisplayablePorts: published ports as `0.0.0.0:8080->80/tcp`, unpublished as `80/tcp`,
- * consecutive ports with the same address folded into ranges.
+ * docker's DisplayablePorts: ports sorted by container port; ports published on the same number
+ * (and unpublished ones) folded into ranges per address, other mappings listed one by one after them.
  */
 export function displayPorts(ports: readonly Port[]): string {
-  const groups = new Map<string, { first: number; last: number; pubFirst?: number; pubLast?: number }[]>();
-  const keyed = [...ports].sort((a, b) => a.PrivatePort - b.PrivatePort || (a.PublicPort ?? 0) - (b.PublicPort ?? 0));
+  // Go's string order (bytes), not the locale's: `0.0.0.0` sorts before `::`.
+  const byBytes = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  const sorted = [...ports].sort(
+    (a, b) => a.PrivatePort - b.PrivatePort || byBytes(a.IP ?? '', b.IP ?? '') || (a.PublicPort ?? 0) - (b.PublicPort ?? 0) || byBytes(a.Type, b.Type),
+  );
+  const groups = new Map<string, { first: number; last: number }>();
   const order: string[] = [];
-  for (const p of keyed) {
-    const key = p.PublicPort ? `${hostAddress(p.IP ?? '')}|${p.Type}` : `|${p.Type}`;
-    if (!groups.has(key)) {
-      groups.set(key, []);
+  const result: string[] = [];
+  const hostMappings: string[] = [];
+  const form = (key: string, first: number, last: number) => {
+    const slash = key.lastIndexOf('/');
+    const ip = slash >= 0 ? key.slice(0, slash) : '';
+    const type = slash >= 0 ? key.slice(slash + 1) : key;
+    const range = first === last ? String(first) : `${first}-${last}`;
+    return ip ? `${ip}:${range}->${range}/${type}` : `${range}/${type}`;
+  };
+  for (const p of sorted) {
+    let key: string = p.Type;
+    if (p.IP) {
+      if (p.PublicPort !== p.PrivatePort) {
+        const host = p.IP.includes(':') ? `[${p.IP}]` : p.IP;
+        hostMappings.push(`${host}:${p.PublicPort ?? 0}->${p.PrivatePort}/${p.Type}`);
+        continue;
+      }
+      key = `${p.IP}/${p.Type}`;
+    }
+    const group = groups.get(key);
+    if (!group) {
+      groups.set(key, { first: p.PrivatePort, last: p.PrivatePort });
       order.push(key);
-    }
-    const list = groups.get(key)!;
-    const last = list[list.length - 1];
-    const pub = p.PublicPort;
-    if (last && last.last + 1 === p.PrivatePort && (pub === undefined ? last.pubLast === undefined : last.pubLast !== undefined && last.pubLast + 1 === pub)) {
-      last.last = p.PrivatePort;
-      if (pub !== undefined) last.pubLast = pub;
-    } else if (!(last && last.last === p.PrivatePort && last.pubLast === pub)) {
-      list.push({ first: p.PrivatePort, last: p.PrivatePort, ...(pub !== undefined ? { pubFirst: pub, pubLast: pub } : {}) });
+    } else if (p.PrivatePort === group.last + 1) {
+      group.last = p.PrivatePort;
+    } else {
+      result.push(form(key, group.first, group.last));
+      groups.set(key, { first: p.PrivatePort, last: p.PrivatePort });
     }
   }
-  const range = (a: number, b: number) => (a === b ? String(a) : `${a}-${b}`);
-  const out: string[] = [];
   for (const key of order) {
-    const [ip, type] = key.split('|');
-    for (const g of groups.get(key)!) {
-      out.push(g.pubFirst !== undefined ? `${ip}:${range(g.pubFirst, g.pubLast!)}->${range(g.first, g.last)}/${type}` : `${range(g.first, g.last)}/${type}`);
-    }
+    const g = groups.get(key)!;
+    result.push(form(key, g.first, g.last));
   }
-  return out.join(', ');
+  return [...result, ...hostMappings].join(', ');
 }
 
 /** The fields of `ps --format` (docker's ContainerContext). */

@@ -11,13 +11,16 @@ export type KeySet = Readonly<Record<string, Readonly<Record<string, never>>>>;
  * A container's configuration (`ContainerConfig`): the image's run defaults plus what belongs
  * to one container. `Image` is the reference the user gave.
  */
-export interface ContainerConfig extends Omit<ImageRunConfig, 'ExposedPorts' | 'Volumes'> {
+export interface ContainerConfig extends Omit<ImageRunConfig, 'ExposedPorts' | 'Volumes' | 'Env' | 'Labels'> {
   readonly Hostname?: string;
   readonly Domainname?: string;
   readonly AttachStdin?: boolean;
   readonly AttachStdout?: boolean;
   readonly AttachStderr?: boolean;
   readonly ExposedPorts?: KeySet | null;
+  /** `KEY=value`; docker's CLI sends null for none. */
+  readonly Env?: readonly string[] | null;
+  readonly Labels?: Labels | null;
   readonly Tty?: boolean;
   readonly OpenStdin?: boolean;
   readonly StdinOnce?: boolean;
@@ -79,6 +82,18 @@ export interface Ulimit {
   readonly Hard: number;
 }
 
+/** A per-device blkio weight (`--blkio-weight-device`). */
+export interface WeightDevice {
+  readonly Path: string;
+  readonly Weight: number;
+}
+
+/** A per-device rate limit (`--device-read-bps` and friends). */
+export interface ThrottleDevice {
+  readonly Path: string;
+  readonly Rate: number;
+}
+
 /** A device mapped into the container. */
 export interface DeviceMapping {
   readonly PathOnHost: string;
@@ -93,6 +108,11 @@ export interface Resources {
   readonly Memory?: number;
   readonly CgroupParent?: string;
   readonly BlkioWeight?: number;
+  readonly BlkioWeightDevice?: readonly WeightDevice[] | null;
+  readonly BlkioDeviceReadBps?: readonly ThrottleDevice[] | null;
+  readonly BlkioDeviceWriteBps?: readonly ThrottleDevice[] | null;
+  readonly BlkioDeviceReadIOps?: readonly ThrottleDevice[] | null;
+  readonly BlkioDeviceWriteIOps?: readonly ThrottleDevice[] | null;
   readonly CpuPeriod?: number;
   readonly CpuQuota?: number;
   readonly CpuRealtimePeriod?: number;
@@ -101,6 +121,8 @@ export interface Resources {
   readonly CpusetMems?: string;
   readonly Devices?: readonly DeviceMapping[] | null;
   readonly DeviceCgroupRules?: readonly string[] | null;
+  /** GPU requests (`--gpus`); Berth has no device drivers and accepts only none. */
+  readonly DeviceRequests?: readonly Readonly<Record<string, unknown>>[] | null;
   readonly MemoryReservation?: number;
   /** Memory plus swap in bytes; -1 is unlimited swap. */
   readonly MemorySwap?: number;
@@ -113,6 +135,11 @@ export interface Resources {
   /** 0 or -1 is unlimited; null keeps the current value on update. */
   readonly PidsLimit?: number | null;
   readonly Ulimits?: readonly Ulimit[] | null;
+  /** Windows-only in docker; always 0 on Linux. */
+  readonly CpuCount?: number;
+  readonly CpuPercent?: number;
+  readonly IOMaximumIOps?: number;
+  readonly IOMaximumBandwidth?: number;
 }
 
 /** `--log-driver` and `--log-opt`. Berth knows `json-file` and `none`. */

@@ -149,18 +149,44 @@ export function readKeyValueFile(path: string): string[] {
     .filter((line) => line !== '' && !line.startsWith('#'));
 }
 
-/** `-e KEY` takes KEY from the client's environment, and is dropped when KEY is unset there (docker's rule). */
+/** `-e KEY` takes KEY's value from the client's environment; an unset KEY goes as it is (docker's ValidateEnv). */
 export function resolveEnv(entries: readonly string[], env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
   for (const e of entries) {
-    if (e.includes('=')) {
-      if (e.startsWith('=')) throw invalid(`invalid environment variable: ${e}`);
-      out.push(e);
-    } else if (env[e] !== undefined) {
-      out.push(`${e}=${env[e]}`);
-    }
+    if (e.startsWith('=')) throw invalid(`invalid environment variable: ${e}`);
+    out.push(e.includes('=') || env[e] === undefined ? e : `${e}=${env[e]}`);
   }
   return out;
+}
+
+/** docker's capability names: upper case with the CAP_ prefix, `ALL` as it is. */
+export function normalizeCapabilities(caps: readonly string[]): string[] {
+  return caps.map((c) => {
+    const upper = c.toUpperCase();
+    return upper === 'ALL' || upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+  });
+}
+
+/** An endpoint as the docker CLI sends it: every field present, empty. */
+function endpointSettings(overrides: EndpointSettings): EndpointSettings {
+  return {
+    IPAMConfig: null,
+    Links: null,
+    Aliases: null,
+    MacAddress: '',
+    DriverOpts: null,
+    GwPriority: 0,
+    NetworkID: '',
+    EndpointID: '',
+    Gateway: '',
+    IPAddress: '',
+    IPPrefixLen: 0,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    DNSNames: null,
+    ...overrides,
+  };
 }
 
 function labelsOf(entries: readonly string[]): Record<string, string> {
@@ -315,7 +341,7 @@ export interface CreatePlan {
  * The create body docker's CLI would send for these flags (cli/command/container/opts.go
  * `parse`), so that local and remote, Berth and docker, see the same container.
  */
-export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, options: { readonly detach: boolean; readonly terminalSize?: readonly [number, number] }): CreatePlan {
+export function buildCreatePlan(args: ParsedArgs, env_: NodeJS.ProcessEnv, options: { readonly detach: boolean; readonly terminalSize?: readonly [number, number] }): CreatePlan {
   const [image, ...cmd] = args._args;
   if (!image) throw invalid('"engine run" requires at least 1 argument.');
   const tty = args['tty'] === true;
@@ -386,25 +412,28 @@ export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, option
   const aliases = strings(args, 'network-alias');
   const ip = string(args, 'ip');
   const ip6 = string(args, 'ip6');
+  const mac = string(args, 'mac-address');
   const networkMode = network ?? 'default';
-  const endpoints: Record<string, EndpointSettings> = {};
-  if (aliases.length || ip || ip6 || string(args, 'mac-address')) {
-    if (!network || ['default', 'bridge', 'host', 'none'].includes(network) || network.startsWith('container:')) {
-      if (aliases.length) throw invalid('network-scoped aliases are only supported for user-defined networks');
-    }
-    endpoints[networkMode] = {
-      ...(aliases.length ? { Aliases: aliases } : {}),
-      ...(ip || ip6 ? { IPAMConfig: { ...(ip ? { IPv4Address: ip } : {}), ...(ip6 ? { IPv6Address: ip6 } : {}) } } : {}),
-      ...(string(args, 'mac-address') ? { MacAddress: string(args, 'mac-address')! } : {}),
-    };
+  if (aliases.length && (networkMode === 'default' || networkMode === 'bridge' || networkMode === 'host' || networkMode === 'none' || networkMode.startsWith('container:'))) {
+    throw invalid('network-scoped aliases are only supported for user-defined networks');
   }
+  const endpoint = endpointSettings({
+    ...(aliases.length ? { Aliases: aliases } : {}),
+    ...(ip || ip6 ? { IPAMConfig: { ...(ip ? { IPv4Address: ip } : {}), ...(ip6 ? { IPv6Address: ip6 } : {}) } } : {}),
+    ...(mac ? { MacAddress: mac } : {}),
+  });
 
   const entrypoint = string(args, 'entrypoint');
   const logOpts = keyValueMap(strings(args, 'log-opt'), 'log-opt');
   const stopTimeout = integer(args, 'stop-timeout');
   const pidsLimit = integer(args, 'pids-limit');
   const swappiness = integer(args, 'memory-swappiness');
+  const listOrNull = (name: string) => (strings(args, name).length ? strings(args, name) : null);
+  const annotations = keyValueMap(strings(args, 'annotation'), 'annotation');
+  const storageOpt = keyValueMap(strings(args, 'storage-opt'), 'storage-opt');
+  const sysctls = keyValueMap(strings(args, 'sysctl'), 'sysctl');
 
+  // Field for field what the docker CLI sends, so that a server sees the same request from both.
   const hostConfig: HostConfig = {
     Binds: binds.length ? binds : null,
     ContainerIDFile: string(args, 'cidfile') ?? '',
@@ -414,32 +443,32 @@ export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, option
     RestartPolicy: restart,
     AutoRemove: autoRemove,
     VolumeDriver: '',
-    VolumesFrom: strings(args, 'volumes-from').length ? strings(args, 'volumes-from') : null,
+    VolumesFrom: listOrNull('volumes-from'),
     ConsoleSize: options.terminalSize ?? [0, 0],
-    ...(strings(args, 'annotation').length ? { Annotations: keyValueMap(strings(args, 'annotation'), 'annotation')! } : {}),
-    CapAdd: strings(args, 'cap-add').length ? strings(args, 'cap-add') : null,
-    CapDrop: strings(args, 'cap-drop').length ? strings(args, 'cap-drop') : null,
-    CgroupnsMode: (string(args, 'cgroupns') ?? '') as HostConfig['CgroupnsMode'] & string,
+    ...(annotations ? { Annotations: annotations } : {}),
+    CapAdd: strings(args, 'cap-add').length ? normalizeCapabilities(strings(args, 'cap-add')) : null,
+    CapDrop: strings(args, 'cap-drop').length ? normalizeCapabilities(strings(args, 'cap-drop')) : null,
+    CgroupnsMode: (string(args, 'cgroupns') ?? '') as NonNullable<HostConfig['CgroupnsMode']>,
     Dns: strings(args, 'dns'),
     DnsOptions: strings(args, 'dns-option'),
     DnsSearch: strings(args, 'dns-search'),
-    ExtraHosts: strings(args, 'add-host').length ? strings(args, 'add-host') : null,
-    GroupAdd: strings(args, 'group-add').length ? strings(args, 'group-add') : null,
+    ExtraHosts: listOrNull('add-host'),
+    GroupAdd: listOrNull('group-add'),
     IpcMode: string(args, 'ipc') ?? '',
     Cgroup: '',
-    Links: strings(args, 'link').length ? strings(args, 'link') : null,
+    Links: listOrNull('link'),
     OomScoreAdj: integer(args, 'oom-score-adj') ?? 0,
     PidMode: string(args, 'pid') ?? '',
     Privileged: args['privileged'] === true,
     PublishAllPorts: args['publish-all'] === true,
     ReadonlyRootfs: args['read-only'] === true,
-    SecurityOpt: strings(args, 'security-opt').length ? strings(args, 'security-opt') : null,
-    ...(strings(args, 'storage-opt').length ? { StorageOpt: keyValueMap(strings(args, 'storage-opt'), 'storage-opt')! } : {}),
+    SecurityOpt: listOrNull('security-opt'),
+    ...(storageOpt ? { StorageOpt: storageOpt } : {}),
     ...(Object.keys(tmpfs).length ? { Tmpfs: tmpfs } : {}),
     UTSMode: string(args, 'uts') ?? '',
     UsernsMode: string(args, 'userns') ?? '',
     ShmSize: bytes(args, 'shm-size') ?? 0,
-    ...(strings(args, 'sysctl').length ? { Sysctls: keyValueMap(strings(args, 'sysctl'), 'sysctl')! } : {}),
+    ...(sysctls ? { Sysctls: sysctls } : {}),
     ...(string(args, 'runtime') ? { Runtime: string(args, 'runtime')! } : {}),
     Isolation: '',
     CpuShares: integer(args, 'cpu-shares') ?? 0,
@@ -447,6 +476,11 @@ export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, option
     NanoCpus: nanoCpus ?? 0,
     CgroupParent: string(args, 'cgroup-parent') ?? '',
     BlkioWeight: integer(args, 'blkio-weight') ?? 0,
+    BlkioWeightDevice: [],
+    BlkioDeviceReadBps: [],
+    BlkioDeviceWriteBps: [],
+    BlkioDeviceReadIOps: [],
+    BlkioDeviceWriteIOps: [],
     CpuPeriod: integer(args, 'cpu-period') ?? 0,
     CpuQuota: integer(args, 'cpu-quota') ?? 0,
     CpuRealtimePeriod: 0,
@@ -455,17 +489,25 @@ export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, option
     CpusetMems: string(args, 'cpuset-mems') ?? '',
     Devices: strings(args, 'device').map(parseDevice),
     DeviceCgroupRules: null,
+    DeviceRequests: null,
     MemoryReservation: bytes(args, 'memory-reservation') ?? 0,
     MemorySwap: bytes(args, 'memory-swap') ?? 0,
-    MemorySwappiness: swappiness ?? null,
-    OomKillDisable: args['oom-kill-disable'] === true ? true : null,
-    PidsLimit: pidsLimit ?? null,
-    Ulimits: strings(args, 'ulimit').length ? strings(args, 'ulimit').map(parseUlimit) : null,
-    ...(args['init'] === true ? { Init: true } : {}),
+    MemorySwappiness: swappiness ?? -1,
+    OomKillDisable: args['oom-kill-disable'] === true,
+    PidsLimit: pidsLimit ?? 0,
+    Ulimits: strings(args, 'ulimit').map(parseUlimit),
+    CpuCount: 0,
+    CpuPercent: 0,
+    IOMaximumIOps: 0,
+    IOMaximumBandwidth: 0,
     ...(strings(args, 'mount').length ? { Mounts: strings(args, 'mount').map(parseMountFlag) } : {}),
+    MaskedPaths: null,
+    ReadonlyPaths: null,
+    ...(args['init'] !== undefined ? { Init: args['init'] === true } : {}),
   };
 
   const attachStdin = options.detach ? false : attach.length ? attach.includes('stdin') : interactive;
+  const env = resolveEnv(envEntries, env_);
   const body: ContainerCreateRequest = {
     Hostname: string(args, 'hostname') ?? '',
     Domainname: string(args, 'domainname') ?? '',
@@ -477,7 +519,7 @@ export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, option
     Tty: tty,
     OpenStdin: interactive,
     StdinOnce: interactive && attachStdin,
-    Env: resolveEnv(envEntries, env),
+    Env: env.length ? env : null,
     Cmd: cmd.length ? cmd : null,
     ...(noHealth ? { Healthcheck: { Test: ['NONE'] } } : {}),
     ...(anyHealth
@@ -493,7 +535,7 @@ export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, option
         }
       : {}),
     Image: image,
-    Volumes: Object.keys(volumes).length ? volumes : null,
+    Volumes: volumes,
     WorkingDir: string(args, 'workdir') ?? '',
     Entrypoint: entrypoint === undefined ? null : entrypoint === '' ? [''] : [entrypoint],
     OnBuild: null,
@@ -501,7 +543,7 @@ export function buildCreatePlan(args: ParsedArgs, env: NodeJS.ProcessEnv, option
     ...(string(args, 'stop-signal') ? { StopSignal: string(args, 'stop-signal')! } : {}),
     ...(stopTimeout !== undefined ? { StopTimeout: stopTimeout } : {}),
     HostConfig: hostConfig,
-    NetworkingConfig: { EndpointsConfig: endpoints },
+    NetworkingConfig: { EndpointsConfig: { [networkMode]: endpoint } },
   };
   return {
     body,
