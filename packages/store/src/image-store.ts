@@ -338,6 +338,11 @@ export class ImageStore {
     this.#index = new IndexFile(join(this.root, 'index.json'));
   }
 
+  /** The platform this store picks from multi-platform indexes. */
+  get platform(): Platform {
+    return this.#platform;
+  }
+
   get #gcLockPath(): string {
     return join(this.root, 'gc.lock');
   }

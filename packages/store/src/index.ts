@@ -29,3 +29,11 @@ export type { TarEntryHandler, TarEntrySink, TarReaderOptions } from './tar-read
 export { encodeTarHeader, packTar } from './tar-writer.js';
 export type { TarInput } from './tar-writer.js';
 export { acquireOwnedLock, probeLock } from './owned-lock.js';
+export { createDecompressor, detectCompression, peekHead } from './compression.js';
+export { applyImageChanges, changeInstructions } from './config-changes.js';
+export { importImage } from './import-image.js';
+export type { ImportImageOptions } from './import-image.js';
+export { ArchiveFormat, saveImages } from './save-images.js';
+export type { SaveImagesOptions } from './save-images.js';
+export { loadImages } from './load-images.js';
+export type { LoadImagesOptions, LoadedImage } from './load-images.js';
