@@ -498,7 +498,13 @@ export class RegistryClient {
         }),
       );
     };
-    const source = await open();
+    // Each send (a re-authentication after a 401 too) reads the blob from its start.
+    let source: Readable | undefined;
+    const reopen = async () => {
+      source?.destroy();
+      source = await open();
+      return source;
+    };
     try {
       if (mode === 'monolithic') {
         const url = withQuery(location, ref, { digest: descriptor.digest });
@@ -508,8 +514,9 @@ export class RegistryClient {
           method: 'PUT',
           url,
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
-          body: () => counted(source),
+          body: async () => counted(await reopen()),
           ok: [201, 204],
+          // A failed PUT may have left the session half-written; the caller starts a new one.
           retry: false,
           subject: `blob ${descriptor.digest}`,
           ...(signal ? { signal } : {}),
@@ -518,7 +525,7 @@ export class RegistryClient {
         return;
       }
       let offset = 0;
-      for await (const chunk of chunksOf(source, this.#chunkSize)) {
+      for await (const chunk of chunksOf(await reopen(), this.#chunkSize)) {
         const res = await this.#transport.send({
           domain: ref.domain,
           scopes,
@@ -551,7 +558,7 @@ export class RegistryClient {
       });
       await res.body.dump();
     } finally {
-      source.destroy();
+      source?.destroy();
     }
   }
 

@@ -41,8 +41,8 @@ export interface SendOptions {
   /** A path (`/v2/a/b/manifests/latest`) or an absolute URL (an upload `Location`). */
   readonly url: string;
   readonly headers?: Readonly<Record<string, string>>;
-  /** Makes the body; called again for each retry, so a stream body is read afresh. */
-  readonly body?: () => Readable | Buffer | string;
+  /** Makes the body; called again for each retry or re-authentication, so a stream body is read afresh. */
+  readonly body?: () => Readable | Buffer | string | Promise<Readable | Buffer | string>;
   /** The statuses that count as success; any other becomes a RegistryError. */
   readonly ok: readonly number[];
   /** What is being fetched, for NotFound messages (`manifest for busybox:nope`). */
@@ -333,7 +333,7 @@ export class RegistryTransport {
         path: url.pathname + url.search,
         method: options.method,
         headers,
-        ...(hop === 0 && options.body ? { body: options.body() } : {}),
+        ...(hop === 0 && options.body ? { body: await options.body() } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.highWaterMark ? { highWaterMark: options.highWaterMark } : {}),
       });
