@@ -5,6 +5,7 @@ import {
   digestOf,
   familiarReference,
   formatPlatform,
+  hostPlatform,
   formatReference,
   isDigest,
   manifestAcceptTypes,
@@ -328,19 +329,20 @@ export class RegistryClient {
    */
   async resolve(
     refInput: ImageReference | string,
-    options: { readonly platform: Platform; readonly signal?: AbortSignal },
+    options: { readonly platform?: Platform; readonly signal?: AbortSignal } = {},
   ): Promise<ResolvedImage> {
     const ref = toReference(refInput);
+    const platform = options.platform ?? hostPlatform();
     const top = await this.getManifest(ref, options.signal ? { signal: options.signal } : {});
     if (top.parsed.kind === 'manifest') {
       return { reference: ref, manifest: { descriptor: top.descriptor, bytes: top.bytes, manifest: top.parsed.manifest } };
     }
     const index = top.parsed.index;
-    const chosen = selectByPlatform(index.manifests, options.platform);
+    const chosen = selectByPlatform(index.manifests, platform);
     if (!chosen) {
       const available = index.manifests.filter((m) => m.platform).map((m) => formatPlatform(m.platform!));
       throw new RegistryError(
-        `no matching manifest for ${formatPlatform(options.platform)} in the manifest list entries of ${familiarReference(ref)} (available: ${available.join(', ') || 'none'})`,
+        `no matching manifest for ${formatPlatform(platform)} in the manifest list entries of ${familiarReference(ref)} (available: ${available.join(', ') || 'none'})`,
         { code: RegistryErrorCode.NoMatchingPlatform, kind: 'NotFound' },
       );
     }
@@ -396,7 +398,7 @@ export class RegistryClient {
   /** Reads a small blob (a config) whole and verifies it against its digest. */
   async fetchBlobBytes(refInput: ImageReference | string, descriptor: Descriptor, options: { readonly signal?: AbortSignal } = {}): Promise<Buffer> {
     const blob = await this.fetchBlob(refInput, descriptor.digest, options);
-    const bytes = await readBounded(blob.body as Dispatcher.ResponseData['body'], descriptor.size, `blob ${descriptor.digest}`, true);
+    const bytes = await readBounded(blob.body, descriptor.size, `blob ${descriptor.digest}`, true);
     const digest = digestOf(bytes, parseDigest(descriptor.digest).algorithm);
     if (digest !== descriptor.digest || bytes.length !== descriptor.size) {
       throw new RegistryError(`blob ${descriptor.digest}: content has digest ${digest} and ${bytes.length} bytes, want ${descriptor.size}`, {

@@ -94,16 +94,14 @@ export function isRetryableNetworkError(err: unknown): boolean {
   return false;
 }
 
-function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+/** A response header by lower-case name (the first value when repeated). */
+export function responseHeader(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Reads a response header by lower-case name. */
-export { header as responseHeader };
-
 function retryAfterMs(headers: Dispatcher.ResponseData['headers']): number | undefined {
-  const value = header(headers, 'retry-after');
+  const value = responseHeader(headers, 'retry-after');
   if (!value) return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
@@ -337,7 +335,7 @@ export class RegistryTransport {
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.highWaterMark ? { highWaterMark: options.highWaterMark } : {}),
       });
-      const location = header(res.headers, 'location');
+      const location = responseHeader(res.headers, 'location');
       if (options.followRedirects && redirectStatuses.has(res.statusCode) && location && hop < 10) {
         await res.body.dump();
         url = new URL(location, url);
