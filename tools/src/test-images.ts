@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -349,32 +349,8 @@ export async function pushBusyboxImage(registry: RegistryRig, repoTag: string, o
 
 /**
  * The benchmark image: three gzip layers of about 40 MB each (busybox plus incompressible
- * data), about 120 MB to transfer. Written to `dir` once and reused when already there.
+ * data), about 126 MB to transfer, as an OCI layout in `dir` (default: a fresh temp dir).
  */
-export async function buildBenchImage(dir: string): Promise<TestImage> {
-  const options: TestImageOptions = { layers: 3, firstLayerBytes: 39 << 20, layerBytes: 40 << 20, seed: 'berth-bench', dir };
-  const done = join(dir, '.complete');
-  const built = await stat(done).then(() => true, () => false);
-  if (built) {
-    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: TestDescriptor[] };
-    const target = index.manifests[0]!;
-    const bytes = await readFile(join(dir, 'blobs', 'sha256', target.digest.slice(7)));
-    const manifest = JSON.parse(bytes.toString('utf8')) as { config: TestDescriptor; layers: TestDescriptor[] };
-    const configBytes = await readFile(join(dir, 'blobs', 'sha256', manifest.config.digest.slice(7)));
-    const config = JSON.parse(configBytes.toString('utf8')) as { rootfs: { diff_ids: string[] } };
-    const { annotations: _a, ...descriptor } = target;
-    return {
-      dir,
-      target: descriptor,
-      targetBytes: bytes,
-      manifests: [{ platform: 'linux/amd64', descriptor, bytes, config: manifest.config, configBytes, layers: manifest.layers, diffIds: config.rootfs.diff_ids }],
-      blobPath: (digest) => join(dir, 'blobs', 'sha256', digest.replace(/^sha256:/, '')),
-      remove: () => rm(dir, { recursive: true, force: true }),
-    };
-  }
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  const image = await buildBusyboxImage(options);
-  await writeFile(done, '');
-  return image;
+export async function buildBenchImage(options: { readonly dir?: string } = {}): Promise<TestImage> {
+  return buildBusyboxImage({ layers: 3, firstLayerBytes: 39 << 20, layerBytes: 40 << 20, seed: 'berth-bench', ...(options.dir ? { dir: options.dir } : {}) });
 }

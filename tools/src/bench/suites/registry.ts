@@ -10,7 +10,7 @@ import { createSnapshotter, unpackLayer, UnpackMode } from '@berth/snapshot';
 import { LocalContentStore } from '@berth/store';
 import { dockerdUnavailable, startDockerd, type DockerdRig } from '../../dockerd-rig.js';
 import { startRegistry, type RegistryRig } from '../../registry-rig.js';
-import { buildBusyboxImage, pushImage, type TestImage } from '../../test-images.js';
+import { buildBenchImage, pushImage, type TestImage } from '../../test-images.js';
 import { have, sh, type BenchReport, type Timing } from '../measure.js';
 
 // Pull (with unpack) and push of a 3-layer image of about 120 MB through a local
@@ -79,7 +79,7 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
   const rigs: RegistryRig[] = [];
   let dockerd: DockerdRig | undefined;
   try {
-    const image = await buildBusyboxImage({ layers: 3, firstLayerBytes: 39 << 20, layerBytes: 40 << 20, seed: 'berth-bench', dir: join(base, 'image') });
+    const image = await buildBenchImage({ dir: join(base, 'image') });
     const m = image.manifests[0]!;
     const total = m.layers.reduce((n, l) => n + l.size, 0);
     const source = await startRegistry();
