@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePlatform, type Descriptor, type Digest } from '@berth/oci';
-import { LocalContentStore } from '@berth/store';
+import { LeaseManager, LocalContentStore } from '@berth/store';
 import { startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
 import { pushBusyboxImage, type TestImage } from '@berth/tools/test-images';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -196,6 +196,22 @@ describe('pull', () => {
     expect(ra.manifestDescriptor.digest).toBe(a.target.digest);
     expect(rb.manifestDescriptor.digest).toBe(b.target.digest);
     for (const l of a.manifests[0]!.layers) expect(await content.stat(l.digest)).toEqual({ size: l.size });
+  });
+
+  it('pulls through a store lease, which then protects every blob it wrote from garbage collection', async () => {
+    const image = await pushed('leased:1', { layers: 2, platforms: ['linux/amd64', 'linux/arm64'] });
+    const leases = new LeaseManager({ dir: join(root, 'leases'), gcLockPath: join(root, 'gc.lock'), content });
+    const lease = await leases.create();
+    try {
+      const result = await client.pull(`${registry.host}/leased:1`, { content: lease.content }).result;
+      const m = image.manifests.find((x) => x.platform === 'linux/amd64')!;
+      const { blobs } = await leases.active();
+      for (const d of [image.index!.descriptor.digest, result.manifestDescriptor.digest, m.config.digest, ...m.layers.map((l) => l.digest)]) {
+        expect(blobs.has(d as Digest)).toBe(true);
+      }
+    } finally {
+      await lease.release();
+    }
   });
 
   it('stops when the signal fires and reports Canceled', async () => {
