@@ -58,6 +58,8 @@ close_fd (int *fd)
   *fd = -1;
 }
 
+static void close_fds_except (const int *keep, size_t n_keep, int first_closed);
+
 /* The container's init, in its new namespaces. Never returns. */
 static void __attribute__ ((noreturn)) container_init (struct launch *L)
 {
@@ -70,6 +72,12 @@ static void __attribute__ ((noreturn)) container_init (struct launch *L)
 
   /* Dies with the runtime until it execs: nothing half-built outlives a failed create. */
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  {
+    /* Only what the process is meant to have: a created container may wait long for `start`. */
+    int keep[] = { sync, L->stdin_r, L->stdout_w, L->stderr_w };
+    shim_log_close ();
+    close_fds_except (keep, sizeof keep / sizeof keep[0], 3 + (L->o->preserve_fds > 0 ? L->o->preserve_fds : 0));
+  }
   if (sync_expect (sync, SYNC_GO, "waiting for the runtime", &err) < 0)
     goto fail;
   if (s->clone_flags & CLONE_NEWUSER)
@@ -598,13 +606,12 @@ record_exit (struct launch *L, int wait_status)
     shim_error_release (&e);
 }
 
-/* The monitor keeps only its own descriptors: anything inherited from the caller (a pipe it
-   waits on to close, its --log) would otherwise stay open for the container's whole life. */
+/* Closes every descriptor from 3 up that is not in `keep` (nor below `first_closed`). The
+   monitor and the init must not hold what the caller gave us (a pipe it waits on to close, its
+   --log) for the container's whole life. */
 static void
-close_inherited_fds (const struct launch *L)
+close_fds_except (const int *keep, size_t n_keep, int first_closed)
 {
-  int keep[] = { L->sync_parent, L->stdout_r, L->stderr_r, L->stdin_w, L->master,
-                 L->fifo_fd,     L->log_fd,   L->listen_fd, L->signal_fd };
   DIR *d = opendir ("/proc/self/fd");
   if (d == NULL)
     return;
@@ -615,10 +622,10 @@ close_inherited_fds (const struct launch *L)
   while ((de = readdir (d)) != NULL && n < sizeof doomed / sizeof doomed[0])
     {
       int fd = atoi (de->d_name);
-      if (de->d_name[0] == '.' || fd < 3 || fd == self)
+      if (de->d_name[0] == '.' || fd < first_closed || fd == self)
         continue;
       bool ours = false;
-      for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+      for (size_t i = 0; i < n_keep; i++)
         ours = ours || keep[i] == fd;
       if (!ours)
         doomed[n++] = fd;
@@ -626,6 +633,14 @@ close_inherited_fds (const struct launch *L)
   closedir (d);
   for (size_t i = 0; i < n; i++)
     close (doomed[i]);
+}
+
+static void
+close_inherited_fds (const struct launch *L)
+{
+  int keep[] = { L->sync_parent, L->stdout_r, L->stderr_r, L->stdin_w, L->master,
+                 L->fifo_fd,     L->log_fd,   L->listen_fd, L->signal_fd };
+  close_fds_except (keep, sizeof keep / sizeof keep[0], 3);
 }
 
 static void

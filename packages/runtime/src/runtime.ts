@@ -291,6 +291,7 @@ export class Runtime {
     }
     const proc = this.foreground(args, options.stdin ?? false, options.signal);
     const wait = proc.wait().finally(cleanup);
+    wait.catch(() => {});
     return { ...proc, wait: () => wait };
   }
 

@@ -139,7 +139,7 @@ describe('resolveUser', () => {
   it('resolves names, ids and groups with docker rules', async () => {
     expect(await resolveUser(rootfs, '')).toEqual({ uid: 0, gid: 0, additionalGids: [], home: '/root' });
     expect(await resolveUser(rootfs, 'user')).toEqual({ uid: 1000, gid: 1000, additionalGids: [50, 63], home: '/home/user' });
-    expect(await resolveUser(rootfs, '1000:staff')).toEqual({ uid: 1000, gid: 50, additionalGids: [63], home: '/home/user' });
+    expect(await resolveUser(rootfs, '1000:staff')).toEqual({ uid: 1000, gid: 50, additionalGids: [], home: '/home/user' });
     // A numeric uid without a passwd entry is allowed, with gid 0.
     expect(await resolveUser(rootfs, '4242')).toEqual({ uid: 4242, gid: 0, additionalGids: [], home: '/' });
     expect(await resolveUser(rootfs, '4242:4343', ['audio', '7'])).toEqual({ uid: 4242, gid: 4343, additionalGids: [63, 7], home: '/' });

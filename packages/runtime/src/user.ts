@@ -99,7 +99,7 @@ function numeric(text: string): number | undefined {
  * Resolves docker's `--user` (`name`, `uid`, `uid:gid`, `name:group`, `uid:group`) and
  * `--group-add` against the rootfs. A name that is not in the files is an error; a numeric uid
  * that is not there is allowed (gid 0, home "/"). Supplementary groups are the groups that list
- * the user as a member, then the added ones.
+ * the user as a member (only when no group is given), then the added ones.
  */
 export async function resolveUser(rootfs: string, user = '', groupAdd: readonly string[] = []): Promise<ResolvedUser> {
   const [userPart = '', groupPart] = user.split(':', 2);
@@ -129,7 +129,8 @@ export async function resolveUser(rootfs: string, user = '', groupAdd: readonly 
   };
   if (groupPart !== undefined && groupPart !== '') gid = await findGroup(groupPart);
   const additional: number[] = [];
-  if (entry) {
+  // As runc's GetExecUser: membership groups only in the implicit form (no group given).
+  if (entry && (groupPart === undefined || groupPart === '')) {
     groups ??= await readGroup(rootfs);
     for (const g of groups) if (g.members.includes(entry.name) && g.gid !== gid) additional.push(g.gid);
   }

@@ -1,0 +1,418 @@
+import { execFile } from 'node:child_process';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { hasCode, hasKind } from '@berth/errors';
+import { makeBusyboxRootfs } from '@berth/tools/rootfs';
+import { RuntimeErrorCode } from './errors.js';
+import { collectOutput, Runtime } from './runtime.js';
+import { buildSpec, type RunOptions } from './spec-builder.js';
+
+const exec = promisify(execFile);
+
+let dir: string;
+let rootfs: string;
+let runtime: Runtime;
+let seq = 0;
+const ids: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-rt-'));
+  await chmod(dir, 0o755);
+  rootfs = join(dir, 'rootfs');
+  await makeBusyboxRootfs(rootfs);
+  runtime = new Runtime({ root: join(dir, 'state') });
+});
+
+afterEach(async () => {
+  for (const id of ids.splice(0)) await runtime.delete(id, { force: true }).catch(() => {});
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function newId(): string {
+  const id = `rt-${process.pid}-${++seq}`;
+  ids.push(id);
+  return id;
+}
+
+async function bundle(id: string, args: string[], extra: Partial<RunOptions> = {}, edit?: (spec: Record<string, unknown>) => void): Promise<string> {
+  const b = join(dir, 'bundles', id);
+  await mkdir(b, { recursive: true });
+  const spec = await buildSpec({ Cmd: args }, { rootfs, id, readOnlyRootfs: true, ...extra });
+  edit?.(spec as unknown as Record<string, unknown>);
+  await writeFile(join(b, 'config.json'), JSON.stringify(spec));
+  return b;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 500; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const stopped = (id: string) => until(`${id} to stop`, async () => ((await runtime.state(id)).status === 'stopped' ? true : undefined));
+
+async function cgroupExists(id: string): Promise<boolean> {
+  return access(`/sys/fs/cgroup/pids/berth/${id}`).then(() => true, () => false);
+}
+
+async function mountedUnder(path: string): Promise<boolean> {
+  return (await readFile('/proc/self/mountinfo', 'utf8')).includes(path);
+}
+
+describe('lifecycle', () => {
+  it('create, start, state, kill, delete, with the cgroup removed', async () => {
+    const id = newId();
+    await runtime.create(id, { bundle: await bundle(id, ['sh', '-c', 'trap "exit 9" TERM; sleep 30 & wait']) });
+    const created = await runtime.state(id);
+    expect(created.status).toBe('created');
+    expect(created.pid).toBeGreaterThan(1);
+    expect(created.monitorPid).toBeGreaterThan(1);
+    expect(created.cgroup?.layout).toMatch(/v1|v2|hybrid/);
+    expect(await cgroupExists(id)).toBe(true);
+    expect((await runtime.list()).map((s) => s.id)).toContain(id);
+    await expect(runtime.delete(id)).resolves.toBeUndefined(); // a created container can be deleted ...
+    expect(await cgroupExists(id)).toBe(false);
+    await expect(runtime.state(id)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotFound) && hasKind(e, 'NotFound'));
+
+    const id2 = newId();
+    await runtime.create(id2, { bundle: await bundle(id2, ['sh', '-c', 'trap "exit 9" TERM; sleep 30 & wait']) });
+    await runtime.start(id2);
+    expect((await runtime.state(id2)).status).toBe('running');
+    await expect(runtime.start(id2)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
+    await expect(runtime.delete(id2)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State) && hasKind(e, 'FailedPrecondition'));
+    await runtime.kill(id2, 'TERM');
+    await stopped(id2);
+    const after = await runtime.state(id2);
+    expect(after.exitCode).toBe(9);
+    expect(after.finished).toBeInstanceOf(Date);
+    expect(after.pid).toBe(0);
+    await expect(runtime.kill(id2, 'KILL')).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
+    await runtime.delete(id2);
+    expect(await cgroupExists(id2)).toBe(false);
+  });
+
+  it('records the exit, reaps the process and deletes a running container with force', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sh', '-c', 'exit 3']) });
+    const { pid } = await runtime.state(id).catch(() => ({ pid: 0 }));
+    await stopped(id);
+    expect((await runtime.state(id)).exitCode).toBe(3);
+    // No zombie: the monitor waited for it.
+    if (pid) await expect(access(`/proc/${pid}`)).rejects.toThrow();
+
+    const id2 = newId();
+    await runtime.runDetached(id2, { bundle: await bundle(id2, ['sleep', '30']) });
+    await runtime.delete(id2, { force: true });
+    await expect(runtime.state(id2)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotFound));
+    expect(await cgroupExists(id2)).toBe(false);
+  });
+
+  it('pauses and resumes every process', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sh', '-c', 'sleep 30 & sleep 30']) });
+    const pids = await runtime.ps(id);
+    expect(pids.length).toBe(2);
+    await runtime.pause(id);
+    expect((await runtime.state(id)).status).toBe('paused');
+    for (const pid of pids) expect(await readFile(`/proc/${pid}/status`, 'utf8')).toMatch(/^State:\s+[DS]/m);
+    await expect(runtime.pause(id)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
+    await runtime.resume(id);
+    expect((await runtime.state(id)).status).toBe('running');
+    // A paused container is thawed before a forced delete kills it.
+    await runtime.pause(id);
+    await runtime.delete(id, { force: true });
+  });
+});
+
+describe('monitor', () => {
+  it('keeps a detached container and its json-file log after the caller exits', async () => {
+    const id = newId();
+    const log = join(dir, `${id}.log`);
+    // The caller is a shell that exits right after `run -d`.
+    const shim = new URL('../dist/native/berth-runtime', import.meta.url).pathname;
+    await exec('sh', ['-c', `"${shim}" --root "${runtime.root}" run -d --bundle "$1" --log-path "$2" "$3"; echo $? > "$2.rc"`, 'sh',
+      await bundle(id, ['sh', '-c', 'echo out; echo err >&2; printf "no newline"; sleep 30']), log, id]);
+    expect((await readFile(`${log}.rc`, 'utf8')).trim()).toBe('0');
+    const state = await runtime.state(id);
+    expect(state.status).toBe('running');
+    expect(state.logPath).toBe(log);
+    const ppid = Number((await readFile(`/proc/${state.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[1]);
+    expect(ppid).toBe(state.monitorPid);
+    const lines = await until('three log lines', async () => {
+      const text = await readFile(log, 'utf8').catch(() => '');
+      const ls = text.split('\n').filter(Boolean);
+      return ls.length >= 2 ? ls.map((l) => JSON.parse(l) as { log: string; stream: string; time: string }) : undefined;
+    });
+    expect(lines.slice(0, 2).map((l) => [l.stream, l.log]).sort()).toEqual([['stderr', 'err\n'], ['stdout', 'out\n']]);
+    expect(lines[0]!.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    // The partial line is flushed when the process ends.
+    await runtime.kill(id, 'KILL');
+    await stopped(id);
+    const all = (await readFile(log, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { log: string });
+    expect(all.map((l) => l.log)).toContain('no newline');
+  });
+
+  it('serves attach: stdin in, output out, exit code at the end', async () => {
+    const id = newId();
+    const socket = join(dir, `${id}.sock`);
+    const log = join(dir, `${id}.log`);
+    await runtime.create(id, { bundle: await bundle(id, ['sh', '-c', 'read a; echo "hello $a"; echo oops >&2; cat; exit 4']), attachSocket: socket, logPath: log, openStdin: true });
+    const session = await runtime.attach(id);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    session.stdout.on('data', (d: Buffer) => out.push(d));
+    session.stderr.on('data', (d: Buffer) => err.push(d));
+    await runtime.start(id);
+    session.stdin.write('world\n');
+    session.stdin.write('more\n');
+    session.stdin.end();
+    expect(await session.exit).toBe(4);
+    expect(Buffer.concat(out).toString()).toBe('hello world\nmore\n');
+    expect(Buffer.concat(err).toString()).toBe('oops\n');
+    await stopped(id);
+    expect((await runtime.state(id)).exitCode).toBe(4);
+    await expect(access(socket)).rejects.toThrow();
+  });
+
+  it('relays a tty over attach and resizes it', async () => {
+    const id = newId();
+    const socket = join(dir, `${id}.sock`);
+    await runtime.create(id, { bundle: await bundle(id, ['sh', '-c', 'read go; stty size; tty'], { tty: true }), attachSocket: socket, openStdin: true });
+    const session = await runtime.attach(id);
+    const out: Buffer[] = [];
+    session.stdout.on('data', (d: Buffer) => out.push(d));
+    session.resize(33, 111);
+    await runtime.start(id);
+    session.stdin.write('go\r');
+    expect(await session.exit).toBe(0);
+    const text = Buffer.concat(out).toString();
+    expect(text).toContain('33 111\r\n');
+    expect(text).toContain('/dev/pts/0\r\n');
+  });
+
+  it('runs a tty container in the foreground through pipes', async () => {
+    const id = newId();
+    const r = await collectOutput(runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'tty; echo $TERM; exit 2'], { tty: true }) }));
+    expect(r.stdout).toBe('/dev/pts/0\r\nxterm\r\n');
+    expect(r.exitCode).toBe(2);
+  });
+});
+
+describe('exec', () => {
+  it('runs with the container settings, its own env, cwd and user, and returns the exit code', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '30'], { env: ['FROM=container'] }) });
+    const r = await collectOutput(await runtime.exec(id, { args: ['sh', '-c', 'echo $FROM $X; pwd; id -u; grep NoNewPrivs /proc/self/status; exit 6'], env: ['FROM=exec', 'X=1', 'PATH=/bin'], cwd: '/tmp', user: { uid: 1000, gid: 1000 } }));
+    expect(r.stdout).toBe('exec 1\n/tmp\n1000\nNoNewPrivs:\t0\n');
+    expect(r.exitCode).toBe(6);
+    const tty = await collectOutput(await runtime.exec(id, { args: ['tty'], terminal: true }));
+    expect(tty.stdout).toMatch(/^\/dev\/pts\/\d+\r\n$/);
+    const piped = await runtime.exec(id, { args: ['sh', '-c', 'read x; echo "[$x]"'] }, { stdin: true });
+    piped.stdin!.end('abc\n');
+    expect((await collectOutput(piped)).stdout).toBe('[abc]\n');
+  });
+
+  it('reports a missing program as ERR_EXEC_NOT_FOUND (127) and refuses stopped containers', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '30']) });
+    const proc = await runtime.exec(id, { args: ['nosuchprogram'] });
+    await expect(proc.wait()).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.ExecNotFound) && (e as { exitCode?: number }).exitCode === 127);
+    await runtime.kill(id, 'KILL');
+    await stopped(id);
+    await expect(runtime.exec(id, { args: ['true'] }).then((p) => p.wait())).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
+  });
+});
+
+describe('process settings', () => {
+  it('applies capabilities, no_new_privs, rlimits, oom_score_adj, sysctls, umask and the user', async () => {
+    const id = newId();
+    const r = await collectOutput(
+      runtime.run(id, {
+        bundle: await bundle(id, ['sh', '-c', 'grep -E "^Cap(Bnd|Eff|Prm|Inh)|NoNewPrivs" /proc/self/status; ulimit -n; cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_forward; id; umask'], {
+          user: 'user',
+          groupAdd: ['tty'],
+          noNewPrivileges: true,
+          ulimits: [{ name: 'nofile', soft: 123, hard: 456 }],
+          oomScoreAdj: 321,
+          sysctls: { 'net.ipv4.ip_forward': '1' },
+        }),
+      }),
+    );
+    expect(r.stderr).toBe('');
+    // Docker's 14 capabilities in the bounding set; a non-root user has no effective ones.
+    expect(r.stdout).toContain('CapBnd:\t00000000a80425fb');
+    expect(r.stdout).toContain('CapEff:\t0000000000000000');
+    expect(r.stdout).toContain('NoNewPrivs:\t1');
+    expect(r.stdout).toContain('\n123\n321\n1\n');
+    expect(r.stdout).toContain('uid=1000(user) gid=1000(user) groups=5(tty)');
+    expect(r.stdout.trim().endsWith('0022')).toBe(true);
+  });
+
+  it('enforces a seccomp profile from the spec: action, errno and arguments', async () => {
+    const id = newId();
+    const seccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+      syscalls: [
+        { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 },
+        // chmod(…, 0700) only: the argument filter lets other modes through (the mode is
+        // chmod's second argument and fchmodat's third).
+        { names: ['chmod'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 1, value: 0o700, op: 'SCMP_CMP_EQ' }] },
+        { names: ['fchmodat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 2, value: 0o700, op: 'SCMP_CMP_EQ' }] },
+      ],
+    };
+    const r = await collectOutput(
+      runtime.run(id, {
+        bundle: await bundle(id, ['sh', '-c', 'mkdir /tmp/d; touch /tmp/f; chmod 600 /tmp/f && echo 600ok; chmod 700 /tmp/f && echo 700ok; exit 0'], {
+          seccomp,
+          readOnlyRootfs: false,
+          mounts: [{ type: 'tmpfs', target: '/tmp' }],
+        }),
+      }),
+    );
+    expect(r.stderr).toMatch(/mkdir: can't create directory '\/tmp\/d': Permission denied/);
+    expect(r.stdout).toBe('600ok\n');
+    expect(r.stderr).toMatch(/chmod: \/tmp\/f: Operation not permitted/);
+  });
+
+  it("docker's default profile refuses namespaces to unprivileged containers", async () => {
+    const id = newId();
+    const r = await collectOutput(runtime.run(id, { bundle: await bundle(id, ['unshare', '-U', 'true']) }));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/Operation not permitted/);
+    const id2 = newId();
+    const open = await collectOutput(runtime.run(id2, { bundle: await bundle(id2, ['unshare', '-U', 'true'], { seccomp: 'unconfined', capAdd: ['SYS_ADMIN'] }) }));
+    expect(open.exitCode).toBe(0);
+  });
+
+  it('mounts binds (ro and rw) and tmpfs, creates a missing cwd, keeps the root read-only', async () => {
+    const id = newId();
+    const data = join(dir, `${id}-data`);
+    await mkdir(data, { recursive: true });
+    await writeFile(join(data, 'in'), 'from host\n');
+    const r = await collectOutput(
+      runtime.run(id, {
+        bundle: await bundle(id, ['sh', '-c', 'cat /ro/in; echo x > /ro/y; echo made > /rw/out; pwd; touch /file; df -t tmpfs /scratch | tail -1 | tr -s " " | cut -d" " -f2'], {
+          mounts: [
+            { type: 'bind', source: data, target: '/ro', readOnly: true },
+            { type: 'bind', source: data, target: '/rw' },
+            { type: 'tmpfs', target: '/scratch', tmpfsSize: 4 << 20 },
+          ],
+          workdir: '/work/dir',
+        }),
+      }),
+    );
+    expect(r.stdout).toBe('from host\n/work/dir\n4096\n');
+    expect(r.stderr).toMatch(/\/ro\/y: Read-only file system/);
+    expect(r.stderr).toMatch(/touch: \/file: Read-only file system/);
+    expect(await readFile(join(data, 'out'), 'utf8')).toBe('made\n');
+  });
+
+  it('works without pivot_root (move and chroot) and still hides the host', async () => {
+    const id = newId();
+    const r = await collectOutput(runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'cut -d" " -f5 /proc/self/mountinfo; ls /']), noPivot: true }));
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.split('\n').filter((m) => m.startsWith('/work') || m.startsWith('/tmp'))).toEqual([]);
+    expect(r.stdout).toContain('bin\n');
+  });
+});
+
+describe('stats', () => {
+  it('reads memory, cpu and pids from the cgroup, and records an OOM kill', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sh', '-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 30'], { memory: 64 << 20, pidsLimit: 20 }) });
+    const stats = await until('cpu time', async () => {
+      const s = await runtime.readStats(id);
+      return s.cpu.usageNs > 1e6 ? s : undefined;
+    });
+    expect(stats.memory.limit).toBe(64 << 20);
+    expect(stats.memory.usage).toBeGreaterThan(0);
+    expect(stats.pids.limit).toBe(20);
+    expect(stats.pids.current).toBeGreaterThanOrEqual(1);
+    expect(stats.cpu.systemUsageNs).toBeGreaterThan(stats.cpu.usageNs);
+
+    const oom = newId();
+    await runtime.runDetached(oom, { bundle: await bundle(oom, ['tail', '/dev/zero'], { memory: 16 << 20 }) });
+    await stopped(oom);
+    const state = await runtime.state(oom);
+    expect(state.exitCode).toBe(137);
+    expect(state.oomKilled).toBe(true);
+  });
+});
+
+describe('bad input', () => {
+  async function leftovers(id: string, b: string): Promise<void> {
+    await expect(runtime.state(id)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotFound));
+    expect(await cgroupExists(id)).toBe(false);
+    expect(await mountedUnder(b)).toBe(false);
+    await expect(access(join(runtime.root!, id))).rejects.toThrow();
+  }
+
+  it('missing rootfs', async () => {
+    const id = newId();
+    const b = await bundle(id, ['true'], {}, (s) => ((s.root as { path: string }).path = join(dir, 'nope')));
+    await expect(runtime.create(id, { bundle: b })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec) && /root\.path.*nope.*No such file/.test((e as Error).message));
+    await leftovers(id, b);
+  });
+
+  it('bad JSON', async () => {
+    const id = newId();
+    const b = join(dir, 'bundles', id);
+    await mkdir(b, { recursive: true });
+    await writeFile(join(b, 'config.json'), '{"ociVersion": "1.0.2",\n  "root": {"path": "rootfs",}\n}');
+    await expect(runtime.create(id, { bundle: b })).rejects.toSatisfy((e) => hasKind(e, 'InvalidArgument') && /config\.json: invalid JSON at line 2 column 29/.test((e as Error).message));
+    await leftovers(id, b);
+  });
+
+  it('unknown namespace type', async () => {
+    const id = newId();
+    const b = await bundle(id, ['true'], {}, (s) => (s.linux as { namespaces: { type: string }[] }).namespaces.push({ type: 'bogus' }));
+    await expect(runtime.run(id, { bundle: b }).wait()).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec) && /linux\.namespaces\[\d\]\.type: unknown namespace type `bogus`/.test((e as Error).message));
+    await leftovers(id, b);
+  });
+
+  it('a failure half-way through setup (a bind source that does not exist) leaves nothing behind', async () => {
+    const id = newId();
+    const b = await bundle(id, ['true'], { mounts: [{ type: 'bind', source: join(dir, 'missing-source'), target: '/x' }] });
+    await expect(runtime.create(id, { bundle: b })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec) && /missing-source/.test((e as Error).message));
+    await leftovers(id, b);
+  });
+
+  it('a missing program is ERR_EXEC_NOT_FOUND at create', async () => {
+    const id = newId();
+    const b = await bundle(id, ['/bin/nosuch']);
+    await expect(runtime.create(id, { bundle: b })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.ExecNotFound));
+    await leftovers(id, b);
+  });
+
+  it('a duplicate id is refused and the existing container is untouched', async () => {
+    const id = newId();
+    const b = await bundle(id, ['sleep', '30']);
+    await runtime.runDetached(id, { bundle: b });
+    const before = await runtime.state(id);
+    await expect(runtime.create(id, { bundle: b })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.Exists) && hasKind(e, 'AlreadyExists'));
+    const after = await runtime.state(id);
+    expect(after.status).toBe('running');
+    expect(after.pid).toBe(before.pid);
+    expect(await cgroupExists(id)).toBe(true);
+  });
+
+  it('runc and crun cannot keep logs: a typed error instead of silence', async () => {
+    const runc = new Runtime({ runtime: 'runc', root: join(dir, 'runc-state') });
+    await expect(runc.create('x', { bundle: dir, logPath: join(dir, 'x.log') })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotSupported) && hasKind(e, 'NotImplemented'));
+  });
+
+  it('a missing shim is ERR_SHIM_MISSING with the build command', async () => {
+    const missing = new Runtime({ runtime: join(dir, 'no-such-dir', 'berth-runtime'), root: join(dir, 'state') });
+    await expect(missing.list()).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.ShimMissing) && /nx run @berth\/runtime:build/.test((e as Error).message));
+  });
+});
