@@ -1,0 +1,1067 @@
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname as hostHostname } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ErrorKind, describeError, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
+import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
+import { familiarReference, parseReference } from '@berth/oci';
+import { parsePublish, type PortSpec } from '@berth/network';
+import { RuntimeErrorCode, buildSpec, type NamespaceMode } from '@berth/runtime';
+import { RootResolver, mountAll, snapshotName, unmount } from '@berth/snapshot';
+import type { ImageDetails } from '@berth/store';
+import { EngineErrorCode, engineError, type ContainerWait } from '../engine.js';
+import type { CallOptions, Filters } from '../types/common.js';
+import type {
+  ContainerCreateRequest,
+  ContainerCreateResponse,
+  ContainerPruneResponse,
+  ContainerUpdateRequest,
+  ContainerUpdateResponse,
+  HostConfig,
+  PortMap,
+  WaitCondition,
+} from '../types/container.js';
+import type { EndpointSettings } from '../types/network.js';
+import { entrypointAndArgs, mergeImageConfig, validateConfig, validateHostConfig } from './container-config.js';
+import type { ContainerRecord, ContainerStateRecord, MountRecord, NetworkingRecord } from './container-record.js';
+import { namespaceMode, runOptionsFor, type EtcFiles } from './container-spec.js';
+import { newContainerId, validContainerName } from './container-store.js';
+import { invalidParameter, isPaused, notRunning } from './docker-errors.js';
+import { nowRfc3339, rfc3339ToNanos, zeroTime } from './docker-time.js';
+import type { EngineContext } from './engine-context.js';
+import { mountRequests, type MountRequest } from './mount-spec.js';
+import { randomContainerName } from './name-generator.js';
+import { processAlive, processStartTime } from './process-liveness.js';
+import { monitorGone } from './record-watch.js';
+import { validateRestartPolicy } from './restart-policy.js';
+
+const run = promisify(execFile);
+
+/** What the lifecycle needs from its owner beyond the shared context. */
+export interface LifecycleOptions {
+  /** The host path of the init binary `--init` runs as pid 1; undefined when none is available. */
+  readonly initPath: string | undefined;
+  /** Called after a container starts that needs watching beyond this process (health, restart, auto-remove). */
+  readonly onStarted?: (record: ContainerRecord, watchedHere: boolean) => void;
+}
+
+/** A hook run between the runtime's `create` and `start`, with the monitor's attach socket (pre-start attach). */
+export type BeforeStartHook = (attachSocket: string) => Promise<void>;
+
+const live = new Set(['running', 'paused', 'restarting']);
+
+/** True while the container's process runs (or is paused). */
+export function isRunning(record: ContainerRecord): boolean {
+  return record.state.status === 'running' || record.state.status === 'paused';
+}
+
+function initialState(): ContainerStateRecord {
+  return {
+    status: 'created',
+    pid: 0,
+    exitCode: 0,
+    error: '',
+    startedAt: zeroTime,
+    finishedAt: zeroTime,
+    oomKilled: false,
+    manuallyStopped: false,
+    hasBeenStarted: false,
+    runCount: 0,
+    monitorPid: 0,
+    monitorStartTime: '',
+  };
+}
+
+/** docker's signal names and numbers (x86_64). */
+const signalNumbers: Readonly<Record<string, number>> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13,
+  ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25,
+  VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31,
+};
+
+/** A signal as docker accepts it (`SIGTERM`, `term`, `15`, `RTMIN+3`) as its number. */
+export function parseSignal(text: string): number {
+  const trimmed = text.trim();
+  if (/^\d+$/.test(trimmed)) {
+    const n = Number(trimmed);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = trimmed.toUpperCase().replace(/^SIG/, '');
+    if (name in signalNumbers) return signalNumbers[name]!;
+    const rt = /^RTM(IN|AX)([+-]\d+)?$/.exec(name);
+    if (rt) {
+      const n = (rt[1] === 'IN' ? 34 : 64) + Number(rt[2] ?? 0);
+      if (n >= 34 && n <= 64) return n;
+    }
+  }
+  throw invalidParameter(`Invalid signal: ${text}`);
+}
+
+function portSpecs(host: HostConfig, exposed: readonly string[]): PortSpec[] {
+  const specs: PortSpec[] = [];
+  const bound = new Set<string>();
+  for (const [key, bindings] of Object.entries(host.PortBindings ?? {})) {
+    const [port, proto = 'tcp'] = key.split('/');
+    bound.add(`${port}/${proto}`);
+    for (const b of bindings?.length ? bindings : [{}]) {
+      const ip = b.HostIp && b.HostIp !== '::' ? b.HostIp : '';
+      specs.push(...parsePublish(`${ip}:${b.HostPort ?? ''}:${port}/${proto}`));
+    }
+  }
+  if (host.PublishAllPorts) {
+    for (const key of exposed) {
+      const [port, proto = 'tcp'] = key.split('/');
+      if (!bound.has(`${port}/${proto}`)) specs.push(...parsePublish(`${port}/${proto}`));
+    }
+  }
+  return specs;
+}
+
+/**
+ * Containers from create to removal: records, names, mounts and volumes, the OCI bundle, the
+ * runtime, networking, and what happens when a container's process ends. Every change to a
+ * container happens under its lock; a run that ended is noticed by whoever looks first (a
+ * waiter, a list, the supervisor), which records the exit and tears down what the run held.
+ */
+export class ContainerLifecycle {
+  readonly #ctx: EngineContext;
+  readonly #options: LifecycleOptions;
+  readonly #beforeStart = new Map<string, Set<BeforeStartHook>>();
+  readonly #waiting = new Map<string, number>();
+
+  constructor(ctx: EngineContext, options: LifecycleOptions) {
+    this.#ctx = ctx;
+    this.#options = options;
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  /** The record a reference names, with the runtime's view folded in. */
+  async get(ref: string): Promise<ContainerRecord> {
+    const id = await this.#ctx.containers.resolve(ref);
+    const record = await this.#ctx.containers.read(id, ref);
+    return (await this.refresh(record)) ?? (await this.#ctx.containers.read(id, ref));
+  }
+
+  /** Every container, newest first, each refreshed. */
+  async listAll(): Promise<ContainerRecord[]> {
+    const records = await this.#ctx.containers.list();
+    const refreshed = await Promise.all(records.map((r) => this.refresh(r)));
+    return refreshed.filter((r): r is ContainerRecord => r !== undefined).sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
+  }
+
+  /**
+   * The record as it is now: a run whose monitor has ended is recorded as exited (and its
+   * resources released) first. Undefined when that removed the container (`--rm`).
+   */
+  async refresh(record: ContainerRecord): Promise<ContainerRecord | undefined> {
+    if (!isRunning(record)) return record;
+    if (await this.#runAlive(record)) return record;
+    return this.finishRun(record.id);
+  }
+
+  async #runAlive(record: ContainerRecord): Promise<boolean> {
+    const s = record.state;
+    if (s.monitorPid > 0) return processAlive(s.monitorPid, s.monitorStartTime);
+    if (s.pid > 0) return processAlive(s.pid, '');
+    return false;
+  }
+
+  // ---- create --------------------------------------------------------------------------------
+
+  async #image(ref: string, signal?: AbortSignal): Promise<ImageDetails> {
+    try {
+      return await this.#ctx.images.inspect(ref, signal ? { signal } : {});
+    } catch (err) {
+      if (hasKind(err, 'NotFound')) {
+        let shown = ref;
+        try {
+          shown = familiarReference(parseReference(ref));
+        } catch {
+          // an ID prefix or another form parseReference does not take: show it as given
+        }
+        throw engineError(`No such image: ${shown}`, EngineErrorCode.ImageNotFound, ErrorKind.NotFound, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  async #networking(host: HostConfig, body: ContainerCreateRequest, signal?: AbortSignal): Promise<NetworkingRecord> {
+    let mode = host.NetworkMode || 'bridge';
+    if (mode === 'default') mode = 'bridge';
+    const endpoints = body.NetworkingConfig?.EndpointsConfig ?? {};
+    const networks: Record<string, EndpointSettings> = {};
+    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+      if (mode.startsWith('container:')) {
+        const other = await this.#ctx.containers.resolve(mode.slice('container:'.length));
+        mode = `container:${other}`;
+      } else {
+        const net = await this.#ctx.network().inspectNetwork(mode, signal ? { signal } : {});
+        networks[mode] = { NetworkID: net.id, ...(endpoints[mode] ?? {}) };
+      }
+      return { mode, networks, ports: {}, sandboxKey: '' };
+    }
+    const names = [mode, ...Object.keys(endpoints).filter((n) => n !== mode)];
+    for (const name of names) {
+      const net = await this.#ctx.network().inspectNetwork(name, signal ? { signal } : {});
+      const requested = endpoints[name] ?? {};
+      if (net.isDefault) {
+        if (requested.Aliases?.length) throw invalidParameter('network-scoped alias is supported only for containers in user defined networks');
+        if (requested.IPAMConfig?.IPv4Address) throw invalidParameter('user specified IP address is supported on user defined networks only');
+      }
+      networks[net.name] = { ...requested, NetworkID: net.id };
+      if (name === mode) mode = net.name;
+    }
+    return { mode, networks, ports: {}, sandboxKey: '' };
+  }
+
+  async #makeMounts(requests: readonly MountRequest[], created: string[]): Promise<MountRecord[]> {
+    const out: MountRecord[] = [];
+    for (const m of requests) {
+      if (m.type === 'bind') {
+        if (!m.createSource) {
+          const exists = await stat(m.source).then(() => true, () => false);
+          if (!exists) throw invalidParameter(`invalid mount config for type "bind": bind source path does not exist: ${m.source}`);
+        }
+        out.push(m);
+        continue;
+      }
+      if (m.type === 'tmpfs') {
+        out.push(m);
+        continue;
+      }
+      const { volume, created: made } = await this.#ctx.volumes.create({
+        ...(m.name ? { name: m.name } : {}),
+        anonymous: !m.name,
+      });
+      if (made) {
+        created.push(volume.Name);
+        await this.#ctx.events.append({ Type: 'volume', Action: 'create', Actor: { ID: volume.Name, Attributes: { driver: 'local' } } });
+      }
+      out.push({ ...m, name: volume.Name, source: volume.Mountpoint, ...(m.name ? {} : { anonymous: true }) });
+    }
+    return out;
+  }
+
+  /** `POST /containers/create`. */
+  async create(body: ContainerCreateRequest, options: CallOptions & { readonly name?: string; readonly platform?: string } = {}): Promise<ContainerCreateResponse> {
+    const signal = options.signal;
+    validateConfig(body);
+    const rawHost = body.HostConfig ?? {};
+    validateHostConfig(rawHost);
+    if (!body.Image) throw invalidParameter('config.Image must be set: no image was given');
+    const image = await this.#image(body.Image, signal);
+    if (options.platform) {
+      const [os, arch] = options.platform.split('/');
+      if ((os && os !== image.config.os) || (arch && arch !== image.config.architecture)) {
+        throw engineError(
+          `image with reference ${body.Image} was found but does not match the specified platform: wanted ${options.platform}, actual: ${image.config.os}/${image.config.architecture}`,
+          EngineErrorCode.ImageNotFound,
+          ErrorKind.NotFound,
+        );
+      }
+    }
+    const id = newContainerId();
+    const host: HostConfig = {
+      ...rawHost,
+      NetworkMode: !rawHost.NetworkMode || rawHost.NetworkMode === 'default' ? 'bridge' : rawHost.NetworkMode,
+      RestartPolicy: { Name: rawHost.RestartPolicy?.Name || 'no', MaximumRetryCount: rawHost.RestartPolicy?.MaximumRetryCount ?? 0 },
+      LogConfig: { Type: rawHost.LogConfig?.Type || 'json-file', Config: rawHost.LogConfig?.Config ?? {} },
+    };
+    if (host.NetworkMode === 'host' || host.NetworkMode?.startsWith('container:')) {
+      if (body.Hostname && host.NetworkMode.startsWith('container:')) throw invalidParameter('conflicting options: hostname and the network mode');
+    }
+    const { HostConfig: _host, NetworkingConfig: _networking, ...bodyConfig } = body;
+    const merged = mergeImageConfig(bodyConfig, image.config.config);
+    const hostname = body.Hostname || (host.NetworkMode === 'host' ? hostHostname() : id.slice(0, 12));
+    const config = { ...merged, Hostname: hostname, Image: body.Image };
+    const { path, args } = entrypointAndArgs(config);
+    const networking = await this.#networking(host, body, signal);
+    const requests = mountRequests(host, config.Volumes);
+
+    // A name, then everything else; whatever fails after the name is taken gives it back.
+    let name: string;
+    if (options.name) {
+      name = validContainerName(options.name);
+      await this.#ctx.containers.reserveName(name, id);
+    } else {
+      for (let attempt = 0; ; attempt++) {
+        name = randomContainerName(attempt);
+        try {
+          await this.#ctx.containers.reserveName(name, id);
+          break;
+        } catch (err) {
+          if (!hasCode(err, EngineErrorCode.NameInUse) || attempt > 8) throw err;
+        }
+      }
+    }
+    const createdVolumes: string[] = [];
+    let snapshotMade = false;
+    try {
+      const mounts = await this.#makeMounts(requests, createdVolumes);
+      const snapshotter = await this.#ctx.snapshotter();
+      const { chainId } = await snapshotter.unpack({
+        content: this.#ctx.images.content,
+        layers: image.manifest.layers,
+        diffIds: image.config.rootfs.diff_ids,
+        ...(signal ? { signal } : {}),
+      });
+      throwIfAborted(signal);
+      await snapshotter.prepare(id, chainId, signal ? { signal } : {});
+      snapshotMade = true;
+      const record: ContainerRecord = {
+        id,
+        name,
+        created: nowRfc3339(),
+        path,
+        args,
+        config,
+        hostConfig: host,
+        image: image.id,
+        platform: image.config.os,
+        snapshotKey: id,
+        driver: snapshotter.driver === 'overlay' ? 'overlay2' : 'vfs',
+        mounts,
+        networking,
+        state: initialState(),
+        restartCount: 0,
+        logPath: host.LogConfig?.Type === 'none' ? '' : this.#ctx.layout.logPath(id),
+      };
+      await this.#ctx.containers.create(record);
+      await this.#event('create', record);
+      return { Id: id, Warnings: [] };
+    } catch (err) {
+      if (snapshotMade) await (await this.#ctx.snapshotter()).remove(id).catch(() => {});
+      for (const v of createdVolumes) await this.#ctx.volumes.remove(v, async () => []).catch(() => {});
+      await this.#ctx.containers.releaseName(name, id);
+      throw err;
+    }
+  }
+
+  async #event(action: string, record: ContainerRecord, extra: Record<string, string> = {}): Promise<void> {
+    await this.#ctx.events.append({
+      Type: 'container',
+      Action: action,
+      Actor: { ID: record.id, Attributes: { ...(record.config.Labels ?? {}), image: record.config.Image ?? record.image, name: record.name, ...extra } },
+    });
+  }
+
+  // ---- start ---------------------------------------------------------------------------------
+
+  /** Runs `hook` between the runtime's create and start of the container's next start in this process. */
+  addBeforeStart(id: string, hook: BeforeStartHook): () => void {
+    const set = this.#beforeStart.get(id) ?? new Set();
+    this.#beforeStart.set(id, set);
+    set.add(hook);
+    return () => {
+      set.delete(hook);
+      if (set.size === 0 && this.#beforeStart.get(id) === set) this.#beforeStart.delete(id);
+    };
+  }
+
+  /** `POST /containers/{id}/start`: false when it already runs (docker's 304). */
+  async start(ref: string, options: CallOptions = {}): Promise<boolean> {
+    const id = await this.#ctx.containers.resolve(ref);
+    let started: ContainerRecord | undefined;
+    const result = await this.#ctx.containers.withLock(id, async () => {
+      const current = await this.#ctx.containers.read(id, ref);
+      const record = (await this.#refreshLocked(current)) ?? current;
+      if (record.state.status === 'paused') {
+        throw engineError('cannot start a paused container, try unpause instead', EngineErrorCode.ContainerPaused, ErrorKind.Conflict);
+      }
+      if (record.state.status === 'running') return false;
+      if (record.state.status === 'removing' || record.state.status === 'dead') {
+        throw engineError(`container is marked for removal and cannot be started`, EngineErrorCode.InvalidParameter, ErrorKind.Conflict);
+      }
+      started = await this.startLocked(record, options.signal);
+      return true;
+    });
+    this.#ctx.watch.notify(id);
+    if (started) this.#options.onStarted?.(started, (this.#waiting.get(id) ?? 0) > 0);
+    return result;
+  }
+
+  async #mountRootfs(record: ContainerRecord, signal?: AbortSignal): Promise<string> {
+    const rootfs = this.#ctx.layout.containerFile(record.id, 'rootfs');
+    await mkdir(rootfs, { recursive: true });
+    const [mine, parent] = await Promise.all([stat(rootfs), stat(this.#ctx.layout.container(record.id))]);
+    if (mine.dev === parent.dev) {
+      const snapshotter = await this.#ctx.snapshotter();
+      await mountAll(await snapshotter.mounts(record.snapshotKey), rootfs, signal);
+    }
+    return rootfs;
+  }
+
+  async #unmountRootfs(id: string): Promise<void> {
+    const rootfs = this.#ctx.layout.containerFile(id, 'rootfs');
+    const [mine, parent] = await Promise.all([stat(rootfs).catch(() => undefined), stat(this.#ctx.layout.container(id)).catch(() => undefined)]);
+    if (mine && parent && mine.dev !== parent.dev) await unmount(rootfs);
+  }
+
+  /** Fills empty volumes from the image's content at their mount points (docker's copy-up), and makes missing bind sources. */
+  async #prepareMounts(record: ContainerRecord, rootfs: string): Promise<void> {
+    for (const m of record.mounts) {
+      if (m.type === 'bind' && m.createSource) {
+        await mkdir(m.source, { recursive: true });
+        continue;
+      }
+      if (m.type !== 'volume' || m.noCopy || m.subpath) continue;
+      const entries = await readdir(m.source).catch(() => ['?']);
+      if (entries.length > 0) continue;
+      const resolver = new RootResolver(rootfs);
+      const rel = resolver.resolveDir(m.destination.split('/').filter(Boolean));
+      if (rel === undefined) continue;
+      const from = resolver.abs(rel);
+      if ((await readdir(from).catch(() => [])).length === 0) continue;
+      await run('cp', ['-a', '--', `${from}/.`, `${m.source}/`]);
+    }
+  }
+
+  async #etcFiles(record: ContainerRecord, signal?: AbortSignal): Promise<EtcFiles | undefined> {
+    const mode = record.networking.mode;
+    if (mode.startsWith('container:')) {
+      const other = this.#ctx.layout.container(mode.slice('container:'.length));
+      return { hostname: join(other, 'hostname'), hosts: join(other, 'hosts'), resolvConf: join(other, 'resolv.conf') };
+    }
+    const dir = this.#ctx.layout.container(record.id);
+    const host = record.hostConfig;
+    const files = await this.#ctx.network().containerFiles({
+      containerId: record.id,
+      hostname: record.config.Hostname ?? record.id.slice(0, 12),
+      ...(record.config.Domainname ? { domainname: record.config.Domainname } : {}),
+      mode: mode === 'host' ? 'host' : mode === 'none' ? 'none' : 'bridge',
+      ...(host.ExtraHosts?.length ? { extraHosts: host.ExtraHosts } : {}),
+      ...(host.Dns?.length ? { dns: host.Dns } : {}),
+      ...(host.DnsSearch?.length ? { dnsSearch: host.DnsSearch } : {}),
+      ...(host.DnsOptions?.length ? { dnsOptions: host.DnsOptions } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    const paths = { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
+    // Written in place, not renamed: a running container has these inodes bind-mounted.
+    await Promise.all([writeFile(paths.hostname, files.hostname), writeFile(paths.hosts, files.hosts), writeFile(paths.resolvConf, files.resolvConf)]);
+    return paths;
+  }
+
+  async #joinPath(ref: string, what: string): Promise<NamespaceMode> {
+    const otherId = await this.#ctx.containers.resolve(ref);
+    const other = await this.get(otherId);
+    if (!isRunning(other)) throw engineError(`cannot join ${what} of a non running container: ${ref}`, EngineErrorCode.ContainerNotRunning, ErrorKind.Conflict);
+    return { path: `/proc/${other.state.pid}/ns/${what}` };
+  }
+
+  async #namespace(mode: string | undefined, what: 'pid' | 'ipc' | 'uts'): Promise<NamespaceMode> {
+    const m = namespaceMode(mode, what);
+    if (typeof m === 'object' && 'container' in m) return this.#joinPath(m.container, what);
+    return m;
+  }
+
+  /** Attaches a created container to its networks and publishes its ports; the live endpoints. */
+  async #connect(record: ContainerRecord, pid: number, signal?: AbortSignal): Promise<NetworkingRecord> {
+    const network = this.#ctx.network();
+    const mode = record.networking.mode;
+    if (mode === 'none') {
+      await network.setupLoopback({ pid, ...(signal ? { signal } : {}) });
+      return { ...record.networking, sandboxKey: `/proc/${pid}/ns/net` };
+    }
+    if (mode === 'host' || mode.startsWith('container:')) return record.networking;
+    const networks: Record<string, EndpointSettings> = {};
+    for (const [name, requested] of Object.entries(record.networking.networks)) {
+      const ep = await network.connect({
+        containerId: record.id,
+        containerName: record.name,
+        pid,
+        network: requested.NetworkID || name,
+        ...(requested.Aliases?.length ? { aliases: [...requested.Aliases] } : {}),
+        ...(requested.IPAMConfig?.IPv4Address ? { ip: requested.IPAMConfig.IPv4Address } : {}),
+        ...(requested.MacAddress ? { mac: requested.MacAddress } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      networks[ep.networkName] = {
+        ...requested,
+        NetworkID: ep.networkId,
+        EndpointID: ep.id,
+        Gateway: ep.gateway,
+        IPAddress: ep.ipAddress,
+        IPPrefixLen: ep.prefixLength,
+        MacAddress: ep.macAddress,
+        DNSNames: ep.dnsNames.length ? [...ep.dnsNames] : null,
+      };
+    }
+    const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    const specs = portSpecs(record.hostConfig, Object.keys(record.config.ExposedPorts ?? {}));
+    if (specs.length) {
+      for (const p of await network.publish({ containerId: record.id, ports: specs, ...(signal ? { signal } : {}) })) {
+        const key = `${p.containerPort}/${p.protocol}`;
+        (ports[key] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+      }
+    }
+    return { ...record.networking, networks, ports: ports as PortMap, sandboxKey: `/proc/${pid}/ns/net` };
+  }
+
+  #needsNetworkSetup(record: ContainerRecord): boolean {
+    const mode = record.networking.mode;
+    return mode !== 'host' && !mode.startsWith('container:');
+  }
+
+  /** Starts a container whose lock is held; returns the running record. */
+  async startLocked(record: ContainerRecord, signal?: AbortSignal): Promise<ContainerRecord> {
+    const id = record.id;
+    const layout = this.#ctx.layout;
+    const runtime = this.#ctx.runtime;
+    const host = record.hostConfig;
+    if (host.Init && !this.#options.initPath) {
+      throw engineError('--init is not available: no init binary was found for this engine', EngineErrorCode.NotImplemented, ErrorKind.NotImplemented);
+    }
+    let runtimeCreated = false;
+    let networked = false;
+    try {
+      const rootfs = await this.#mountRootfs(record, signal);
+      await this.#prepareMounts(record, rootfs);
+      const mode = record.networking.mode;
+      const network: NamespaceMode = mode === 'host' ? 'host' : mode.startsWith('container:') ? await this.#joinPath(mode.slice('container:'.length), 'net') : 'private';
+      const etc = await this.#etcFiles(record, signal);
+      const options = await runOptionsFor(record, {
+        rootfs,
+        etc,
+        network,
+        pid: await this.#namespace(host.PidMode, 'pid'),
+        ipc: await this.#namespace(host.IpcMode, 'ipc'),
+        uts: await this.#namespace(host.UTSMode, 'uts'),
+        ...(host.Init && this.#options.initPath ? { initPath: this.#options.initPath } : {}),
+      });
+      const spec = await buildSpec({}, options);
+      if (host.ConsoleSize && spec.process) spec.process.consoleSize = { height: host.ConsoleSize[0], width: host.ConsoleSize[1] };
+      await writeJsonAtomic(layout.containerFile(id, 'config.json'), spec, { durable: false });
+      await mkdir(join(layout.runRoot, 'attach'), { recursive: true });
+      const createOptions = {
+        bundle: layout.container(id),
+        ...(record.logPath ? { logPath: record.logPath } : {}),
+        attachSocket: layout.attachSocket(id),
+        ...(record.config.OpenStdin ? { openStdin: true } : {}),
+        ...(record.config.OpenStdin && record.config.StdinOnce ? { stdinOnce: true } : {}),
+        ...(signal ? { signal } : {}),
+      };
+      // Delete what a crashed run may have left under this id in the runtime.
+      await runtime.delete(id, { force: true }).catch(() => {});
+      const hooks = [...(this.#beforeStart.get(id) ?? [])];
+      let networking = record.networking;
+
+      if (hooks.length === 0 && !this.#needsNetworkSetup(record)) {
+        await runtime.runDetached(id, createOptions);
+        runtimeCreated = true;
+      } else {
+        await runtime.create(id, createOptions);
+        runtimeCreated = true;
+        if (this.#needsNetworkSetup(record)) {
+          const created = await runtime.state(id, signal ? { signal } : {});
+          networked = true;
+          networking = await this.#connect(record, created.pid, signal);
+          if (etc && !record.networking.mode.startsWith('container:')) await this.#etcFiles(record, signal);
+        }
+        for (const hook of hooks) await hook(createOptions.attachSocket);
+        await runtime.start(id, signal ? { signal } : {});
+      }
+      const state = await runtime.state(id, signal ? { signal } : {});
+      const pid = state.pid;
+      const monitorPid = state.monitorPid ?? 0;
+      const now = nowRfc3339();
+      const healthcheck = record.config.Healthcheck;
+      const hasHealth = healthcheck?.Test?.length && healthcheck.Test[0] !== 'NONE';
+      const next: ContainerRecord = {
+        ...record,
+        networking,
+        state: {
+          ...record.state,
+          status: 'running',
+          pid,
+          exitCode: 0,
+          error: '',
+          startedAt: now,
+          finishedAt: record.state.hasBeenStarted ? record.state.finishedAt : zeroTime,
+          oomKilled: false,
+          manuallyStopped: false,
+          hasBeenStarted: true,
+          runCount: record.state.runCount + 1,
+          monitorPid,
+          monitorStartTime: await processStartTime(monitorPid),
+          ...(hasHealth ? { health: { Status: 'starting', FailingStreak: 0, Log: record.state.health?.Log ?? [] } } : {}),
+        },
+      };
+      await this.#ctx.containers.write(next);
+      await this.#event('start', next);
+      return next;
+    } catch (err) {
+      if (runtimeCreated) await runtime.delete(id, { force: true }).catch(() => {});
+      if (networked) await this.#ctx.network().releaseContainer({ containerId: id }).catch(() => {});
+      await this.#unmountRootfs(id).catch(() => {});
+      const failure = this.#startError(err);
+      const exitCode = (isBerthError(failure) ? failure.exitCode : undefined) ?? 128;
+      await this.#ctx.containers.write({ ...record, state: { ...record.state, exitCode, error: failure.message } }).catch(() => {});
+      if (record.hostConfig.AutoRemove && !record.state.hasBeenStarted) await this.#removeLocked(record, true).catch(() => {});
+      throw failure;
+    }
+  }
+
+  #startError(err: unknown): Error {
+    if (!isBerthError(err)) return err instanceof Error ? err : new Error(String(err));
+    const shim = describeError(err).replace(/^berth-runtime (create|run|start): /, '');
+    if (hasCode(err, RuntimeErrorCode.ExecNotFound)) {
+      return engineError(`failed to create task for container: ${shim}`, EngineErrorCode.CommandNotFound, ErrorKind.InvalidArgument, { cause: err, exitCode: 127 });
+    }
+    if (hasCode(err, RuntimeErrorCode.ExecDenied)) {
+      return engineError(`failed to create task for container: ${shim}`, EngineErrorCode.CommandNotExecutable, ErrorKind.InvalidArgument, { cause: err, exitCode: 126 });
+    }
+    if (hasCode(err, RuntimeErrorCode.UserNotFound) || hasCode(err, RuntimeErrorCode.InvalidSpec)) {
+      return engineError(`failed to create task for container: ${shim}`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument, { cause: err, exitCode: 126 });
+    }
+    return err;
+  }
+
+  // ---- the end of a run ----------------------------------------------------------------------
+
+  async #refreshLocked(record: ContainerRecord): Promise<ContainerRecord | undefined> {
+    if (!isRunning(record) || (await this.#runAlive(record))) return record;
+    return this.#finishRunLocked(record);
+  }
+
+  /**
+   * Records the end of a container's run and releases what it held (runtime state, network,
+   * rootfs mount), then removes an `--rm` container. Idempotent: whoever comes second finds the
+   * run finished. Undefined when the container is gone.
+   */
+  async finishRun(id: string): Promise<ContainerRecord | undefined> {
+    const after = await this.#ctx.containers.withLock(id, async () => {
+      const record = await this.#ctx.containers.tryRead(id);
+      if (!record) return undefined;
+      if (!isRunning(record) || (await this.#runAlive(record))) return record;
+      return this.#finishRunLocked(record);
+    });
+    this.#ctx.watch.notify(id);
+    return after;
+  }
+
+  async #finishRunLocked(record: ContainerRecord): Promise<ContainerRecord | undefined> {
+    const id = record.id;
+    const runtime = this.#ctx.runtime;
+    let exitCode = 255;
+    let oomKilled = false;
+    let finishedAt = nowRfc3339();
+    try {
+      const state = await runtime.state(id);
+      if (state.status !== 'stopped') {
+        // The monitor died but the process lives (its monitor was killed): end it so its state is known.
+        await runtime.kill(id, 'SIGKILL', { all: true }).catch(() => {});
+      }
+      if (state.exitCode !== undefined) exitCode = state.exitCode;
+      if (state.oomKilled) oomKilled = true;
+      if (state.finished) finishedAt = state.finished.toISOString();
+    } catch (err) {
+      // No runtime state: the host rebooted (the run root is gone) or the monitor was killed.
+      this.#ctx.logger.debug('no runtime state for a finished run', { containerId: id, error: describeError(err) });
+    }
+    await runtime.delete(id, { force: true }).catch((err: unknown) => this.#ctx.logger.warn('runtime delete failed', { containerId: id, error: describeError(err) }));
+    if (this.#needsNetworkSetup(record)) {
+      await this.#ctx
+        .network()
+        .releaseContainer({ containerId: id })
+        .catch((err: unknown) => this.#ctx.logger.warn('network release failed', { containerId: id, error: describeError(err) }));
+    }
+    await this.#unmountRootfs(id).catch((err: unknown) => this.#ctx.logger.warn('rootfs unmount failed', { containerId: id, error: describeError(err) }));
+    const health = record.state.health;
+    const next: ContainerRecord = {
+      ...record,
+      networking: { ...record.networking, ports: {}, sandboxKey: '' },
+      state: {
+        ...record.state,
+        status: 'exited',
+        pid: 0,
+        exitCode,
+        oomKilled,
+        finishedAt,
+        monitorPid: 0,
+        monitorStartTime: '',
+        ...(health ? { health: { ...health, Status: 'unhealthy' as const } } : {}),
+      },
+    };
+    await this.#ctx.containers.write(next);
+    if (oomKilled) await this.#event('oom', next);
+    await this.#event('die', next, { exitCode: String(exitCode) });
+    if (record.hostConfig.AutoRemove) {
+      await this.#removeLocked(next, true);
+      return undefined;
+    }
+    return next;
+  }
+
+  // ---- stop, kill, pause ---------------------------------------------------------------------
+
+  /** Waits until the run ends (the monitor's attach socket closes) or `ms` pass; true when it ended. */
+  async #awaitExit(record: ContainerRecord, ms: number): Promise<boolean> {
+    const controller = new AbortController();
+    const timer = ms >= 0 ? setTimeout(() => controller.abort(), ms) : undefined;
+    try {
+      if (this.#ctx.runtime.hasMonitor) {
+        await monitorGone(this.#ctx.layout.attachSocket(record.id), controller.signal);
+      } else {
+        while (!controller.signal.aborted && (await this.#runAlive(record))) await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+    return !(await this.#runAlive(record));
+  }
+
+  /** `POST /containers/{id}/stop`: false when it was not running (docker's 304). */
+  async stop(ref: string, options: CallOptions & { readonly timeout?: number; readonly signalName?: string } = {}): Promise<boolean> {
+    const id = await this.#ctx.containers.resolve(ref);
+    const record = await this.get(id);
+    if (!isRunning(record)) return false;
+    const signal = parseSignal(options.signalName || record.config.StopSignal || 'SIGTERM');
+    const timeout = options.timeout ?? record.config.StopTimeout ?? 10;
+    await this.#markStopping(id);
+    if (record.state.status === 'paused') await this.#ctx.runtime.resume(id).catch(() => {});
+    await this.#ctx.runtime.kill(id, signal).catch((err: unknown) => {
+      if (!hasKind(err, 'NotFound') && !hasCode(err, RuntimeErrorCode.State)) throw err;
+    });
+    await this.#event('kill', record, { signal: String(signal) });
+    if (!(await this.#awaitExit(record, timeout < 0 ? -1 : timeout * 1000))) {
+      await this.#ctx.runtime.kill(id, 'SIGKILL', { all: true }).catch(() => {});
+      await this.#event('kill', record, { signal: '9' });
+      await this.#awaitExit(record, -1);
+    }
+    await this.finishRun(id);
+    await this.#event('stop', record);
+    return true;
+  }
+
+  async #markStopping(id: string): Promise<void> {
+    await this.#ctx.containers.withLock(id, async () => {
+      const record = await this.#ctx.containers.tryRead(id);
+      if (record && !record.state.manuallyStopped) await this.#ctx.containers.write({ ...record, state: { ...record.state, manuallyStopped: true } });
+    });
+  }
+
+  /** `POST /containers/{id}/kill`. */
+  async kill(ref: string, options: CallOptions & { readonly signalName?: string } = {}): Promise<void> {
+    const signal = parseSignal(options.signalName || 'SIGKILL');
+    const record = await this.get(ref);
+    if (!isRunning(record)) throw engineError(`cannot kill container: ${ref}: container ${record.id} is not running`, EngineErrorCode.ContainerNotRunning, ErrorKind.Conflict);
+    if (record.state.status === 'paused' && signal !== 9) throw isPaused(record.id);
+    await this.#markStopping(record.id);
+    await this.#ctx.runtime.kill(record.id, signal);
+    await this.#event('kill', record, { signal: String(signal) });
+    if (signal === 9) {
+      await this.#awaitExit(record, 10_000);
+      await this.finishRun(record.id);
+    }
+  }
+
+  async restart(ref: string, options: CallOptions & { readonly timeout?: number; readonly signalName?: string } = {}): Promise<void> {
+    const id = await this.#ctx.containers.resolve(ref);
+    await this.stop(id, options);
+    await this.start(id, options);
+    const record = await this.#ctx.containers.tryRead(id);
+    if (record) await this.#event('restart', record);
+  }
+
+  async pause(ref: string, options: CallOptions = {}): Promise<void> {
+    await this.#setPaused(ref, true, options.signal);
+  }
+
+  async unpause(ref: string, options: CallOptions = {}): Promise<void> {
+    await this.#setPaused(ref, false, options.signal);
+  }
+
+  async #setPaused(ref: string, paused: boolean, signal?: AbortSignal): Promise<void> {
+    const id = await this.#ctx.containers.resolve(ref);
+    const record = await this.#ctx.containers.withLock(id, async () => {
+      const current = await this.#ctx.containers.read(id, ref);
+      const record = await this.#refreshLocked(current);
+      if (!record || !isRunning(record)) throw notRunning(id);
+      if (paused && record.state.status === 'paused') throw engineError(`Container ${id} is already paused`, EngineErrorCode.ContainerPaused, ErrorKind.Conflict);
+      if (!paused && record.state.status !== 'paused') throw engineError(`Container ${id} is not paused`, EngineErrorCode.ContainerNotRunning, ErrorKind.Conflict);
+      if (paused) await this.#ctx.runtime.pause(id, signal ? { signal } : {});
+      else await this.#ctx.runtime.resume(id, signal ? { signal } : {});
+      const next: ContainerRecord = { ...record, state: { ...record.state, status: paused ? 'paused' : 'running' } };
+      await this.#ctx.containers.write(next);
+      return next;
+    });
+    this.#ctx.watch.notify(id);
+    await this.#event(paused ? 'pause' : 'unpause', record);
+  }
+
+  // ---- remove --------------------------------------------------------------------------------
+
+  /** `DELETE /containers/{id}`. */
+  async remove(ref: string, options: CallOptions & { readonly force?: boolean; readonly volumes?: boolean } = {}): Promise<void> {
+    const id = await this.#ctx.containers.resolve(ref);
+    let record = await this.get(id).catch((err: unknown) => {
+      if (hasKind(err, 'NotFound')) return undefined;
+      throw err;
+    });
+    if (!record) throw engineError(`No such container: ${ref}`, EngineErrorCode.ContainerNotFound, ErrorKind.NotFound);
+    if (isRunning(record)) {
+      if (!options.force) {
+        throw engineError(
+          `cannot remove container "/${record.name}": container is ${record.state.status}: stop the container before removing or force remove`,
+          EngineErrorCode.ContainerRunning,
+          ErrorKind.Conflict,
+        );
+      }
+      await this.#markStopping(id);
+      if (record.state.status === 'paused') await this.#ctx.runtime.resume(id).catch(() => {});
+      await this.#ctx.runtime.kill(id, 'SIGKILL', { all: true }).catch(() => {});
+      await this.#event('kill', record, { signal: '9' });
+      await this.#awaitExit(record, 10_000);
+      record = await this.finishRun(id);
+      if (!record) return;
+    }
+    await this.#ctx.containers.withLock(id, async () => {
+      const current = await this.#ctx.containers.tryRead(id);
+      if (!current) return;
+      await this.#removeLocked(current, options.volumes ?? false);
+    });
+    this.#ctx.watch.notify(id);
+  }
+
+  /** Removes a stopped container whose lock is held: its runtime leftovers, mounts, snapshot, files, name and (with `volumes`) anonymous volumes. */
+  async #removeLocked(record: ContainerRecord, volumes: boolean): Promise<void> {
+    const id = record.id;
+    await this.#ctx.containers.write({ ...record, state: { ...record.state, status: 'removing' } }).catch(() => {});
+    await this.#ctx.runtime.delete(id, { force: true }).catch(() => {});
+    if (this.#needsNetworkSetup(record)) await this.#ctx.network().releaseContainer({ containerId: id }).catch(() => {});
+    await this.#unmountRootfs(id);
+    await (await this.#ctx.snapshotter()).remove(record.snapshotKey).catch((err: unknown) => {
+      if (!hasKind(err, 'NotFound')) throw err;
+    });
+    await this.#ctx.containers.remove(id);
+    await this.#ctx.containers.releaseName(record.name, id);
+    await this.#removeExecs(id);
+    await this.#event('destroy', record);
+    if (volumes) {
+      for (const m of record.mounts) {
+        if (m.type !== 'volume' || !m.anonymous || !m.name) continue;
+        const name = m.name;
+        await this.#ctx.volumes
+          .remove(name, async () => (await this.#ctx.containers.list()).filter((c) => c.mounts.some((x) => x.name === name)).map((c) => c.id))
+          .then(() => this.#ctx.events.append({ Type: 'volume', Action: 'destroy', Actor: { ID: name, Attributes: { driver: 'local' } } }))
+          .catch((err: unknown) => this.#ctx.logger.debug('anonymous volume kept', { volume: name, error: describeError(err) }));
+      }
+    }
+  }
+
+  async #removeExecs(id: string): Promise<void> {
+    const dir = this.#ctx.layout.execs;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const n of names) {
+      const rec = await readJsonFile<{ containerId?: string }>(join(dir, n)).catch(() => undefined);
+      if (rec?.containerId === id) await rm(join(dir, n), { force: true });
+    }
+  }
+
+  /** `POST /containers/prune`: removes stopped containers (filters `until`, `label`, `label!`). */
+  async prune(filters: Filters = {}): Promise<ContainerPruneResponse> {
+    for (const key of Object.keys(filters)) {
+      if (!['until', 'label', 'label!'].includes(key)) throw invalidParameter(`invalid filter '${key}'`);
+    }
+    const until = filters['until']?.[0];
+    const untilNanos = until === undefined ? undefined : untilToNanos(until);
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const record of await this.listAll()) {
+      if (live.has(record.state.status)) continue;
+      if (untilNanos !== undefined && !(rfc3339ToNanos(record.created) < untilNanos)) continue;
+      const labels = record.config.Labels ?? {};
+      if (!(filters['label'] ?? []).every((l) => labelHas(labels, l))) continue;
+      if ((filters['label!'] ?? []).some((l) => labelHas(labels, l))) continue;
+      const size = await this.rwSize(record).catch(() => 0);
+      try {
+        await this.remove(record.id, {});
+        deleted.push(record.id);
+        reclaimed += size;
+      } catch (err) {
+        this.#ctx.logger.warn('prune could not remove a container', { containerId: record.id, error: describeError(err) });
+      }
+    }
+    return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
+  }
+
+  /** Bytes of the container's writable layer (docker's SizeRw). */
+  async rwSize(record: ContainerRecord): Promise<number> {
+    const snapshotter = await this.#ctx.snapshotter();
+    const info = await snapshotter.stat(record.snapshotKey);
+    if (!info) return 0;
+    const upper = join(snapshotter.root, 'snapshots', snapshotName(record.snapshotKey), 'fs');
+    const { stdout } = await run('du', ['-sb', upper]).catch(() => ({ stdout: '0' }));
+    return Number(stdout.split('\t')[0]) || 0;
+  }
+
+  // ---- wait ----------------------------------------------------------------------------------
+
+  /** `POST /containers/{id}/wait`: registered when this returns; `result` settles on the condition. */
+  async wait(ref: string, options: CallOptions & { readonly condition?: WaitCondition } = {}): Promise<ContainerWait> {
+    const condition = options.condition ?? 'not-running';
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw invalidParameter(`invalid condition: "${condition}"`);
+    const id = await this.#ctx.containers.resolve(ref);
+    const first = await this.#ctx.containers.read(id, ref);
+    const target = isRunning(first) ? first.state.runCount : first.state.runCount + 1;
+    this.#waiting.set(id, (this.#waiting.get(id) ?? 0) + 1);
+    const result = this.#waitLoop(id, condition, target, first.state.exitCode, options.signal).finally(() => {
+      const n = (this.#waiting.get(id) ?? 1) - 1;
+      if (n <= 0) this.#waiting.delete(id);
+      else this.#waiting.set(id, n);
+    });
+    result.catch(() => {});
+    return { result };
+  }
+
+  /** True when a waiter of this process watches the container (it then notices its exit and does `--rm`). */
+  watchedHere(id: string): boolean {
+    return (this.#waiting.get(id) ?? 0) > 0;
+  }
+
+  async #waitLoop(id: string, condition: WaitCondition, target: number, lastExit: number, signal?: AbortSignal) {
+    let exitCode = lastExit;
+    for (;;) {
+      throwIfAborted(signal);
+      const exitWatch = new AbortController();
+      let exited: Promise<void> | undefined;
+      const next = this.#ctx.watch.next(id, { ...(signal ? { signal } : {}) });
+      try {
+        const stored = await this.#ctx.containers.tryRead(id);
+        const record = stored ? await this.refresh(stored) : undefined;
+        if (!record) {
+          if (condition === 'removed' || condition === 'next-exit' || condition === 'not-running') return { StatusCode: exitCode, Error: null };
+        } else {
+          if (!isRunning(record) && record.state.status !== 'restarting') {
+            exitCode = record.state.exitCode;
+            if (condition === 'not-running') return { StatusCode: exitCode, Error: null };
+            if (condition === 'next-exit' && record.state.runCount >= target) return { StatusCode: exitCode, Error: null };
+          }
+          if (isRunning(record)) {
+            exited = this.#ctx.runtime.hasMonitor ? monitorGone(this.#ctx.layout.attachSocket(id), exitWatch.signal) : undefined;
+          }
+        }
+        if (exited) {
+          await Promise.race([next.changed, exited.then(() => this.finishRun(id))]);
+        } else {
+          await next.changed;
+        }
+      } finally {
+        exitWatch.abort();
+        next.cancel();
+      }
+    }
+  }
+
+  // ---- rename, update ------------------------------------------------------------------------
+
+  async rename(ref: string, newName: string): Promise<void> {
+    const name = validContainerName(newName);
+    const id = await this.#ctx.containers.resolve(ref);
+    const record = await this.#ctx.containers.withLock(id, async () => {
+      const record = await this.#ctx.containers.read(id, ref);
+      if (record.name === name) throw invalidParameter(`Renaming a container with the same name as its current name`);
+      await this.#ctx.containers.reserveName(name, id);
+      try {
+        await this.#ctx.containers.write({ ...record, name }, { durable: true });
+      } catch (err) {
+        await this.#ctx.containers.releaseName(name, id);
+        throw err;
+      }
+      await this.#ctx.containers.releaseName(record.name, id);
+      return record;
+    });
+    this.#ctx.watch.notify(id);
+    await this.#event('rename', { ...record, name }, { oldName: `/${record.name}` });
+  }
+
+  async update(ref: string, update: ContainerUpdateRequest): Promise<ContainerUpdateResponse> {
+    const id = await this.#ctx.containers.resolve(ref);
+    const warnings: string[] = [];
+    const record = await this.#ctx.containers.withLock(id, async () => {
+      const record = await this.#ctx.containers.read(id, ref);
+      const { RestartPolicy, ...resources } = update;
+      const host: HostConfig = { ...record.hostConfig };
+      for (const [k, v] of Object.entries(resources)) if (v !== undefined && v !== null) (host as Record<string, unknown>)[k] = v;
+      if (RestartPolicy) {
+        validateRestartPolicy(RestartPolicy, host.AutoRemove ?? false);
+        (host as { RestartPolicy?: unknown }).RestartPolicy = { Name: RestartPolicy.Name || 'no', MaximumRetryCount: RestartPolicy.MaximumRetryCount ?? 0 };
+      }
+      validateHostConfig(host);
+      if (update.Memory && !update.MemorySwap && record.hostConfig.MemorySwap && record.hostConfig.MemorySwap > 0 && update.Memory > record.hostConfig.MemorySwap) {
+        throw invalidParameter('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+      }
+      const next = { ...record, hostConfig: host };
+      if (isRunning(record)) await this.#applyResources(next, update);
+      await this.#ctx.containers.write(next, { hostConfig: true, durable: true });
+      return next;
+    });
+    await this.#event('update', record);
+    return { Warnings: warnings };
+  }
+
+  /** Writes changed limits into the running container's cgroups (what `runc update` does). */
+  async #applyResources(record: ContainerRecord, update: ContainerUpdateRequest): Promise<void> {
+    const state = await this.#ctx.runtime.state(record.id);
+    const paths = state.cgroup?.paths ?? {};
+    const writes: [string | undefined, string, string][] = [];
+    const v2 = paths['unified'] && state.cgroup?.layout === 'v2';
+    if (update.Memory !== undefined && update.Memory !== null) {
+      const swap = update.MemorySwap ?? (update.Memory ? update.Memory * 2 : -1);
+      if (v2) {
+        writes.push([paths['unified'], 'memory.max', update.Memory ? String(update.Memory) : 'max']);
+        writes.push([paths['unified'], 'memory.swap.max', swap > 0 ? String(swap - update.Memory) : 'max']);
+      } else {
+        writes.push([paths['memory'], 'memory.memsw.limit_in_bytes', '-1']);
+        writes.push([paths['memory'], 'memory.limit_in_bytes', update.Memory ? String(update.Memory) : '-1']);
+        if (swap > 0) writes.push([paths['memory'], 'memory.memsw.limit_in_bytes', String(swap)]);
+      }
+    }
+    if (update.NanoCpus !== undefined && update.NanoCpus !== null) {
+      const quota = update.NanoCpus ? Math.round((update.NanoCpus * 100000) / 1e9) : -1;
+      if (v2) writes.push([paths['unified'], 'cpu.max', quota > 0 ? `${quota} 100000` : 'max 100000']);
+      else {
+        writes.push([paths['cpu'], 'cpu.cfs_period_us', '100000']);
+        writes.push([paths['cpu'], 'cpu.cfs_quota_us', String(quota)]);
+      }
+    }
+    if (update.CpuShares) writes.push(v2 ? [paths['unified'], 'cpu.weight', String(Math.max(1, Math.min(10000, Math.round(1 + ((update.CpuShares - 2) * 9999) / 262142))))] : [paths['cpu'], 'cpu.shares', String(update.CpuShares)]);
+    if (update.PidsLimit !== undefined && update.PidsLimit !== null) {
+      writes.push([v2 ? paths['unified'] : paths['pids'], 'pids.max', update.PidsLimit > 0 ? String(update.PidsLimit) : 'max']);
+    }
+    if (update.CpusetCpus) writes.push([v2 ? paths['unified'] : paths['cpuset'], 'cpuset.cpus', update.CpusetCpus]);
+    if (update.CpusetMems) writes.push([v2 ? paths['unified'] : paths['cpuset'], 'cpuset.mems', update.CpusetMems]);
+    for (const [dir, file, value] of writes) {
+      if (!dir) continue;
+      try {
+        await writeFile(join(dir, file), value);
+      } catch (err) {
+        // memsw does not exist without swap accounting; the rest must apply.
+        if (file.startsWith('memory.memsw')) continue;
+        throw engineError(`Cannot update container ${record.id}: writing ${file}: ${describeError(err)}`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument, { cause: err });
+      }
+    }
+  }
+}
+
+function labelHas(labels: Readonly<Record<string, string>>, filter: string): boolean {
+  const eq = filter.indexOf('=');
+  return eq < 0 ? filter in labels : labels[filter.slice(0, eq)] === filter.slice(eq + 1);
+}
+
+/** docker's `until` filter: a unix timestamp, an RFC 3339 time, or a duration before now (`10m`, `1h30m`). */
+export function untilToNanos(text: string): bigint {
+  if (/^\d+(\.\d+)?$/.test(text)) return BigInt(Math.round(Number(text) * 1e9));
+  const t = rfc3339ToNanos(text);
+  if (t > 0n) return t;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length && parts.map((p) => p[0]).join('') === text) {
+    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+    const ms = parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]!]!, 0);
+    return BigInt(Date.now() - Math.round(ms)) * 1_000_000n;
+  }
+  throw invalidParameter(`invalid until filter: ${text}`);
+}
+

@@ -1,0 +1,460 @@
+import { ErrorKind } from '@berth/errors';
+import { noopLogger, type Logger } from '@berth/log';
+import type { NetworkManager, NetworkManagerOptions } from '@berth/network';
+import { Runtime, type RuntimeName } from '@berth/runtime';
+import type { Snapshotter } from '@berth/snapshot';
+import { ImageStore } from '@berth/store';
+import type { Readable } from 'node:stream';
+import {
+  EngineErrorCode,
+  engineError,
+  type AttachOptions,
+  type CommitOptions,
+  type ContainerWait,
+  type Engine,
+  type ImportOptions,
+  type ListContainersOptions,
+  type LogsOptions,
+  type PullOptions,
+  type PushOptions,
+  type RemoveContainerOptions,
+} from '../engine.js';
+import type { AuthConfig, CallOptions, Filters, IdResponse, JsonMessage, TerminalSize } from '../types/common.js';
+import type {
+  ContainerCreateRequest,
+  ContainerCreateResponse,
+  ContainerInspectResponse,
+  ContainerPathStat,
+  ContainerPruneResponse,
+  ContainerStatsResponse,
+  ContainerSummary,
+  ContainerTopResponse,
+  ContainerUpdateRequest,
+  ContainerUpdateResponse,
+  FilesystemChange,
+  WaitCondition,
+} from '../types/container.js';
+import type { ExecConfig, ExecInspectResponse, ExecStartConfig } from '../types/exec.js';
+import type {
+  BuildCachePruneResponse,
+  BuildOptions,
+  HistoryResponseItem,
+  ImageDeleteResponseItem,
+  ImageInspect,
+  ImagePruneResponse,
+  ImageSummary,
+} from '../types/image.js';
+import type {
+  Network,
+  NetworkConnectRequest,
+  NetworkCreateRequest,
+  NetworkCreateResponse,
+  NetworkDisconnectRequest,
+  NetworkPruneResponse,
+} from '../types/network.js';
+import type { ContainerOutput, ContainerStream } from '../types/stream.js';
+import type { AuthResponse, EventMessage, PingResponse, SystemDataUsage, SystemInfo, SystemVersion } from '../types/system.js';
+import type { Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse } from '../types/volume.js';
+import { filterContainers } from './container-filters.js';
+import { ContainerIo } from './container-io.js';
+import { ContainerLifecycle } from './container-lifecycle.js';
+import { ContainerStore } from './container-store.js';
+import { inspectView, summaryView } from './container-view.js';
+import type { EngineContext } from './engine-context.js';
+import { EventJournal } from './event-journal.js';
+import { RecordWatch } from './record-watch.js';
+import { StateLayout } from './state-layout.js';
+import { VolumeService } from './volume-service.js';
+import { VolumeStore } from './volume-store.js';
+
+/** Settings of the network manager the local engine makes (names, subnets and tags tests and hosts choose). */
+export type LocalNetworkOptions = Omit<NetworkManagerOptions, 'stateDir' | 'logger'>;
+
+/** Options of `LocalEngine`. The apps read files and the environment and pass the result here. */
+export interface LocalEngineOptions {
+  /** The state root (`BERTH_ROOT`, default /var/lib/berth in the apps). */
+  readonly root: string;
+  /** Runtime state that dies with the host (`BERTH_RUNROOT`, default /run/berth in the apps). */
+  readonly runRoot: string;
+  readonly logger?: Logger;
+  /** `berth-runtime` (default), `runc`, `crun` or a path to a runtime with runc's command line. */
+  readonly runtime?: RuntimeName;
+  /** `auto` (default: overlay where it works, else copying), `overlay` or `copy`. */
+  readonly snapshotDriver?: 'auto' | 'overlay' | 'copy';
+  readonly network?: LocalNetworkOptions;
+  /** The docker config file holding registry credentials (`~/.docker/config.json`). */
+  readonly dockerConfigPath?: string;
+  /** Registries reached over plain HTTP (`host:port`), as docker's `--insecure-registry`. */
+  readonly insecureRegistries?: readonly string[];
+  /** The init binary `--init` runs as pid 1 (default: the runtime's own). */
+  readonly initPath?: string;
+  /** `key=value` labels `info` reports (`engine serve --label`). */
+  readonly labels?: readonly string[];
+  /** Berth's version and commit, for `version` and `info`. */
+  readonly version?: string;
+  readonly gitCommit?: string;
+}
+
+function required(value: unknown, name: string): string {
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw engineError(`LocalEngine: ${name} must be an absolute path`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument);
+  }
+  return value;
+}
+
+function notYet(what: string): never {
+  throw engineError(`${what} is not implemented by the local engine yet`, EngineErrorCode.NotImplemented, ErrorKind.NotImplemented);
+}
+
+/**
+ * The Engine in-process (daemonless, as podman works): containers, images, volumes, networks
+ * and events over the state root, driving the store, snapshotter, runtime and network manager
+ * directly. Several LocalEngines (in several processes) may share a root: every change is
+ * made under file locks and written atomically. Containers outlive the engine: the runtime's
+ * monitor keeps them.
+ */
+export class LocalEngine implements Engine {
+  readonly options: LocalEngineOptions;
+  readonly #ctx: EngineContext;
+  readonly #lifecycle: ContainerLifecycle;
+  readonly #io: ContainerIo;
+  readonly #volumes: VolumeService;
+  #snapshotter: Promise<Snapshotter> | undefined;
+  #network: NetworkManager | undefined;
+  #networkModule: typeof import('@berth/network') | undefined;
+
+  constructor(options: LocalEngineOptions) {
+    const root = required(options?.root, 'root');
+    const runRoot = required(options.runRoot, 'runRoot');
+    this.options = options;
+    const logger = (options.logger ?? noopLogger).child({ component: 'engine' });
+    const layout = new StateLayout(root, runRoot);
+    const ctx: EngineContext = {
+      layout,
+      logger,
+      containers: new ContainerStore(layout),
+      volumes: new VolumeStore(layout.volumes),
+      events: new EventJournal({ dir: layout.events, logger }),
+      images: new ImageStore({ root, logger }),
+      runtime: new Runtime({ runtime: options.runtime ?? 'berth-runtime', root: layout.runtimeRoot, logger }),
+      watch: new RecordWatch(layout.containers),
+      snapshotter: () => this.#getSnapshotter(),
+      network: () => this.#getNetwork(),
+    };
+    this.#ctx = ctx;
+    this.#lifecycle = new ContainerLifecycle(ctx, { initPath: options.initPath });
+    this.#io = new ContainerIo(ctx, this.#lifecycle);
+    this.#volumes = new VolumeService(ctx);
+  }
+
+  #getSnapshotter(): Promise<Snapshotter> {
+    this.#snapshotter ??= import('@berth/snapshot').then(({ createSnapshotter }) =>
+      createSnapshotter({ root: this.#ctx.layout.snapshots, logger: this.#ctx.logger, driver: this.options.snapshotDriver ?? 'auto' }),
+    );
+    return this.#snapshotter;
+  }
+
+  #getNetwork(): NetworkManager {
+    if (!this.#network) {
+      if (!this.#networkModule) throw new Error('network module not loaded');
+      this.#network = new this.#networkModule.NetworkManager({ ...(this.options.network ?? {}), stateDir: this.#ctx.layout.network, logger: this.#ctx.logger });
+    }
+    return this.#network;
+  }
+
+  /** Loads what the container paths need before they run (kept out of the constructor so `images` stays light). */
+  async #ready(): Promise<void> {
+    this.#networkModule ??= await import('@berth/network');
+  }
+
+  // ---- system --------------------------------------------------------------------------------
+
+  async ping(): Promise<PingResponse> {
+    return { apiVersion: '1.47', osType: 'linux', builderVersion: '1', experimental: false };
+  }
+
+  async info(): Promise<SystemInfo> {
+    return notYet('info');
+  }
+
+  async version(): Promise<SystemVersion> {
+    return notYet('version');
+  }
+
+  async dataUsage(): Promise<SystemDataUsage> {
+    return notYet('system df');
+  }
+
+  events(options: CallOptions & { readonly since?: number; readonly until?: number; readonly filters?: Filters } = {}): AsyncIterable<EventMessage> {
+    return this.#ctx.events.read(options);
+  }
+
+  async login(_auth: AuthConfig): Promise<AuthResponse> {
+    return notYet('login');
+  }
+
+  // ---- containers ----------------------------------------------------------------------------
+
+  async createContainer(body: ContainerCreateRequest, options: CallOptions & { readonly name?: string; readonly platform?: string } = {}): Promise<ContainerCreateResponse> {
+    await this.#ready();
+    return this.#lifecycle.create(body, options);
+  }
+
+  async listContainers(options: ListContainersOptions = {}): Promise<ContainerSummary[]> {
+    let records = await this.#lifecycle.listAll();
+    const filters = options.filters ?? {};
+    if (!options.all && !filters['status']?.length) records = records.filter((r) => r.state.status === 'running' || r.state.status === 'paused' || r.state.status === 'restarting');
+    records = await filterContainers(records, filters, {
+      ancestorIds: async (ref) => {
+        const found = await this.#ctx.images.find(ref).catch(() => undefined);
+        return found ? [found.id] : [];
+      },
+      networkId: async () => undefined,
+    });
+    if (options.limit !== undefined && options.limit > 0) records = records.slice(0, options.limit);
+    const out: ContainerSummary[] = [];
+    for (const r of records) {
+      const image = await this.#imageShown(r.config.Image ?? '', r.image);
+      const summary = summaryView(r, image);
+      if (options.size) {
+        const size = await this.#lifecycle.rwSize(r).catch(() => 0);
+        out.push({ ...summary, SizeRw: size });
+      } else out.push(summary);
+    }
+    return out;
+  }
+
+  /** What ps shows in IMAGE: the reference the container was made from while it still names that image, else the image ID. */
+  async #imageShown(ref: string, id: string): Promise<string> {
+    const found = ref ? await this.#ctx.images.find(ref).catch(() => undefined) : undefined;
+    return found?.id === id ? ref : id;
+  }
+
+  async inspectContainer(id: string, options: CallOptions & { readonly size?: boolean } = {}): Promise<ContainerInspectResponse> {
+    const record = await this.#lifecycle.get(id);
+    const view = inspectView(record, this.#ctx.layout, { execIds: [], graphDriverData: null });
+    if (!options.size) return view;
+    return { ...view, SizeRw: await this.#lifecycle.rwSize(record).catch(() => 0) };
+  }
+
+  async startContainer(id: string, options: CallOptions & { readonly detachKeys?: string } = {}): Promise<boolean> {
+    await this.#ready();
+    return this.#lifecycle.start(id, options);
+  }
+
+  async stopContainer(id: string, options: CallOptions & { readonly timeout?: number; readonly signalName?: string } = {}): Promise<boolean> {
+    await this.#ready();
+    return this.#lifecycle.stop(id, options);
+  }
+
+  async restartContainer(id: string, options: CallOptions & { readonly timeout?: number; readonly signalName?: string } = {}): Promise<void> {
+    await this.#ready();
+    return this.#lifecycle.restart(id, options);
+  }
+
+  async killContainer(id: string, options: CallOptions & { readonly signalName?: string } = {}): Promise<void> {
+    await this.#ready();
+    return this.#lifecycle.kill(id, options);
+  }
+
+  async pauseContainer(id: string, options: CallOptions = {}): Promise<void> {
+    return this.#lifecycle.pause(id, options);
+  }
+
+  async unpauseContainer(id: string, options: CallOptions = {}): Promise<void> {
+    return this.#lifecycle.unpause(id, options);
+  }
+
+  async removeContainer(id: string, options: RemoveContainerOptions = {}): Promise<void> {
+    await this.#ready();
+    return this.#lifecycle.remove(id, options);
+  }
+
+  async waitContainer(id: string, options: CallOptions & { readonly condition?: WaitCondition } = {}): Promise<ContainerWait> {
+    await this.#ready();
+    return this.#lifecycle.wait(id, options);
+  }
+
+  async attachContainer(id: string, options: AttachOptions = {}): Promise<ContainerStream> {
+    return this.#io.attach(id, options);
+  }
+
+  async resizeContainer(id: string, size: TerminalSize, options: CallOptions = {}): Promise<void> {
+    return this.#io.resize(id, size, options);
+  }
+
+  async containerLogs(id: string, options: LogsOptions = {}): Promise<ContainerOutput> {
+    return this.#io.logs(id, options);
+  }
+
+  async topContainer(_id: string): Promise<ContainerTopResponse> {
+    return notYet('top');
+  }
+
+  containerStats(_id: string): AsyncIterable<ContainerStatsResponse> {
+    return notYet('stats');
+  }
+
+  async renameContainer(id: string, name: string): Promise<void> {
+    return this.#lifecycle.rename(id, name);
+  }
+
+  async updateContainer(id: string, update: ContainerUpdateRequest): Promise<ContainerUpdateResponse> {
+    return this.#lifecycle.update(id, update);
+  }
+
+  async containerChanges(_id: string): Promise<FilesystemChange[]> {
+    return notYet('diff');
+  }
+
+  async exportContainer(_id: string): Promise<Readable> {
+    return notYet('export');
+  }
+
+  async statContainerPath(_id: string, _path: string): Promise<ContainerPathStat> {
+    return notYet('archive stat');
+  }
+
+  async getContainerArchive(_id: string, _path: string): Promise<{ readonly stat: ContainerPathStat; readonly archive: Readable }> {
+    return notYet('archive get');
+  }
+
+  async putContainerArchive(_id: string, _path: string, _archive: Readable): Promise<void> {
+    return notYet('archive put');
+  }
+
+  async pruneContainers(options: CallOptions & { readonly filters?: Filters } = {}): Promise<ContainerPruneResponse> {
+    await this.#ready();
+    return this.#lifecycle.prune(options.filters ?? {});
+  }
+
+  async commitContainer(_options: CommitOptions): Promise<IdResponse> {
+    return notYet('commit');
+  }
+
+  // ---- exec ----------------------------------------------------------------------------------
+
+  async createExec(_containerId: string, _config: ExecConfig): Promise<IdResponse> {
+    return notYet('exec');
+  }
+
+  async startExec(_execId: string, _config: ExecStartConfig): Promise<ContainerStream | undefined> {
+    return notYet('exec');
+  }
+
+  async resizeExec(_execId: string, _size: TerminalSize): Promise<void> {
+    return notYet('exec');
+  }
+
+  async inspectExec(_execId: string): Promise<ExecInspectResponse> {
+    return notYet('exec');
+  }
+
+  // ---- images --------------------------------------------------------------------------------
+
+  async listImages(): Promise<ImageSummary[]> {
+    return notYet('images');
+  }
+
+  async inspectImage(_name: string): Promise<ImageInspect> {
+    return notYet('image inspect');
+  }
+
+  async imageHistory(_name: string): Promise<HistoryResponseItem[]> {
+    return notYet('history');
+  }
+
+  pullImage(_options: PullOptions): AsyncIterable<JsonMessage> {
+    return notYet('pull');
+  }
+
+  pushImage(_name: string, _options?: PushOptions): AsyncIterable<JsonMessage> {
+    return notYet('push');
+  }
+
+  importImage(_options: ImportOptions): AsyncIterable<JsonMessage> {
+    return notYet('import');
+  }
+
+  async tagImage(_name: string, _target: { readonly repo: string; readonly tag?: string }): Promise<void> {
+    return notYet('tag');
+  }
+
+  async removeImage(_name: string): Promise<ImageDeleteResponseItem[]> {
+    return notYet('rmi');
+  }
+
+  async saveImages(_names: readonly string[]): Promise<Readable> {
+    return notYet('save');
+  }
+
+  loadImages(_archive: Readable): AsyncIterable<JsonMessage> {
+    return notYet('load');
+  }
+
+  async pruneImages(): Promise<ImagePruneResponse> {
+    return notYet('image prune');
+  }
+
+  buildImage(_context: Readable, _options?: BuildOptions & CallOptions): AsyncIterable<JsonMessage> {
+    return notYet('build');
+  }
+
+  async pruneBuildCache(): Promise<BuildCachePruneResponse> {
+    return notYet('builder prune');
+  }
+
+  // ---- volumes -------------------------------------------------------------------------------
+
+  async createVolume(body: VolumeCreateRequest): Promise<Volume> {
+    return this.#volumes.create(body);
+  }
+
+  async listVolumes(options: CallOptions & { readonly filters?: Filters } = {}): Promise<VolumeListResponse> {
+    return this.#volumes.list(options.filters ?? {});
+  }
+
+  async inspectVolume(name: string): Promise<Volume> {
+    return this.#volumes.inspect(name);
+  }
+
+  async removeVolume(name: string, options: CallOptions & { readonly force?: boolean } = {}): Promise<void> {
+    return this.#volumes.remove(name, options.force ?? false);
+  }
+
+  async pruneVolumes(options: CallOptions & { readonly filters?: Filters } = {}): Promise<VolumePruneResponse> {
+    return this.#volumes.prune(options.filters ?? {});
+  }
+
+  // ---- networks ------------------------------------------------------------------------------
+
+  async createNetwork(_body: NetworkCreateRequest): Promise<NetworkCreateResponse> {
+    return notYet('network create');
+  }
+
+  async listNetworks(): Promise<Network[]> {
+    return notYet('network ls');
+  }
+
+  async inspectNetwork(_id: string): Promise<Network> {
+    return notYet('network inspect');
+  }
+
+  async removeNetwork(_id: string): Promise<void> {
+    return notYet('network rm');
+  }
+
+  async connectNetwork(_id: string, _body: NetworkConnectRequest): Promise<void> {
+    return notYet('network connect');
+  }
+
+  async disconnectNetwork(_id: string, _body: NetworkDisconnectRequest): Promise<void> {
+    return notYet('network disconnect');
+  }
+
+  async pruneNetworks(): Promise<NetworkPruneResponse> {
+    return notYet('network prune');
+  }
+
+  async close(): Promise<void> {}
+}
