@@ -72,7 +72,7 @@ async function parseCommand(path: string, spec: CommandSpec, args: readonly stri
     .scriptName(`engine ${path}`)
     .usage(`Usage:  engine ${path} ${spec.usage}\n\n${spec.describe}`)
     .options(options)
-    .parserConfiguration({ 'boolean-negation': false, 'parse-positional-numbers': false, 'halt-at-non-option': false, 'strip-dashed': false })
+    .parserConfiguration({ 'boolean-negation': false, 'parse-positional-numbers': false, 'halt-at-non-option': false, 'strip-dashed': false, 'greedy-arrays': false })
     .strictOptions()
     .help(false)
     .version(false)

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hasKind } from '@berth/errors';
 import { EngineErrorCode, engineError, type ContainerPathStat, type Engine } from '@berth/engine';
@@ -111,9 +111,13 @@ async function copyToContainer(cli: Cli, engine: Engine, src: string, container:
     },
     [contentsOnly ? '.' : base],
   );
+  // node-tar's pack stream is not a Node stream; a PassThrough makes it one (and counts the bytes).
   let bytes = 0;
-  tar.on('data', (d: Buffer) => (bytes += d.length));
-  await engine.putContainerArchive(container, into, tar as unknown as Readable, { signal: cli.signal, copyUIDGID: options.copyUIDGID });
+  const body = new PassThrough();
+  body.on('data', (d: Buffer) => (bytes += d.length)).pause();
+  tar.on('error', (err: unknown) => body.destroy(err as Error));
+  tar.pipe(body);
+  await engine.putContainerArchive(container, into, body, { signal: cli.signal, copyUIDGID: options.copyUIDGID });
   if (!options.quiet && cli.io.stderr.isTTY) cli.err(`Successfully copied ${humanSize(bytes)} to ${container}:${path}\n`);
 }
 

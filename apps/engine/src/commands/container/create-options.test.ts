@@ -3,11 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SignalRouter } from '../../cli/signal-router.js';
-import { runCli } from '../../main.js';
+import { runCaptured, type CapturedRun } from '../../cli/captured-run.js';
 
 const run = promisify(execFile);
 
@@ -55,17 +53,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function engineCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const stdin = new PassThrough();
-  stdin.end();
-  const code = await runCli(args, { stdin: stdin as unknown as NodeJS.ReadStream, stdout: stdout as unknown as NodeJS.WriteStream, stderr: stderr as unknown as NodeJS.WriteStream, env: { HOME: dir, KEPT: 'v' } }, new SignalRouter());
-  return { code, stdout: out, stderr: err };
+function engineCli(args: string[]): Promise<CapturedRun> {
+  return runCaptured(args, { env: { HOME: dir, KEPT: 'v' } });
 }
 
 async function bothCreate(flags: string[]): Promise<[Recorded, Recorded]> {

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
-import { hasKind } from '@berth/errors';
-import type { ContainerStream, Engine } from '@berth/engine';
+import { hasKind, isBerthError } from '@berth/errors';
+import { EngineError, EngineErrorCode, type ContainerStream, type Engine } from '@berth/engine';
 import type { Cli } from '../../cli/cli.js';
 import { UsageError } from '../../cli/cli-errors.js';
 import type { CommandSpec, ParsedArgs } from '../../cli/command-spec.js';
@@ -62,6 +62,18 @@ async function writeCidfile(path: string | undefined, id: string): Promise<void>
   }
 }
 
+/**
+ * The exit status of a failed start: the engine's own (126/127) when it sends one; for a server
+ * that only sends text (dockerd), docker's CLI rule on that text: not found → 127, permission
+ * denied or a directory → 126, anything else 125.
+ */
+function withStartStatus(err: unknown): unknown {
+  if (!isBerthError(err) || err.exitCode !== undefined || err.code !== EngineErrorCode.Remote) return err;
+  const text = err.message;
+  const status = /executable file not found|no such file or directory/.test(text) ? 127 : /permission denied|is a directory/.test(text) ? 126 : undefined;
+  return status === undefined ? err : new EngineError(text, { code: err.code, kind: err.kind, exitCode: status, cause: err });
+}
+
 /** Sends SIGINT/SIGTERM the CLI receives to the container (docker's --sig-proxy) until released. */
 export function proxySignals(cli: Cli, engine: Engine, id: string): () => void {
   return cli.signals.intercept((signal) => {
@@ -111,7 +123,7 @@ async function runContainer(args: ParsedArgs, cli: Cli): Promise<number> {
   } catch (err) {
     stream?.close();
     if (autoRemove) await engine.removeContainer(id, { force: true }).catch(() => undefined);
-    throw err;
+    throw withStartStatus(err);
   }
   const release = !tty && args['sig-proxy'] !== false ? proxySignals(cli, engine, id) : () => undefined;
   try {
