@@ -1,22 +1,41 @@
 // Bundles the CLI into one file, dist/engine.mjs, that runs with nothing but a Node.js binary
-// beside it (the machine provisioner ships exactly that file). Workspace packages are read from
-// source through the @berth/source condition; modules reached only by dynamic import stay lazy.
-import { readFile } from 'node:fs/promises';
+// beside it (the machine provisioner ships that file with its companions): the network helper
+// dist/network-helper.mjs and the native programs in dist/native/. Workspace packages are read
+// from source through the @berth/source condition; modules reached only by a dynamic import
+// stay lazy inside the bundle, so a command loads only what it uses.
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { build } from 'esbuild';
 
-const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+const here = (path) => new URL(path, import.meta.url).pathname;
+const pkg = JSON.parse(await readFile(here('../package.json'), 'utf8'));
 
-await build({
-  entryPoints: [new URL('../src/bin/engine.ts', import.meta.url).pathname],
-  outfile: new URL('../dist/engine.mjs', import.meta.url).pathname,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node22',
   conditions: ['@berth/source'],
-  define: { BERTH_VERSION: JSON.stringify(pkg.version) },
   // CommonJS dependencies call require() for Node's builtins; give the ESM bundle one.
   banner: { js: "import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);" },
   legalComments: 'none',
   logLevel: 'warning',
+};
+
+await build({
+  ...common,
+  entryPoints: [here('../src/bin/engine.ts')],
+  outfile: here('../dist/engine.mjs'),
+  define: { BERTH_VERSION: JSON.stringify(pkg.version), BERTH_BUNDLED: 'true' },
 });
+await build({ ...common, entryPoints: [here('../../../packages/network/src/helper-main.ts')], outfile: here('../dist/network-helper.mjs') });
+
+// The native programs the engine runs, built by their packages (runtime, snapshot).
+await mkdir(here('../dist/native'), { recursive: true });
+for (const [from, name] of [
+  ['../../../packages/runtime/dist/native/berth-runtime', 'berth-runtime'],
+  ['../../../packages/snapshot/dist/native/berth-fsops', 'berth-fsops'],
+]) {
+  const source = here(from);
+  if (await stat(source).catch(() => undefined)) await copyFile(source, here(`../dist/native/${name}`));
+  else process.stderr.write(`bundle: ${source} is not built; the bundle will look for ${name} elsewhere\n`);
+}

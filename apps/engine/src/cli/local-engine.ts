@@ -1,6 +1,12 @@
-import { EngineErrorCode, engineError, type Engine } from '@berth/engine';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Engine } from '@berth/engine';
 import type { Logger } from '@berth/log';
 import type { Cli } from './cli.js';
+
+/** Set by the bundler: the CLI runs from dist/engine.mjs, with its helpers beside it. */
+declare const BERTH_BUNDLED: boolean | undefined;
 
 /** What `engine serve` sets on the local engine beyond the global settings. */
 export interface LocalEngineOverrides {
@@ -8,11 +14,34 @@ export interface LocalEngineOverrides {
   readonly logger?: Logger;
 }
 
+/**
+ * Where the bundle's companions are: `native/berth-runtime` and the network helper
+ * `network-helper.mjs` beside `engine.mjs` (the layout of apps/engine/dist and of the machine
+ * provisioner's package). From source, the packages find their own.
+ */
+function bundledAssets(): { runtime?: string; helperCommand?: string[] } {
+  if (typeof BERTH_BUNDLED !== 'boolean' || !BERTH_BUNDLED) return {};
+  const dir = dirname(fileURLToPath(import.meta.url));
+  const shim = join(dir, 'native', 'berth-runtime');
+  const helper = join(dir, 'network-helper.mjs');
+  return { ...(existsSync(shim) ? { runtime: shim } : {}), ...(existsSync(helper) ? { helperCommand: [process.execPath, helper] } : {}) };
+}
+
 /** The in-process engine over the state root (daemonless mode, and what `serve` serves). */
-export async function createLocalEngine(_cli: Cli, _overrides: LocalEngineOverrides = {}): Promise<Engine> {
-  throw engineError(
-    'the local (daemonless) engine is not available in this build: connect to a server with -H or DOCKER_HOST',
-    EngineErrorCode.NotImplemented,
-    'NotImplemented',
-  );
+export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverrides = {}): Promise<Engine> {
+  const { LocalEngine } = await import('@berth/engine');
+  const settings = cli.settings;
+  const assets = bundledAssets();
+  const runtime = settings.runtime ?? assets.runtime;
+  return new LocalEngine({
+    root: settings.root,
+    runRoot: settings.runroot,
+    logger: overrides.logger ?? cli.logger,
+    dockerConfigPath: join(settings.dockerConfigDir, 'config.json'),
+    insecureRegistries: settings.insecureRegistries,
+    labels: [...settings.labels, ...(overrides.labels ?? [])],
+    version: cli.version,
+    ...(runtime ? { runtime } : {}),
+    ...(assets.helperCommand ? { network: { helperCommand: assets.helperCommand } } : {}),
+  });
 }
