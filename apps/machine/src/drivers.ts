@@ -7,4 +7,8 @@ import type { DriverEntry } from '@berth/machine';
  */
 export const driverEntries: readonly DriverEntry[] = [
   { name: 'generic', load: async () => (await import('@berth/driver-generic')).driver },
+  { name: 'virtualbox', load: async () => (await import('@berth/driver-virtualbox')).driver },
+  { name: 'aws', aliases: ['amazonec2'], load: async () => (await import('@berth/driver-aws')).driver },
+  { name: 'gcp', aliases: ['google'], load: async () => (await import('@berth/driver-gcp')).driver },
+  { name: 'azure', load: async () => (await import('@berth/driver-azure')).driver },
 ];

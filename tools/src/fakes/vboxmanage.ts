@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { FaultPlan } from './fake-server.js';
@@ -80,6 +81,13 @@ export class FakeVBoxManage {
   readonly media = new Map<string, number>();
   /** When set, `startvm` leaves VMs `aborted` (they never run). */
   neverRunning = false;
+  /**
+   * Where a running VM's NAT port forwards lead (`natpf1 ssh,tcp,127.0.0.1,PORT,,22` becomes a
+   * real TCP forward from 127.0.0.1:PORT to this address, port 22), as VirtualBox's NAT would
+   * lead into the guest: tests point it at an SSH rig host. Unset, no forward is opened.
+   */
+  guestAddress: string | undefined;
+  readonly #forwards = new Map<string, { server: TcpServer; sockets: Set<Socket> }[]>();
   readonly #root: string;
   readonly #socket: string;
   readonly #version: string;
@@ -157,6 +165,7 @@ export class FakeVBoxManage {
   }
 
   async close(): Promise<void> {
+    for (const uuid of [...this.#forwards.keys()]) await this.#closeForwards(uuid);
     await new Promise<void>((resolveClose) => (this.#server ? this.#server.close(() => resolveClose()) : resolveClose()));
     await rm(this.#root, { recursive: true, force: true });
   }
@@ -312,13 +321,17 @@ export class FakeVBoxManage {
         if (vm.state === 'running') throw new VBoxError(`VBoxManage: error: The machine '${vm.name}' is already locked by a session (or being locked or unlocked)`);
         if (![...vm.attachments.values()].some((a) => a.type === 'hdd' || a.type === 'dvddrive')) throw new VBoxError('VBoxManage: error: no bootable medium');
         vm.state = this.neverRunning ? 'aborted' : 'running';
+        if (vm.state === 'running') await this.#openForwards(vm);
         return `Waiting for VM "${vm.name}" to power on...\nVM "${vm.name}" has been successfully started.\n`;
       }
       case 'controlvm': {
         const vm = this.#vm(args[0]);
         const action = args[1];
         if (vm.state !== 'running' && vm.state !== 'stopping' && vm.state !== 'paused') throw new VBoxError(`VBoxManage: error: Machine '${vm.name}' is not currently running`);
-        if (action === 'poweroff') vm.state = 'poweroff';
+        if (action === 'poweroff') {
+          vm.state = 'poweroff';
+          await this.#closeForwards(vm.uuid);
+        }
         else if (action === 'acpipowerbutton') {
           vm.state = 'stopping';
           vm.shutdownTicks = this.#shutdownCalls;
@@ -349,6 +362,42 @@ export class FakeVBoxManage {
       default:
         throw new VBoxError(`VBoxManage: error: Unknown command '${command}'`, 2);
     }
+  }
+
+  async #openForwards(vm: FakeVm): Promise<void> {
+    const target = this.guestAddress;
+    if (!target) return;
+    const opened: { server: TcpServer; sockets: Set<Socket> }[] = [];
+    for (const rule of vm.settings.get('natpf1') ?? []) {
+      const [, protocol, hostIp, hostPort, , guestPort] = rule.split(',');
+      if (protocol !== 'tcp') continue;
+      const sockets = new Set<Socket>();
+      const server = createTcpServer((inbound) => {
+        const outbound = connect(Number(guestPort), target);
+        sockets.add(inbound).add(outbound);
+        const drop = () => {
+          inbound.destroy();
+          outbound.destroy();
+        };
+        inbound.on('error', drop).on('close', drop);
+        outbound.on('error', drop).on('close', drop);
+        inbound.pipe(outbound).pipe(inbound);
+      });
+      await new Promise<void>((resolveListen, reject) => {
+        server.once('error', reject);
+        server.listen(Number(hostPort), hostIp || '127.0.0.1', () => resolveListen());
+      });
+      opened.push({ server, sockets });
+    }
+    this.#forwards.set(vm.uuid, opened);
+  }
+
+  async #closeForwards(uuid: string): Promise<void> {
+    for (const { server, sockets } of this.#forwards.get(uuid) ?? []) {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+    }
+    this.#forwards.delete(uuid);
   }
 
   #list(what: string | undefined): string {
@@ -399,7 +448,10 @@ export class FakeVBoxManage {
   #showVmInfo(args: readonly string[]): string {
     const vm = this.#vm(args[0]);
     if (!args.includes('--machinereadable')) throw new VBoxError('VBoxManage: error: the fake answers showvminfo --machinereadable only');
-    if (vm.state === 'stopping' && vm.shutdownTicks-- <= 0) vm.state = 'poweroff';
+    if (vm.state === 'stopping' && vm.shutdownTicks-- <= 0) {
+      vm.state = 'poweroff';
+      void this.#closeForwards(vm.uuid);
+    }
     const lines = [`name="${vm.name}"`, `UUID="${vm.uuid}"`, `ostype="${vm.ostype}"`, `CfgFile="${join(vm.basefolder, vm.name, `${vm.name}.vbox`)}"`];
     for (const [key, values] of vm.settings) {
       if (/^natpf\d$/.test(key)) values.forEach((v, i) => lines.push(`Forwarding(${i})="${v}"`));
