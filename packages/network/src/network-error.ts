@@ -20,7 +20,6 @@ export const NetworkErrorCode = {
   AddressInUse: 'ERR_ADDRESS_IN_USE',
   AddressExhausted: 'ERR_ADDRESS_EXHAUSTED',
   EndpointExists: 'ERR_ENDPOINT_EXISTS',
-  EndpointNotFound: 'ERR_ENDPOINT_NOT_FOUND',
   PortInUse: 'ERR_PORT_IN_USE',
   NotConnected: 'ERR_CONTAINER_NOT_CONNECTED',
   NamespaceNotFound: 'ERR_NETNS_NOT_FOUND',
