@@ -292,29 +292,12 @@ cgroup_controller_path (const struct cgroup *cg, const char *controller)
   return NULL;
 }
 
-/* mkdir of each missing level; returns how many trailing levels were created. */
+/* mkdir of each missing level; *created gets how many trailing levels were made. */
 static int
 make_levels (const char *path, int *created, shim_error_t *err)
 {
-  struct stat st;
   *created = 0;
-  if (stat (path, &st) == 0)
-    return 0;
-  cleanup_free char *p = xstrdup (path);
-  int depth = 0;
-  char *slash;
-  /* Find the first missing ancestor, then create downwards. */
-  while ((slash = strrchr (p, '/')) != NULL && slash != p)
-    {
-      *slash = 0;
-      depth++;
-      if (stat (p, &st) == 0)
-        break;
-    }
-  if (mkdir_p (path, 0755, err) < 0)
-    return -1;
-  *created = depth;
-  return 0;
+  return mkdir_p_counted (path, 0755, created, err);
 }
 
 static int

@@ -85,13 +85,8 @@ write_file_atomic (const char *path, const char *data, size_t len, mode_t mode, 
         }
       off += (size_t) w;
     }
-  /* State lives on tmpfs (/run) in practice; fsync keeps the rename meaningful elsewhere. */
-  if (fsync (fd) < 0 && errno != EINVAL)
-    {
-      int saved = errno;
-      unlink (tmp);
-      return shim_make_error (err, saved, "fsync `%s`", tmp);
-    }
+  /* No fsync: runtime state describes processes, which do not survive a power loss either;
+     the rename alone gives readers the old or the new file, never half of one. */
   if (rename (tmp, path) < 0)
     {
       int saved = errno;
@@ -102,24 +97,42 @@ write_file_atomic (const char *path, const char *data, size_t len, mode_t mode, 
 }
 
 int
+mkdir_p_counted (const char *path, mode_t mode, int *created, shim_error_t *err)
+{
+  /* Try the directory itself first: usually only the last levels are missing. */
+  if (mkdir (path, mode) == 0)
+    {
+      if (created)
+        (*created)++;
+      return 0;
+    }
+  if (errno == EEXIST)
+    return 0;
+  if (errno != ENOENT)
+    return shim_make_error (err, errno, "mkdir `%s`", path);
+  cleanup_free char *parent = xstrdup (path);
+  char *slash = strrchr (parent, '/');
+  while (slash && slash > parent && slash[1] == 0)
+    {
+      *slash = 0;
+      slash = strrchr (parent, '/');
+    }
+  if (slash == NULL || slash == parent)
+    return shim_make_error (err, ENOENT, "mkdir `%s`", path);
+  *slash = 0;
+  if (mkdir_p_counted (parent, mode, created, err) < 0)
+    return -1;
+  if (mkdir (path, mode) < 0 && errno != EEXIST)
+    return shim_make_error (err, errno, "mkdir `%s`", path);
+  if (created)
+    (*created)++;
+  return 0;
+}
+
+int
 mkdir_p (const char *path, mode_t mode, shim_error_t *err)
 {
-  cleanup_free char *p = xstrdup (path);
-  size_t n = strlen (p);
-  while (n > 1 && p[n - 1] == '/')
-    p[--n] = 0;
-  for (char *s = p + 1; *s; s++)
-    {
-      if (*s != '/')
-        continue;
-      *s = 0;
-      if (mkdir (p, mode) < 0 && errno != EEXIST)
-        return shim_make_error (err, errno, "mkdir `%s`", p);
-      *s = '/';
-    }
-  if (mkdir (p, mode) < 0 && errno != EEXIST)
-    return shim_make_error (err, errno, "mkdir `%s`", p);
-  return 0;
+  return mkdir_p_counted (path, mode, NULL, err);
 }
 
 static int

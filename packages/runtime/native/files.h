@@ -16,10 +16,12 @@ int read_file_at (int dirfd, const char *path, char **out, size_t *len, shim_err
 /* Writes `data` to an existing file (cgroup and proc files): one write, no truncation games. */
 int write_file (const char *path, const char *data, size_t len, shim_error_t *err);
 int write_file_at (int dirfd, const char *path, const char *data, size_t len, shim_error_t *err);
-/* Replaces `path` atomically: a temporary file beside it, fsync, rename. */
+/* Replaces `path` atomically: a temporary file beside it, then rename. */
 int write_file_atomic (const char *path, const char *data, size_t len, mode_t mode, shim_error_t *err);
 /* mkdir -p; existing directories are fine. */
 int mkdir_p (const char *path, mode_t mode, shim_error_t *err);
+/* mkdir -p that adds to *created the number of directories it made. */
+int mkdir_p_counted (const char *path, mode_t mode, int *created, shim_error_t *err);
 /* rm -r of a directory tree that holds only our own state files (no mounts are crossed). */
 int remove_tree (const char *path, shim_error_t *err);
 /* Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), 0 if gone;
