@@ -216,7 +216,20 @@ export async function runPull(
         { code: RegistryErrorCode.Protocol, kind: 'InvalidArgument' },
       );
     }
-    return { bytes, config: parsed };
+    // Checked before the layers finish, so a wrong platform stops the downloads early.
+    const platform = platformOf(parsed);
+    if (platformRank(wanted, platform) === undefined) {
+      if (options.platform) {
+        throw new RegistryError(
+          `image with reference ${familiarReference(ref)} was found but does not match the specified platform: wanted ${formatPlatform(wanted)}, actual: ${formatPlatform(platform)}`,
+          { code: RegistryErrorCode.NoMatchingPlatform, kind: 'NotFound' },
+        );
+      }
+      warnings.push(
+        `The requested image's platform (${formatPlatform(platform)}) does not match the detected host platform (${formatPlatform(wanted)}) and no specific platform was requested`,
+      );
+    }
+    return { bytes, config: parsed, platform };
   })();
   const downloads = new Map(missing.map((l) => [l.digest, limit(() => download(l))]));
   if (missing.length) downloaded = true;
@@ -247,20 +260,7 @@ export async function runPull(
   if (outer?.aborted) throw abortError(outer);
   if (cause) throw cause.error;
 
-  const { bytes: configBytes, config: imageConfig } = await config;
-  const platform = platformOf(imageConfig);
-  if (platformRank(wanted, platform) === undefined) {
-    if (options.platform) {
-      throw new RegistryError(
-        `image with reference ${familiarReference(ref)} was found but does not match the specified platform: wanted ${formatPlatform(wanted)}, actual: ${formatPlatform(platform)}`,
-        { code: RegistryErrorCode.NoMatchingPlatform, kind: 'NotFound' },
-      );
-    }
-    warnings.push(
-      `The requested image's platform (${formatPlatform(platform)}) does not match the detected host platform (${formatPlatform(wanted)}) and no specific platform was requested`,
-    );
-  }
-
+  const { bytes: configBytes, config: imageConfig, platform } = await config;
   // Manifests go in last, bottom up: a failed pull leaves no manifest pointing at missing content.
   const putIfMissing = async (descriptor: Descriptor, bytes: Buffer) => {
     if ((await content.stat(descriptor.digest))?.size === descriptor.size) return;
