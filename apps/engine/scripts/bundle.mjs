@@ -9,14 +9,30 @@ import { build } from 'esbuild';
 const here = (path) => new URL(path, import.meta.url).pathname;
 const pkg = JSON.parse(await readFile(here('../package.json'), 'utf8'));
 
+// Node's http and https modules, imported as ES modules, load Node's own undici on start (their
+// exports include lazy fetch-related getters); required as CommonJS they load nothing extra, and
+// only when the code that uses them first runs.
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?(http|https)$/ }, (args) => ({ path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({ contents: `module.exports = require('node:${args.path}');`, loader: 'js' }));
+  },
+};
+
 const common = {
   bundle: true,
+  plugins: [lazyBuiltins],
+  alias: { 'string-width': here('./string-width.mjs') },
   platform: 'node',
   format: 'esm',
   target: 'node22',
   conditions: ['@berth/source'],
   // CommonJS dependencies call require() for Node's builtins; give the ESM bundle one.
   banner: { js: "import { createRequire as __berthRequire } from 'node:module'; const require = __berthRequire(import.meta.url);" },
+  // Smaller text to read and hash at every start; names kept, since error classes report them.
+  minify: true,
+  keepNames: true,
   legalComments: 'none',
   logLevel: 'warning',
 };
