@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { hasCode, hasKind } from '@berth/errors';
-import { DriverErrorCode, MachineState, SshKeyPair, type DriverConfig, type FlagValues } from '@berth/machine';
+import { DriverErrorCode, MachineState, SshKeyPair, resolveFlagValues, type DriverConfig, type FlagValues } from '@berth/machine';
 import { FakeEc2 } from '@berth/tools/fakes/ec2';
 import { makeTestDriverContext, type TestDriverContext } from '@berth/tools/fakes/driver-context';
 import { driver, type AwsDriver, type AwsDriverConfig } from './index.js';
@@ -233,6 +233,22 @@ describe('aws driver against a fake EC2', () => {
     expect(() => newDriver({ 'aws-keypair-name': 'k' })).toThrow(/--aws-ssh-keypath/);
     expect(() => newDriver({ 'aws-open-port': ['http'] })).toThrow(/--aws-open-port/);
     expect(fake.calls).toEqual([]);
+  });
+
+  test('a docker-machine command line (amazonec2- flags, AWS_* env vars) creates the same host', async () => {
+    const values = resolveFlagValues(
+      driver.flags,
+      { 'amazonec2-region': 'eu-west-1', 'amazonec2-instance-type': 't3.large', 'amazonec2-endpoint': fake.url, 'amazonec2-root-size': 32 },
+      { AWS_ACCESS_KEY_ID: fake.accessKeyId, AWS_SECRET_ACCESS_KEY: 'secret', AWS_SECURITY_GROUP: 'docker-machine' },
+    );
+    const aws = driver.create({ context: ctx.context, flags: values });
+    await aws.create();
+    const [instance] = [...fake.instances.values()];
+    expect(instance).toMatchObject({ instanceType: 't3.large', availabilityZone: 'eu-west-1a' });
+    expect(fake.volumes.get(instance!.rootVolumeId)!.size).toBe(32);
+    expect(fake.securityGroups.get(instance!.securityGroupIds[0]!)!.groupName).toBe('docker-machine');
+    await aws.remove();
+    expect(fake.leftovers()).toEqual([]);
   });
 
   test('every flag has docker-machine\'s amazonec2- spelling as an alias', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { hasCode, hasKind } from '@berth/errors';
-import { DriverErrorCode, MachineState, SshKeyPair, type DriverConfig, type FlagValues } from '@berth/machine';
+import { DriverErrorCode, MachineState, SshKeyPair, resolveFlagValues, type DriverConfig, type FlagValues } from '@berth/machine';
 import { FakeGce } from '@berth/tools/fakes/gce';
 import { makeTestDriverContext, type TestDriverContext } from '@berth/tools/fakes/driver-context';
 import { driver, GcpErrorCode, type GcpDriver, type GcpDriverConfig } from './index.js';
@@ -176,6 +176,22 @@ describe('gcp driver against a fake Compute Engine', () => {
     const error = await newDriver({ 'gcp-zone': 'mars-central1-a' }).preCreateCheck().catch((e: unknown) => e);
     expect(hasKind(error, 'NotFound')).toBe(true);
     expect(() => newDriver({ 'gcp-project': '' })).toThrow(/--gcp-project/);
+    expect(fake.leftovers()).toEqual([]);
+  });
+
+  test('a docker-machine command line (google- flags, GOOGLE_* env vars) creates the same host', async () => {
+    const values = resolveFlagValues(
+      driver.flags,
+      { 'google-zone': 'us-central1-b', 'google-machine-type': 'e2-medium', 'google-endpoint': fake.url, 'google-credentials-file': join(keyDir, 'key.json') },
+      { GOOGLE_PROJECT: fake.project, GOOGLE_TAGS: 'a,b', GOOGLE_PREEMPTIBLE: '1' },
+    );
+    const gcp = driver.create({ context: ctx.context, flags: values });
+    await gcp.create();
+    const instance = fake.instances.get('us-central1-b/h1')!;
+    expect(instance.machineType).toBe('zones/us-central1-b/machineTypes/e2-medium');
+    expect(instance.body['tags']).toEqual({ items: ['a', 'b', 'berth-h1'] });
+    expect(instance.body['scheduling']).toMatchObject({ preemptible: true });
+    await gcp.remove();
     expect(fake.leftovers()).toEqual([]);
   });
 
