@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import { rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createJsonLogger } from '@berth/log';
@@ -11,7 +12,10 @@ const { values } = parseArgs({ options: { 'state-dir': { type: 'string' }, 'log-
 const stateDir = values['state-dir'];
 if (!stateDir) throw new Error('helper-main: --state-dir is required');
 const level = values['log-level'] === 'debug' ? 'debug' : 'info';
-const log = createWriteStream(join(stateDir, stateFiles.helperLog), { flags: 'a' });
+const logPath = join(stateDir, stateFiles.helperLog);
+// One previous log is kept, so that a long-lived state directory does not grow without bound.
+if (((await stat(logPath).catch(() => undefined))?.size ?? 0) > 1 << 20) await rename(logPath, `${logPath}.1`);
+const log = createWriteStream(logPath, { flags: 'a' });
 const logger = createJsonLogger({ write: (line) => log.write(line), level }).child({ component: 'network-helper' });
 const stop = new AbortController();
 for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop.abort());

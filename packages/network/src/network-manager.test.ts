@@ -106,6 +106,20 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     await rig.httpd(outside.name, 8080);
     const seen = await curl(b.name, `http://${outside.address}:8080/cgi-bin/addr`);
     expect(seen.stdout.trim()).toBe(outside.hostAddress);
+
+    // A namespace named by a process in it (`unshare --net`), as the engine passes a container's pid.
+    const holder = spawn('unshare', ['--net', 'sleep', '300'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const ep = await manager.connect({ containerId: `${id}-pid`, pid: holder.pid!, network: 'bridge' });
+      expect(ep.sandboxKey).toBe(`/proc/${holder.pid}/ns/net`);
+      const r = await run(['nsenter', `--net=${ep.sandboxKey}`, 'curl', '-s', '-m', '3', `http://${ea.ipAddress}/`]);
+      expect(r.stdout).toBe(`hello from ${a.name}\n`);
+      await manager.releaseContainer({ containerId: `${id}-pid` });
+      expect((await run(['ip', 'link', 'show', ep.hostVeth])).code).not.toBe(0);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   it('user network: names and aliases resolve through the embedded DNS; other networks are isolated', async () => {
@@ -160,9 +174,15 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     await expect(manager.removeNetwork('bridge')).rejects.toMatchObject({ kind: 'PermissionDenied' });
     await expect(manager.inspectNetwork(`nope${id}`)).rejects.toMatchObject({ kind: 'NotFound', code: 'ERR_NETWORK_NOT_FOUND' });
 
+    // A rename is seen by the embedded DNS at once.
+    await manager.renameContainer({ containerId: `${id}-web`, name: '/web2' });
+    expect((await must(['getent', 'hosts', 'web2'], { ns: client.name })).split(/\s+/)[0]).toBe(ew.ipAddress);
+    expect((await run(['getent', 'hosts', 'web'], { ns: client.name })).code).not.toBe(0);
+    expect((await must(['getent', 'hosts', 'www'], { ns: client.name })).split(/\s+/)[0]).toBe(ew.ipAddress);
+
     // Disconnecting takes the name out of DNS and the veth off the host.
     await manager.disconnect({ containerId: `${id}-web`, network: net.name });
-    expect((await run(['getent', 'hosts', 'web'], { ns: client.name })).code).not.toBe(0);
+    expect((await run(['getent', 'hosts', 'www'], { ns: client.name })).code).not.toBe(0);
     expect((await run(['ip', 'link', 'show', ew.hostVeth])).code).not.toBe(0);
     expect(await must(['ip', '-br', 'link'], { ns: web.name })).not.toContain('eth0');
   });
@@ -393,14 +413,26 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     await must(['ip', 'link', 'add', stray, 'type', 'veth', 'peer', 'name', `vt${id}zy`]);
     await must(['ip', 'link', 'set', stray, 'alias', `berth:${tag}`]);
 
+    // A container whose process died (pid namespace gone), and one the engine no longer runs.
+    const holder = spawn('unshare', ['--net', 'sleep', '300'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 100));
+    const eh = await manager.connect({ containerId: `${id}-gone`, pid: holder.pid!, network: 'bridge' });
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.once('exit', r));
+    const forgotten = await rig.netns('forg');
+    const ef = await manager.connect({ containerId: `${id}-forg`, netnsPath: forgotten.path, network: 'bridge' });
+
     const pid = await manager.helperPid();
     expect(pid).toBeGreaterThan(0);
     process.kill(pid!, 'SIGKILL');
     await must(['ip', 'netns', 'del', dead.name]);
 
     const fresh = new NetworkManager(options);
-    const report = await fresh.init();
-    expect(report.endpointsReleased).toBe(1);
+    const known = (await fresh.listNetworks()).flatMap((n) => n.containers.map((c) => c.containerId));
+    const report = await fresh.init({ liveContainers: known.filter((c) => c !== `${id}-forg`) });
+    expect(report.endpointsReleased).toBe(3);
+    for (const e of [eh, ef]) expect((await run(['ip', 'link', 'show', e.hostVeth])).code).not.toBe(0);
+    expect(await must(['ip', '-br', 'link'], { ns: forgotten.name })).not.toContain('eth0');
     expect(report.portsReleased).toBe(1);
     expect(report.linksRemoved).toContain(stray);
     expect((await run(['ip', 'link', 'show', ed.hostVeth])).code).not.toBe(0);

@@ -689,6 +689,23 @@ export class NetworkManager {
     );
   }
 
+  /** Renames a container in the embedded DNS of its user networks (`engine rename`). */
+  async renameContainer(options: { containerId: string; name: string; signal?: AbortSignal }): Promise<void> {
+    const { signal } = options;
+    const name = options.name.replace(/^\//, '');
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw invalidOption(`invalid container name ${JSON.stringify(options.name)}`);
+    await updateNetworkState(
+      this.stateDir,
+      async (state, commit) => {
+        if (!state.endpoints.some((e) => e.containerId === options.containerId)) return;
+        state.endpoints = state.endpoints.map((e) => (e.containerId === options.containerId ? { ...e, containerName: name } : e));
+        await commit();
+        await this.#syncHelper(state, signal);
+      },
+      signal,
+    );
+  }
+
   /** The container's endpoints, in the order they were connected. */
   async containerEndpoints(containerId: string, options: { signal?: AbortSignal } = {}): Promise<EndpointInfo[]> {
     const state = await readNetworkState(this.stateDir);
@@ -1253,9 +1270,13 @@ export class NetworkManager {
     if (firewall.backend === 'none') return;
     const path = '/proc/sys/net/ipv4/ip_forward';
     const value = (await readFile(path, 'utf8').catch(() => '')).trim();
-    if (value === '0') {
+    if (value !== '0') return;
+    try {
       await writeFile(path, '1\n');
       this.#logger.info('enabled IPv4 forwarding (net.ipv4.ip_forward=1)');
+    } catch (err) {
+      // Docker goes on too: containers then reach each other and the host, but nothing beyond.
+      this.#logger.warn('IPv4 forwarding is disabled and cannot be enabled: containers have no outbound network', { err });
     }
   }
 
