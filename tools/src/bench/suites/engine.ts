@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { dockerdUnavailable, startDockerd, type DockerdRig } from '../../dockerd-rig.js';
+import { makeBusyboxRootfs } from '../../rootfs.js';
+import { have, measure, sh, status, type BenchReport, type Subject } from '../measure.js';
+
+// `run --rm busybox true` four ways on the same image (one busybox rootfs tar imported into
+// each): Berth daemonless, the docker CLI against `engine serve`, the docker CLI against a
+// private dockerd, and podman. Every container runs with `--network none`, because the private
+// dockerd runs without a bridge (it must not touch the host's networking) and the rows should
+// do the same work. Then the idle memory of `engine serve` and of dockerd (and its containerd).
+
+const engineBin = fileURLToPath(new URL('../../../../apps/engine/bin/engine.js', import.meta.url));
+const runArgs = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+
+function ping(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/_ping' }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+async function rssKiB(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(text)?.[1] ?? 0);
+}
+
+async function childPids(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(/\s+/).filter(Boolean).map(Number);
+}
+
+function mib(kib: number): string {
+  return `${(kib / 1024).toFixed(1)} MiB`;
+}
+
+function checked(cmd: string, args: readonly string[]): () => Promise<void> {
+  return async () => {
+    const code = await status(cmd, args);
+    if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}`);
+  };
+}
+
+/** Benchmark entry: see the comment at the top. */
+export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-engine-'));
+  const berth = ['--root', join(dir, 'berth-root'), '--runroot', join(dir, 'berth-run')];
+  const podman = ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
+  const socket = join(dir, 'berth.sock');
+  let rig: DockerdRig | undefined;
+  let serve: ChildProcess | undefined;
+  const notes: string[] = [];
+  try {
+    const rootfs = join(dir, 'rootfs');
+    await makeBusyboxRootfs(rootfs);
+    const tar = join(dir, 'busybox.tar');
+    await sh('tar', ['-C', rootfs, '-cf', tar, '.']);
+    await sh(process.execPath, [engineBin, ...berth, 'import', '-c', 'CMD ["sh"]', tar, 'busybox:latest']);
+    serve = spawn(process.execPath, [engineBin, ...berth, 'serve', '-H', `unix://${socket}`], { stdio: 'ignore' });
+    for (let i = 0; !(await ping(socket)); i++) {
+      if (serve.exitCode !== null || i > 200) throw new Error('engine serve did not come up');
+      await sleep(50);
+    }
+    const dockerSkip = await dockerdUnavailable();
+    if (!dockerSkip) {
+      rig = await startDockerd();
+      await sh('sh', ['-c', `docker -H "${rig.host}" import -c 'CMD ["sh"]' "${tar}" busybox:latest`]);
+    }
+    const podmanSkip = (await have('podman')) ? undefined : 'podman is not installed';
+    if (!podmanSkip) await sh('podman', [...podman, 'import', '-c', 'CMD ["sh"]', tar, 'busybox:latest']);
+
+    const subjects: Subject[] = [
+      { name: 'engine run --rm (daemonless)', run: checked(process.execPath, [engineBin, ...berth, ...runArgs]) },
+      { name: 'docker run --rm → engine serve', run: checked('docker', ['-H', `unix://${socket}`, ...runArgs]) },
+      { name: 'docker run --rm → dockerd', ...(dockerSkip ? { skip: dockerSkip } : {}), run: checked('docker', ['-H', rig?.host ?? '', ...runArgs]) },
+      { name: 'podman run --rm', ...(podmanSkip ? { skip: podmanSkip } : {}), run: checked('podman', [...podman, ...runArgs]) },
+    ];
+    const rows = await measure(subjects, runs, 3);
+    const base = rows.find((r) => r.name === 'docker run --rm → dockerd')?.medianMs;
+    const ours = rows.find((r) => r.name === 'engine run --rm (daemonless)')?.medianMs;
+    if (base && ours) notes.push(`Daemonless run is ${(ours / base).toFixed(2)}× docker's time (target ≤ 0.30×: ${ours / base <= 0.3 ? 'met' : 'not met'}).`);
+
+    // Idle: nothing has been asked of either daemon for a while.
+    await sleep(3000);
+    const serveRss = await rssKiB(serve.pid!);
+    let dockerLine = 'dockerd: not running here';
+    if (rig) {
+      const pid = Number((await readFile(join(rig.dir, 'dockerd.pid'), 'utf8')).trim());
+      const dockerd = await rssKiB(pid);
+      const helpers = await Promise.all((await childPids(pid)).map(rssKiB));
+      const containerd = helpers.reduce((a, b) => a + b, 0);
+      dockerLine = `dockerd ${mib(dockerd)} (with its containerd: ${mib(dockerd + containerd)})`;
+      notes.push(`Idle RSS target (engine serve ≤ dockerd): ${serveRss <= dockerd ? 'met' : 'not met'}.`);
+    }
+    notes.unshift(`Idle RSS: engine serve ${mib(serveRss)}; ${dockerLine}.`);
+    return [{ title: 'engine: run --rm busybox true (--network none)', baseline: 'docker run --rm → dockerd', rows, notes }];
+  } finally {
+    if (serve && serve.exitCode === null) {
+      serve.kill('SIGTERM');
+      await Promise.race([once(serve, 'exit'), sleep(10_000)]);
+    }
+    await rig?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
