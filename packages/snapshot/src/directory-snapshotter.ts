@@ -40,6 +40,9 @@ export interface SnapshotRecord extends SnapshotInfo {
   readonly link?: string;
 }
 
+// Snapshot trees are not fsynced (as docker and containerd leave them): syncing info.json
+// would flush every file of the layer through ext4's ordered journal and buy no durability.
+const notDurable = { durable: false } as const;
 const linkAlphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const linkLength = 4;
 const maxKeyLength = 512;
@@ -278,7 +281,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
             name,
             link: await this.#makeLink(name),
           };
-          await writeJsonAtomic(join(tmp, 'info.json'), info);
+          await writeJsonAtomic(join(tmp, 'info.json'), info, notDurable);
           return info;
         },
         signal,
@@ -316,7 +319,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
         await this.populate(join(tmp, 'fs'), parents, options.signal);
         await this.prepareDirs(tmp);
         const info: SnapshotRecord = { key, kind: SnapshotKind.Active, parent, created: new Date().toISOString(), name, link: await this.#makeLink(name) };
-        await writeJsonAtomic(join(tmp, 'info.json'), info);
+        await writeJsonAtomic(join(tmp, 'info.json'), info, notDurable);
         return info;
       },
       options.signal,
@@ -380,7 +383,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
         name,
         link: await this.#makeLink(name),
       };
-      await writeJsonAtomic(join(dir, 'info.json'), record);
+      await writeJsonAtomic(join(dir, 'info.json'), record, notDurable);
       await rename(dir, this.dirOf(name));
       if (active.link) await unlink(this.linkPath(active)).catch(() => {});
       return record;

@@ -22,11 +22,10 @@ import {
 } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { ErrorKind, errnoCode, hasCode, throwIfAborted } from '@berth/errors';
 import { noopLogger, type Logger } from '@berth/log';
 import { DigestStream, OciErrorCode, type Digest, type LayerCompression } from '@berth/oci';
-import { TarEntryType, TarReader, type TarEntry, type TarEntrySink } from '@berth/store';
+import { TarEntryType, TarReader, createDecompressor, detectCompression, peekHead, type TarEntry, type TarEntrySink } from '@berth/store';
 import { SnapshotError, SnapshotErrorCode } from './errors.js';
 import { FsOps, FsOpsError } from './fs-ops.js';
 import { RootResolver, cleanLayerPath } from './root-resolver.js';
@@ -95,34 +94,6 @@ function lstatOrUndefined(path: string): Stats | undefined {
   }
 }
 
-/** Waits for the first bytes of `source` without consuming them. */
-function peekHead(source: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const done = (head: Buffer) => {
-      source.off('readable', onReadable);
-      source.off('end', onEnd);
-      source.off('error', reject);
-      resolve(head);
-    };
-    const onReadable = () => {
-      const chunk = source.read() as Buffer | null;
-      if (chunk === null) return;
-      source.unshift(chunk);
-      done(chunk);
-    };
-    const onEnd = () => done(Buffer.alloc(0));
-    source.on('readable', onReadable);
-    source.once('end', onEnd);
-    source.once('error', reject);
-  });
-}
-
-function detectCompression(head: Buffer): LayerCompression {
-  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  return 'none';
-}
-
 /**
  * Applies one layer to a directory, streaming: decompression, the diff ID hash and the tar
  * parse run as the bytes arrive, and each file is written with plain synchronous calls
@@ -142,12 +113,7 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<UnpackRe
   const applier = new LayerApplier(options);
   const digest = new DigestStream(options.diffId ? { expected: { digest: options.diffId } } : {});
   const reader = new TarReader((entry) => applier.entry(entry));
-  const decompress =
-    compression === 'gzip'
-      ? createGunzip({ chunkSize: 256 << 10 })
-      : compression === 'zstd'
-        ? createZstdDecompress({ chunkSize: 256 << 10 })
-        : undefined;
+  const decompress = createDecompressor(compression);
   const streamOptions = options.signal ? { signal: options.signal } : {};
   try {
     if (decompress) await pipeline(options.source, decompress, digest, reader, streamOptions);
