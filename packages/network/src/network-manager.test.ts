@@ -260,6 +260,24 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     expect(await manager.listPorts(`${id}-udp`)).toEqual([]);
   });
 
+  it('a container that exited unseen frees its host port, address and name at the next connect or publish', async () => {
+    const net = await manager.inspectNetwork(`front${id}`);
+    const gone = await rig.netns('gone');
+    const eg = await manager.connect({ containerId: `${id}-gone`, containerName: 'gone', netnsPath: gone.path, network: net.name, ip: net.ipam!.gateway.replace(/1$/, '200') });
+    const port = await freePort();
+    await manager.publish({ containerId: `${id}-gone`, ports: parsePublish(`${port}:80`) });
+    await must(['ip', 'netns', 'del', gone.name]);
+    // Same host port, same address, same name: all free again without any release call.
+    const next = await rig.netns('next');
+    const en = await manager.connect({ containerId: `${id}-next`, containerName: 'gone', netnsPath: next.path, network: net.name, ip: eg.ipAddress });
+    expect(en.ipAddress).toBe(eg.ipAddress);
+    await rig.httpd(next.name);
+    await manager.publish({ containerId: `${id}-next`, ports: parsePublish(`${port}:80`) });
+    expect((await curl(undefined, `http://127.0.0.1:${port}/`)).stdout).toBe(`hello from ${next.name}\n`);
+    expect(await manager.listPorts(`${id}-gone`)).toEqual([]);
+    await manager.releaseContainer({ containerId: `${id}-next` });
+  });
+
   it('--internal: no route out, no forwarding, names still resolve', async () => {
     const net = await manager.createNetwork({ name: `int${id}`, subnet: subnets[3], internal: true });
     const c = await rig.netns('int1');
@@ -417,10 +435,10 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     const holder = spawn('unshare', ['--net', 'sleep', '300'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 100));
     const eh = await manager.connect({ containerId: `${id}-gone`, pid: holder.pid!, network: 'bridge' });
-    holder.kill('SIGKILL');
-    await new Promise((r) => holder.once('exit', r));
     const forgotten = await rig.netns('forg');
     const ef = await manager.connect({ containerId: `${id}-forg`, netnsPath: forgotten.path, network: 'bridge' });
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.once('exit', r));
 
     const pid = await manager.helperPid();
     expect(pid).toBeGreaterThan(0);

@@ -585,6 +585,7 @@ export class NetworkManager {
         if (network.isDefault && options.ip !== undefined) {
           throw invalidOption('a user-specified IP address is supported only on user-defined networks');
         }
+        const reaped = await this.#reapDead(state, signal);
         const mine = state.endpoints.filter((e) => e.containerId === options.containerId);
         if (mine.some((e) => e.networkId === network.id)) {
           throw networkError(`container ${options.containerId} is already connected to network ${network.name}`, 'AlreadyExists', NetworkErrorCode.EndpointExists);
@@ -644,7 +645,7 @@ export class NetworkManager {
         await commit();
         this.#logger.info('container connected', { containerId: record.containerId, network: network.name, address, hostVeth });
         // The embedded DNS server learns the new name; the default bridge has none.
-        if (!network.isDefault) await this.#syncHelper(state, signal);
+        if (!network.isDefault || reaped) await this.#syncHelper(state, signal);
         return this.#endpointInfo(state, record);
       },
       signal,
@@ -724,6 +725,7 @@ export class NetworkManager {
     return updateNetworkState(
       this.stateDir,
       async (state, commit) => {
+        await this.#reapDead(state, signal);
         const endpoint = this.#publishEndpoint(state, options.containerId, options.network);
         const added: PortRecord[] = [];
         for (const spec of options.ports) {
@@ -979,6 +981,20 @@ export class NetworkManager {
     await firewall.apply(this.#ruleset(state), signal);
     if (network.bridge && (await linkExists(network.bridge.name))) await ipBatch([`link del dev ${network.bridge.name}`], { signal });
     this.#logger.info('network removed', { network: network.name, id: network.id });
+  }
+
+  /**
+   * Releases the endpoints whose namespace is gone: containers that exited while no Berth process
+   * was there to see it. Their addresses, DNS names and host ports come free for the caller.
+   * True when any were released (the caller then reloads the helper).
+   */
+  async #reapDead(state: NetworkState, signal?: AbortSignal): Promise<boolean> {
+    const dead: EndpointRecord[] = [];
+    for (const e of state.endpoints) if (!(await netnsAlive(e.netnsPath, e.netnsId))) dead.push(e);
+    if (dead.length === 0) return false;
+    this.#logger.info('releasing endpoints of exited containers', { containers: [...new Set(dead.map((e) => e.containerId))] });
+    await this.#release(state, dead, signal);
+    return true;
   }
 
   /** Deletes endpoints' veths, drops them and their ports from `state`, and moves the default route if needed. */
