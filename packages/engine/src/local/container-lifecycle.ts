@@ -647,8 +647,13 @@ export class ContainerLifecycle {
     let exitCode = 255;
     let oomKilled = false;
     let finishedAt = nowRfc3339();
+    // The monitor closes attach connections before it records the exit: give it the moment it needs.
+    for (let i = 0; i < 500 && record.state.monitorPid > 0 && (await processAlive(record.state.monitorPid, record.state.monitorStartTime)); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     try {
       const state = await runtime.state(id);
+      this.#ctx.logger.debug('run finished', { containerId: id, status: state.status, exitCode: state.exitCode, monitorPid: record.state.monitorPid });
       if (state.status !== 'stopped') {
         // The monitor died but the process lives (its monitor was killed): end it so its state is known.
         await runtime.kill(id, 'SIGKILL', { all: true }).catch(() => {});

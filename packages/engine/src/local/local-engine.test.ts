@@ -1,16 +1,24 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageStore } from '@berth/store';
-import { buildBusyboxImage } from '@berth/tools/test-images';
 import { createTextLogger } from '@berth/log';
+import { NetworkManager } from '@berth/network';
+import { buildBusyboxImage } from '@berth/tools/test-images';
+import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
 
+// Real containers through the in-process engine: its own state root, run root, bridge, subnet
+// and rule tag; the busybox image is built from Debian's static busybox and loaded as a tar.
+
+const tag = `l${process.pid.toString(36)}`;
 let dir = '';
 let engine: LocalEngine;
+const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '10.231.7.0/24', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
 
-async function collect(output: AsyncIterable<{ stream: string; data: Buffer }>): Promise<{ stdout: string; stderr: string }> {
+async function collect(output: AsyncIterable<OutputChunk>): Promise<{ stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   for await (const c of output) {
@@ -20,36 +28,194 @@ async function collect(output: AsyncIterable<{ stream: string; data: Buffer }>):
   return { stdout, stderr };
 }
 
+function tarOf(directory: string): Readable {
+  const child = spawn('tar', ['-C', directory, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return child.stdout;
+}
+
+/** Creates, attaches to and starts a container; resolves with its exit code and output. */
+async function run(body: Parameters<LocalEngine['createContainer']>[0], name?: string) {
+  const { Id } = await engine.createContainer({ HostConfig: { NetworkMode: 'none' }, ...body }, name ? { name } : {});
+  const stream = await engine.attachContainer(Id, { stream: true, stdout: true, stderr: true });
+  const wait = await engine.waitContainer(Id, { condition: 'next-exit' });
+  await engine.startContainer(Id);
+  const output = await collect(stream.output);
+  const { StatusCode } = await wait.result;
+  return { id: Id, code: StatusCode, ...output };
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-le-'));
+  engine = new LocalEngine({
+    ...(process.env['BERTH_TEST_DEBUG'] ? { logger: createTextLogger({ write: (l) => process.stderr.write(l), level: 'debug' }) } : {}),
+    root: join(dir, 'root'),
+    runRoot: join(dir, 'run'),
+    network,
+  });
   const image = await buildBusyboxImage();
-  const store = new ImageStore({ root: join(dir, 'root') });
-  await store.init();
-  for (const m of image.manifests) {
-    for (const d of [m.config, ...m.layers]) await store.content.put(await readFile(image.blobPath(d.digest)), d);
-  }
-  await store.content.put(image.targetBytes, image.target);
-  await store.add({ target: image.target, names: ['busybox:latest'] });
+  let loaded = '';
+  for await (const m of engine.loadImages(tarOf(image.dir))) loaded += m.stream ?? '';
   await image.remove();
-  engine = new LocalEngine({ ...(process.env['BERTH_TEST_DEBUG'] ? { logger: createTextLogger({ write: (l) => process.stderr.write(l), level: 'debug' }) } : {}), root: join(dir, 'root'), runRoot: join(dir, 'run'), network: { defaultBridge: 'btle0', ruleTag: 'tle', defaultSubnet: '10.231.7.0/24', bridgePrefix: 'btle', vethPrefix: 'vtle' } });
+  const id = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(loaded)?.[1];
+  expect(id).toBeDefined();
+  await engine.tagImage(id!, { repo: 'busybox', tag: 'latest' });
 });
 
 afterAll(async () => {
-  await engine?.close();
+  if (!engine) return;
+  for (const c of await engine.listContainers({ all: true })) await engine.removeContainer(c.Id, { force: true, volumes: true }).catch(() => {});
+  await engine.close();
+  await new NetworkManager({ ...network, stateDir: join(dir, 'root', 'network') }).removeAll();
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+  expect(mounts.includes(dir)).toBe(false);
+  await rm(dir, { recursive: true, force: true });
 });
 
 describe('LocalEngine containers', () => {
-  it('runs a container to its exit and keeps its log', { timeout: 15000 }, async () => {
-    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'echo hello; echo err >&2; exit 3'], HostConfig: { NetworkMode: 'none' } }, { name: 'first' });
-    const wait = await engine.waitContainer(Id, { condition: 'next-exit' });
-    expect(await engine.startContainer(Id)).toBe(true);
-    expect((await wait.result).StatusCode).toBe(3);
+  it('runs a container to its exit and keeps its log', async () => {
+    const r = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'echo hello; echo err >&2; exit 3'] }, 'first');
+    expect(r).toMatchObject({ code: 3, stdout: 'hello\n', stderr: 'err\n' });
     const logs = await engine.containerLogs('first', { stdout: true, stderr: true });
     expect(await collect(logs.output)).toEqual({ stdout: 'hello\n', stderr: 'err\n' });
-    const info = await engine.inspectContainer(Id);
-    expect(info.State.Status).toBe('exited');
-    expect(info.State.ExitCode).toBe(3);
-    await engine.removeContainer(Id);
-    await expect(engine.inspectContainer(Id)).rejects.toMatchObject({ message: `No such container: ${Id}` });
+    const info = await engine.inspectContainer(r.id);
+    expect(info.State).toMatchObject({ Status: 'exited', ExitCode: 3, Running: false });
+    expect(info.Name).toBe('/first');
+    const [summary] = await engine.listContainers({ all: true, filters: { name: ['first'] } });
+    expect(summary?.Status).toMatch(/^Exited \(3\) (Less than a second|\d+ seconds) ago$/);
+    await engine.removeContainer(r.id);
+    await expect(engine.inspectContainer(r.id)).rejects.toMatchObject({ message: `No such container: ${r.id}` });
+  });
+
+  it('applies env, user, working dir, entrypoint and hostname as docker does', async () => {
+    const r = await run({
+      Image: 'busybox',
+      Entrypoint: ['sh', '-c'],
+      Cmd: ['echo "$FOO $(id -u):$(id -g) $(pwd) $(hostname)"'],
+      Env: ['FOO=bar'],
+      User: 'nobody',
+      WorkingDir: '/tmp',
+      Hostname: 'boxy',
+    });
+    expect(r.stdout).toBe('bar 65534:65534 /tmp boxy\n');
+  });
+
+  it('gives docker 127 and 126 for a command that is missing or cannot run', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['nope'], HostConfig: { NetworkMode: 'none' } });
+    await expect(engine.startContainer(Id)).rejects.toMatchObject({ exitCode: 127, message: expect.stringContaining('exec: "nope": executable file not found in $PATH') });
+    expect((await engine.inspectContainer(Id)).State).toMatchObject({ ExitCode: 127, Error: expect.stringContaining('executable file not found') });
+    const denied = await engine.createContainer({ Image: 'busybox', Cmd: ['/etc/passwd'], HostConfig: { NetworkMode: 'none' } });
+    await expect(engine.startContainer(denied.Id)).rejects.toMatchObject({ exitCode: 126 });
+  });
+
+  it('refuses a taken name and removing a running container, with docker messages', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sleep', '60'], HostConfig: { NetworkMode: 'none' } }, { name: 'sleeper' });
+    await expect(engine.createContainer({ Image: 'busybox' }, { name: 'sleeper' })).rejects.toMatchObject({
+      kind: 'Conflict',
+      message: `Conflict. The container name "/sleeper" is already in use by container "${Id}". You have to remove (or rename) that container to be able to reuse that name.`,
+    });
+    await engine.startContainer(Id);
+    expect(await engine.startContainer(Id)).toBe(false);
+    await expect(engine.removeContainer('sleeper')).rejects.toMatchObject({
+      kind: 'Conflict',
+      message: 'cannot remove container "/sleeper": container is running: stop the container before removing or force remove',
+    });
+    const info = await engine.inspectContainer('sleeper');
+    expect(info.State.Running).toBe(true);
+    expect(info.State.Pid).toBeGreaterThan(0);
+    await engine.removeContainer('sleeper', { force: true });
+    await expect(engine.inspectContainer(Id)).rejects.toMatchObject({ kind: 'NotFound' });
+    await expect(engine.inspectContainer('nothing-here')).rejects.toMatchObject({ message: 'No such container: nothing-here' });
+  });
+
+  it('stops with the stop signal, then kills after the timeout', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "exit 7" USR1; while true; do sleep 0.1; done'], StopSignal: 'SIGUSR1', HostConfig: { NetworkMode: 'none' } });
+    await engine.startContainer(Id);
+    expect(await engine.stopContainer(Id, { timeout: 10 })).toBe(true);
+    expect((await engine.inspectContainer(Id)).State).toMatchObject({ Status: 'exited', ExitCode: 7 });
+    expect(await engine.stopContainer(Id)).toBe(false);
+    const stubborn = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.1; done'], HostConfig: { NetworkMode: 'none' } });
+    await engine.startContainer(stubborn.Id);
+    await engine.stopContainer(stubborn.Id, { timeout: 1 });
+    expect((await engine.inspectContainer(stubborn.Id)).State).toMatchObject({ Status: 'exited', ExitCode: 137 });
+  });
+
+  it('execs in a running container with env, user and working dir, and reports the exit code', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sleep', '60'], HostConfig: { NetworkMode: 'none' } });
+    await engine.startContainer(Id);
+    const exec = await engine.createExec(Id, { Cmd: ['sh', '-c', 'echo $X $(id -u) $(pwd); echo oops >&2; exit 4'], Env: ['X=y'], User: '1000', WorkingDir: '/home', AttachStdout: true, AttachStderr: true });
+    const stream = await engine.startExec(exec.Id, {});
+    expect(await collect(stream!.output)).toEqual({ stdout: 'y 1000 /home\n', stderr: 'oops\n' });
+    let inspected = await engine.inspectExec(exec.Id);
+    for (let i = 0; inspected.Running && i < 50; i++) inspected = await engine.inspectExec(exec.Id);
+    expect(inspected).toMatchObject({ Running: false, ExitCode: 4, ContainerID: Id });
+    const piped = await engine.createExec(Id, { Cmd: ['sh', '-c', 'read line; echo "got $line"'], AttachStdin: true, AttachStdout: true });
+    const s2 = await engine.startExec(piped.Id, {});
+    s2!.stdin!.end('hi\n');
+    expect((await collect(s2!.output)).stdout).toBe('got hi\n');
+    await engine.removeContainer(Id, { force: true });
+  });
+
+  it('attaches stdin before start (docker run -i)', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'read a; echo "in:$a"'], OpenStdin: true, StdinOnce: true, AttachStdin: true, HostConfig: { NetworkMode: 'none' } });
+    const stream = await engine.attachContainer(Id, { stream: true, stdin: true, stdout: true, stderr: true });
+    const wait = await engine.waitContainer(Id, { condition: 'next-exit' });
+    await engine.startContainer(Id);
+    stream.stdin!.end('abc\n');
+    expect((await collect(stream.output)).stdout).toBe('in:abc\n');
+    expect((await wait.result).StatusCode).toBe(0);
+  });
+
+  it('reads logs with tail, since, until and timestamps, and follows until the container stops', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'for i in 1 2 3 4; do echo line$i; done; sleep 1; echo late'], HostConfig: { NetworkMode: 'none' } });
+    await engine.startContainer(Id);
+    const followed = await engine.containerLogs(Id, { stdout: true, stderr: true, follow: true });
+    expect((await collect(followed.output)).stdout).toBe('line1\nline2\nline3\nline4\nlate\n');
+    const tail = await engine.containerLogs(Id, { stdout: true, tail: 2 });
+    expect((await collect(tail.output)).stdout).toBe('line4\nlate\n');
+    const stamped = await engine.containerLogs(Id, { stdout: true, timestamps: true, tail: 1 });
+    expect((await collect(stamped.output)).stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z late\n$/);
+    const future = await engine.containerLogs(Id, { stdout: true, since: Date.now() / 1000 + 60 });
+    expect((await collect(future.output)).stdout).toBe('');
+    await expect(engine.containerLogs(Id, {})).rejects.toMatchObject({ message: 'Bad parameters: you must choose at least one stream' });
+  });
+
+  it('pauses, unpauses, kills with a signal and renames', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "exit 5" HUP; while true; do sleep 0.1; done'], HostConfig: { NetworkMode: 'none' } }, { name: 'pausable' });
+    await engine.startContainer(Id);
+    await engine.pauseContainer(Id);
+    expect((await engine.inspectContainer(Id)).State).toMatchObject({ Status: 'paused', Paused: true, Running: true });
+    expect((await engine.listContainers({ filters: { status: ['paused'] } })).map((c) => c.Id)).toEqual([Id]);
+    await engine.unpauseContainer(Id);
+    await engine.renameContainer('pausable', 'renamed');
+    expect((await engine.inspectContainer('renamed')).Name).toBe('/renamed');
+    await expect(engine.inspectContainer('pausable')).rejects.toMatchObject({ kind: 'NotFound' });
+    const wait = await engine.waitContainer('renamed');
+    await engine.killContainer('renamed', { signalName: 'HUP' });
+    expect((await wait.result).StatusCode).toBe(5);
+    await expect(engine.killContainer('renamed')).rejects.toMatchObject({ kind: 'Conflict' });
+  });
+
+  it('fills a named volume from the image on first use, mounts binds read-only and tmpfs', async () => {
+    const bind = join(dir, 'bind');
+    await mkdir(bind);
+    await writeFile(join(bind, 'f'), 'from host\n');
+    const r = await run({
+      Image: 'busybox',
+      Cmd: ['sh', '-c', 'cat /etc/group | head -1 && cat /src/f && (touch /src/x 2>/dev/null || echo ro) && mount | grep " /scratch " | cut -d" " -f1,5'],
+      HostConfig: { NetworkMode: 'none', Binds: ['filled:/etc', `${bind}:/src:ro`], Tmpfs: { '/scratch': 'size=1m' } },
+    });
+    expect(r.stdout).toBe('root:x:0:\nfrom host\nro\ntmpfs tmpfs\n');
+    const volume = await engine.inspectVolume('filled');
+    expect(volume.Mountpoint).toMatch(/volumes\/filled\/_data$/);
+    expect(await readFile(join(volume.Mountpoint, 'passwd'), 'utf8')).toMatch(/^root:x:0:0:/);
+    await expect(engine.removeVolume('filled')).rejects.toMatchObject({ kind: 'Conflict', message: `remove filled: volume is in use - [${r.id}]` });
+    await engine.removeContainer(r.id);
+    await engine.removeVolume('filled');
+    await expect(engine.inspectVolume('filled')).rejects.toMatchObject({ message: 'get filled: no such volume' });
+  });
+
+  it('keeps the read-only root read-only', async () => {
+    const r = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'touch /x || echo denied'], HostConfig: { NetworkMode: 'none', ReadonlyRootfs: true } });
+    expect(r.stdout).toBe('denied\n');
   });
 });

@@ -64,6 +64,9 @@ import type { EngineContext } from './engine-context.js';
 import { EventJournal } from './event-journal.js';
 import { RecordWatch } from './record-watch.js';
 import { StateLayout } from './state-layout.js';
+import { ExecService } from './exec-service.js';
+import { ImageService } from './image-service.js';
+import { SystemService } from './system-service.js';
 import { VolumeService } from './volume-service.js';
 import { VolumeStore } from './volume-store.js';
 
@@ -90,9 +93,10 @@ export interface LocalEngineOptions {
   readonly initPath?: string;
   /** `key=value` labels `info` reports (`engine serve --label`). */
   readonly labels?: readonly string[];
-  /** Berth's version and commit, for `version` and `info`. */
+  /** Berth's version, commit and build time, for `version` and `info`. */
   readonly version?: string;
   readonly gitCommit?: string;
+  readonly buildTime?: string;
 }
 
 function required(value: unknown, name: string): string {
@@ -119,6 +123,9 @@ export class LocalEngine implements Engine {
   readonly #lifecycle: ContainerLifecycle;
   readonly #io: ContainerIo;
   readonly #volumes: VolumeService;
+  readonly #images: ImageService;
+  readonly #execs: ExecService;
+  readonly #system: SystemService;
   #snapshotter: Promise<Snapshotter> | undefined;
   #network: NetworkManager | undefined;
   #networkModule: typeof import('@berth/network') | undefined;
@@ -145,6 +152,23 @@ export class LocalEngine implements Engine {
     this.#lifecycle = new ContainerLifecycle(ctx, { initPath: options.initPath });
     this.#io = new ContainerIo(ctx, this.#lifecycle);
     this.#volumes = new VolumeService(ctx);
+    this.#execs = new ExecService(ctx, this.#lifecycle);
+    this.#images = new ImageService(ctx, {
+      users: async () => (await this.#lifecycle.listAll()).map((c) => ({ containerId: c.id, imageId: c.image as `sha256:${string}`, running: c.state.status === 'running' || c.state.status === 'paused' })),
+      containerSnapshots: async () => (await ctx.containers.list()).map((c) => c.snapshotKey),
+      dockerConfigPath: options.dockerConfigPath,
+      insecureRegistries: options.insecureRegistries ?? [],
+      userAgent: `Berth/${options.version ?? '0.0.0'}`,
+    });
+    this.#system = new SystemService(ctx, {
+      version: options.version ?? '0.0.0',
+      gitCommit: options.gitCommit ?? '',
+      buildTime: options.buildTime ?? '',
+      labels: options.labels ?? [],
+      insecureRegistries: options.insecureRegistries ?? [],
+      runtimeName: options.runtime ?? 'berth-runtime',
+      initPath: options.initPath,
+    });
   }
 
   #getSnapshotter(): Promise<Snapshotter> {
@@ -173,24 +197,38 @@ export class LocalEngine implements Engine {
     return { apiVersion: '1.47', osType: 'linux', builderVersion: '1', experimental: false };
   }
 
-  async info(): Promise<SystemInfo> {
-    return notYet('info');
+  async info(_options: CallOptions = {}): Promise<SystemInfo> {
+    const containers = await this.#lifecycle.listAll();
+    const running = containers.filter((c) => c.state.status === 'running').length;
+    const paused = containers.filter((c) => c.state.status === 'paused').length;
+    const images = (await this.#ctx.images.list()).length;
+    return this.#system.info({ total: containers.length, running, paused, stopped: containers.length - running - paused }, images);
   }
 
-  async version(): Promise<SystemVersion> {
-    return notYet('version');
+  async version(_options: CallOptions = {}): Promise<SystemVersion> {
+    return this.#system.version();
   }
 
-  async dataUsage(): Promise<SystemDataUsage> {
-    return notYet('system df');
+  async dataUsage(options: CallOptions & { readonly types?: readonly string[] } = {}): Promise<SystemDataUsage> {
+    const want = (t: string) => !options.types?.length || options.types.includes(t);
+    const images = want('image') ? await this.#images.list({ containers: true, ...(options.signal ? { signal: options.signal } : {}) }) : [];
+    const containers = want('container') ? await this.listContainers({ all: true, size: true }) : [];
+    const volumes = want('volume') ? await this.#volumes.withUsage() : [];
+    return {
+      LayersSize: images.reduce((sum, i) => sum + i.Size, 0),
+      Images: images,
+      Containers: containers,
+      Volumes: volumes,
+      BuildCache: [],
+    };
   }
 
   events(options: CallOptions & { readonly since?: number; readonly until?: number; readonly filters?: Filters } = {}): AsyncIterable<EventMessage> {
     return this.#ctx.events.read(options);
   }
 
-  async login(_auth: AuthConfig): Promise<AuthResponse> {
-    return notYet('login');
+  async login(auth: AuthConfig, options: CallOptions = {}): Promise<AuthResponse> {
+    return this.#images.login(auth, options);
   }
 
   // ---- containers ----------------------------------------------------------------------------
@@ -232,7 +270,7 @@ export class LocalEngine implements Engine {
 
   async inspectContainer(id: string, options: CallOptions & { readonly size?: boolean } = {}): Promise<ContainerInspectResponse> {
     const record = await this.#lifecycle.get(id);
-    const view = inspectView(record, this.#ctx.layout, { execIds: [], graphDriverData: null });
+    const view = inspectView(record, this.#ctx.layout, { execIds: await this.#execs.idsOf(record.id), graphDriverData: null });
     if (!options.size) return view;
     return { ...view, SizeRw: await this.#lifecycle.rwSize(record).catch(() => 0) };
   }
@@ -334,66 +372,66 @@ export class LocalEngine implements Engine {
 
   // ---- exec ----------------------------------------------------------------------------------
 
-  async createExec(_containerId: string, _config: ExecConfig): Promise<IdResponse> {
-    return notYet('exec');
+  async createExec(containerId: string, config: ExecConfig, options: CallOptions = {}): Promise<IdResponse> {
+    return this.#execs.create(containerId, config, options);
   }
 
-  async startExec(_execId: string, _config: ExecStartConfig): Promise<ContainerStream | undefined> {
-    return notYet('exec');
+  async startExec(execId: string, config: ExecStartConfig, options: CallOptions = {}): Promise<ContainerStream | undefined> {
+    return this.#execs.start(execId, config, options);
   }
 
-  async resizeExec(_execId: string, _size: TerminalSize): Promise<void> {
-    return notYet('exec');
+  async resizeExec(execId: string, size: TerminalSize, _options: CallOptions = {}): Promise<void> {
+    return this.#execs.resize(execId, size);
   }
 
-  async inspectExec(_execId: string): Promise<ExecInspectResponse> {
-    return notYet('exec');
+  async inspectExec(execId: string, _options: CallOptions = {}): Promise<ExecInspectResponse> {
+    return this.#execs.inspect(execId);
   }
 
   // ---- images --------------------------------------------------------------------------------
 
-  async listImages(): Promise<ImageSummary[]> {
-    return notYet('images');
+  async listImages(options: CallOptions & { readonly all?: boolean; readonly filters?: Filters; readonly digests?: boolean; readonly sharedSize?: boolean } = {}): Promise<ImageSummary[]> {
+    return this.#images.list(options);
   }
 
-  async inspectImage(_name: string): Promise<ImageInspect> {
-    return notYet('image inspect');
+  async inspectImage(name: string, options: CallOptions = {}): Promise<ImageInspect> {
+    return this.#images.inspect(name, options);
   }
 
-  async imageHistory(_name: string): Promise<HistoryResponseItem[]> {
-    return notYet('history');
+  async imageHistory(name: string, options: CallOptions & { readonly platform?: string } = {}): Promise<HistoryResponseItem[]> {
+    return this.#images.history(name, options);
   }
 
-  pullImage(_options: PullOptions): AsyncIterable<JsonMessage> {
-    return notYet('pull');
+  pullImage(options: PullOptions): AsyncIterable<JsonMessage> {
+    return this.#images.pull(options);
   }
 
-  pushImage(_name: string, _options?: PushOptions): AsyncIterable<JsonMessage> {
-    return notYet('push');
+  pushImage(name: string, options: PushOptions = {}): AsyncIterable<JsonMessage> {
+    return this.#images.push(name, options);
   }
 
-  importImage(_options: ImportOptions): AsyncIterable<JsonMessage> {
-    return notYet('import');
+  importImage(options: ImportOptions): AsyncIterable<JsonMessage> {
+    return this.#images.import(options);
   }
 
-  async tagImage(_name: string, _target: { readonly repo: string; readonly tag?: string }): Promise<void> {
-    return notYet('tag');
+  async tagImage(name: string, target: { readonly repo: string; readonly tag?: string }, options: CallOptions = {}): Promise<void> {
+    return this.#images.tag(name, target, options);
   }
 
-  async removeImage(_name: string): Promise<ImageDeleteResponseItem[]> {
-    return notYet('rmi');
+  async removeImage(name: string, options: CallOptions & { readonly force?: boolean; readonly noprune?: boolean } = {}): Promise<ImageDeleteResponseItem[]> {
+    return this.#images.remove(name, options);
   }
 
-  async saveImages(_names: readonly string[]): Promise<Readable> {
-    return notYet('save');
+  async saveImages(names: readonly string[], options: CallOptions & { readonly platform?: string } = {}): Promise<Readable> {
+    return this.#images.save(names, options);
   }
 
-  loadImages(_archive: Readable): AsyncIterable<JsonMessage> {
-    return notYet('load');
+  loadImages(archive: Readable, options: CallOptions & { readonly quiet?: boolean; readonly platform?: string } = {}): AsyncIterable<JsonMessage> {
+    return this.#images.load(archive, options);
   }
 
-  async pruneImages(): Promise<ImagePruneResponse> {
-    return notYet('image prune');
+  async pruneImages(options: CallOptions & { readonly filters?: Filters } = {}): Promise<ImagePruneResponse> {
+    return this.#images.prune(options);
   }
 
   buildImage(_context: Readable, _options?: BuildOptions & CallOptions): AsyncIterable<JsonMessage> {
@@ -456,5 +494,7 @@ export class LocalEngine implements Engine {
     return notYet('network prune');
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.#images.close();
+  }
 }
