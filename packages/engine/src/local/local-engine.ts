@@ -66,6 +66,7 @@ import { RecordWatch } from './record-watch.js';
 import { StateLayout } from './state-layout.js';
 import { ExecService } from './exec-service.js';
 import { ImageService } from './image-service.js';
+import { NetworkService } from './network-service.js';
 import { SystemService } from './system-service.js';
 import { VolumeService } from './volume-service.js';
 import { VolumeStore } from './volume-store.js';
@@ -125,6 +126,7 @@ export class LocalEngine implements Engine {
   readonly #volumes: VolumeService;
   readonly #images: ImageService;
   readonly #execs: ExecService;
+  readonly #networks: NetworkService;
   readonly #system: SystemService;
   #snapshotter: Promise<Snapshotter> | undefined;
   #network: NetworkManager | undefined;
@@ -153,6 +155,7 @@ export class LocalEngine implements Engine {
     this.#io = new ContainerIo(ctx, this.#lifecycle);
     this.#volumes = new VolumeService(ctx);
     this.#execs = new ExecService(ctx, this.#lifecycle);
+    this.#networks = new NetworkService(ctx);
     this.#images = new ImageService(ctx, {
       users: async () => (await this.#lifecycle.listAll()).map((c) => ({ containerId: c.id, imageId: c.image as `sha256:${string}`, running: c.state.status === 'running' || c.state.status === 'paused' })),
       containerSnapshots: async () => (await ctx.containers.list()).map((c) => c.snapshotKey),
@@ -247,7 +250,10 @@ export class LocalEngine implements Engine {
         const found = await this.#ctx.images.find(ref).catch(() => undefined);
         return found ? [found.id] : [];
       },
-      networkId: async () => undefined,
+      networkId: async (ref) => {
+        await this.#ready();
+        return (await this.#ctx.network().inspectNetwork(ref).catch(() => undefined))?.id;
+      },
     });
     if (options.limit !== undefined && options.limit > 0) records = records.slice(0, options.limit);
     const out: ContainerSummary[] = [];
@@ -466,32 +472,39 @@ export class LocalEngine implements Engine {
 
   // ---- networks ------------------------------------------------------------------------------
 
-  async createNetwork(_body: NetworkCreateRequest): Promise<NetworkCreateResponse> {
-    return notYet('network create');
+  async createNetwork(body: NetworkCreateRequest, options: CallOptions = {}): Promise<NetworkCreateResponse> {
+    await this.#ready();
+    return this.#networks.create(body, options);
   }
 
-  async listNetworks(): Promise<Network[]> {
-    return notYet('network ls');
+  async listNetworks(options: CallOptions & { readonly filters?: Filters } = {}): Promise<Network[]> {
+    await this.#ready();
+    return this.#networks.list(options.filters ?? {}, options);
   }
 
-  async inspectNetwork(_id: string): Promise<Network> {
-    return notYet('network inspect');
+  async inspectNetwork(id: string, options: CallOptions & { readonly verbose?: boolean } = {}): Promise<Network> {
+    await this.#ready();
+    return this.#networks.inspect(id, options);
   }
 
-  async removeNetwork(_id: string): Promise<void> {
-    return notYet('network rm');
+  async removeNetwork(id: string, options: CallOptions = {}): Promise<void> {
+    await this.#ready();
+    return this.#networks.remove(id, options);
   }
 
-  async connectNetwork(_id: string, _body: NetworkConnectRequest): Promise<void> {
-    return notYet('network connect');
+  async connectNetwork(id: string, body: NetworkConnectRequest, options: CallOptions = {}): Promise<void> {
+    await this.#ready();
+    return this.#networks.connect(id, body, options);
   }
 
-  async disconnectNetwork(_id: string, _body: NetworkDisconnectRequest): Promise<void> {
-    return notYet('network disconnect');
+  async disconnectNetwork(id: string, body: NetworkDisconnectRequest, options: CallOptions = {}): Promise<void> {
+    await this.#ready();
+    return this.#networks.disconnect(id, body, options);
   }
 
-  async pruneNetworks(): Promise<NetworkPruneResponse> {
-    return notYet('network prune');
+  async pruneNetworks(options: CallOptions & { readonly filters?: Filters } = {}): Promise<NetworkPruneResponse> {
+    await this.#ready();
+    return this.#networks.prune(options.filters ?? {}, options);
   }
 
   async close(): Promise<void> {
