@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { arch as hostArch, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,8 @@ const run = promisify(execFile);
  *                              host's node when the bundled one cannot run, e.g. on musl)
  *   lib/node                   Node.js 22 for the target architecture
  *   lib/engine.mjs             the engine app as one esbuild bundle (apps/engine/dist/engine.mjs)
- *   lib/native/berth-runtime   the runtime shim (packages/runtime/dist/native/berth-runtime)
+ *   lib/*.mjs, lib/native/*    its companions as the engine app's build lays them out beside it
+ *                              (the network helper; the runtime shim berth-runtime, berth-fsops)
  *   manifest.json              name, version, arch, Node version (the first entry)
  *
  * Node for the machine's own architecture comes from the repo's .node/; for another one from
@@ -68,8 +69,8 @@ export function engineBundleName(arch: string): string {
 export async function missingBundleInputs(repoRoot?: string): Promise<string[]> {
   const root = repoRoot ?? (await findRepoRoot());
   const inputs = [
-    [join(root, 'apps/engine/dist/engine.mjs'), 'apps/engine/dist/engine.mjs (the engine app bundle)'],
-    [join(root, 'packages/runtime/dist/native/berth-runtime'), 'packages/runtime/dist/native/berth-runtime (the runtime shim)'],
+    [join(root, 'apps/engine/dist/engine.mjs'), 'apps/engine/dist/engine.mjs (the engine app bundle: npx nx run @berth/engine-cli:build)'],
+    [join(root, 'apps/engine/dist/native/berth-runtime'), 'apps/engine/dist/native/berth-runtime (the runtime shim, copied there by the engine build)'],
   ] as const;
   const missing: string[] = [];
   for (const [path, what] of inputs) if (!(await exists(path))) missing.push(what);
@@ -130,9 +131,15 @@ export async function buildEngineBundle(options: EngineBundleOptions = {}): Prom
     const node = await nodeBinary(root, arch, join(outDir, '.cache'));
     await copyFile(node, join(top, 'lib/node'));
     await chmod(join(top, 'lib/node'), 0o755);
-    await copyFile(join(root, 'apps/engine/dist/engine.mjs'), join(top, 'lib/engine.mjs'));
-    await copyFile(join(root, 'packages/runtime/dist/native/berth-runtime'), join(top, 'lib/native/berth-runtime'));
-    await chmod(join(top, 'lib/native/berth-runtime'), 0o755);
+    // The engine app's dist/ as its build lays it out: engine.mjs, its helper scripts, native/.
+    const engineDist = join(root, 'apps/engine/dist');
+    for (const file of await readdir(engineDist)) {
+      if (file.endsWith('.mjs')) await copyFile(join(engineDist, file), join(top, 'lib', file));
+    }
+    for (const file of await readdir(join(engineDist, 'native'))) {
+      await copyFile(join(engineDist, 'native', file), join(top, 'lib/native', file));
+      await chmod(join(top, 'lib/native', file), 0o755);
+    }
     const nodeVersion = arch === hostArch() ? (await run(node, ['--version'])).stdout.trim() : 'v22';
     await writeFile(join(top, 'manifest.json'), JSON.stringify({ name: 'berth-engine', version, arch, node: nodeVersion }, null, 2) + '\n');
     const path = join(outDir, engineBundleName(arch));

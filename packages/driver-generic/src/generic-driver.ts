@@ -1,4 +1,5 @@
-import { connect, isIPv6 } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { connect, isIP, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorKind, throwIfAborted } from '@berth/errors';
@@ -79,7 +80,8 @@ function answers(host: string, portNumber: number, timeoutMs: number, signal?: A
 /**
  * An existing host reached over SSH (docker-machine's generic driver). `create` only copies the
  * SSH key; provisioning does the rest, and `rm` uninstalls what provisioning installed. The host
- * is Running when its SSH port answers. Unlike docker-machine, `stop`, `kill` and `restart` work,
+ * is Running when its SSH port answers. Its address may be a DNS name: SSH uses the name, the
+ * engine URL the IP the name resolves to now, so that a renumbered host is noticed. Unlike docker-machine, `stop`, `kill` and `restart` work,
  * through the host itself (power off, reboot); `start` cannot power a host on, so it only checks
  * that the host is back.
  */
@@ -178,8 +180,15 @@ export class GenericDriver implements Driver {
     return (await answers(this.#config.ipAddress, this.#config.sshPort, 5000, options.signal)) ? MachineState.Running : MachineState.Stopped;
   }
 
+  /** The host's IP: the address as given, or what its DNS name resolves to now. */
   async ip(): Promise<string> {
-    return this.#config.ipAddress;
+    const address = this.#config.ipAddress;
+    if (isIP(address)) return address;
+    try {
+      return (await lookup(address)).address;
+    } catch (err) {
+      throw new DriverError(`cannot resolve ${address}, the address of ${this.#context.machineName}`, { code: DriverErrorCode.HostGone, kind: ErrorKind.Unavailable, cause: err });
+    }
   }
 
   async sshHostname(): Promise<string> {
@@ -198,9 +207,10 @@ export class GenericDriver implements Driver {
     return this.#config.sshKeyFile ? join(this.#context.machineDir, this.#config.sshKeyFile) : undefined;
   }
 
+  /** `tcp://IP:PORT`, with the IP as `ip()` finds it, as docker-machine's DOCKER_HOST. */
   async url(): Promise<string> {
-    const host = isIPv6(this.#config.ipAddress) ? `[${this.#config.ipAddress}]` : this.#config.ipAddress;
-    return `tcp://${host}:${this.#config.enginePort}`;
+    const ip = await this.ip();
+    return `tcp://${isIPv6(ip) ? `[${ip}]` : ip}:${this.#config.enginePort}`;
   }
 }
 

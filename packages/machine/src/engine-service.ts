@@ -30,6 +30,7 @@ export const EnginePaths = {
   rcLocal: '/etc/rc.local',
   pidFile: '/run/berth-engine.pid',
   supervisorPidFile: '/run/berth-engine-supervise.pid',
+  restartsFile: '/run/berth-engine.restarts',
 } as const;
 
 /** The default engine port, docker's TLS port. */
@@ -41,10 +42,13 @@ function invalid(message: string): ProvisionError {
 
 /** The `engine serve` arguments for a host: TLS on `port`, plus labels, registries and engine opts. */
 export function engineServeArgs(engine: EngineOptions, options: { readonly port: number; readonly provider: string }): string[] {
+  // The unix socket too, as docker-machine's dockerd gets both: `engine` on the host uses it.
   const args = [
     'serve',
     '--host',
     `tcp://0.0.0.0:${options.port}`,
+    '--host',
+    'unix:///run/berth/berth.sock',
     '--tlsverify',
     '--tlscacert',
     EnginePaths.caCert,
@@ -144,10 +148,11 @@ export function supervisorScript(args: readonly string[]): string {
   return `#!/bin/sh
 # Keeps the Berth engine running on a host without systemd or OpenRC (written by berth machine).
 echo $$ > ${EnginePaths.supervisorPidFile}
+echo 0 > ${EnginePaths.restartsFile}
 child=
 stop() {
 	[ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child"
-	rm -f ${EnginePaths.pidFile} ${EnginePaths.supervisorPidFile}
+	rm -f ${EnginePaths.pidFile} ${EnginePaths.supervisorPidFile} ${EnginePaths.restartsFile}
 	exit 0
 }
 trap stop TERM INT
@@ -162,6 +167,7 @@ while :; do
 	echo "$child" > ${EnginePaths.pidFile}
 	wait "$child"
 	echo "berth-engine: engine exited with status $?, restarting in $pause s" >&2
+	echo $(( $(cat ${EnginePaths.restartsFile} 2>/dev/null || echo 0) + 1 )) > ${EnginePaths.restartsFile}
 	if [ $(( $(date +%s) - started )) -gt 30 ]; then pause=1; elif [ "$pause" -lt 30 ]; then pause=$(( pause * 2 )); fi
 	sleep "$pause"
 done
@@ -211,6 +217,8 @@ export interface ServiceScripts {
   readonly stop: string;
   /** Stops the engine, disables the service and deletes its definition. */
   readonly uninstall: string;
+  /** Prints how many times the service restarted the engine since it was (re)started. */
+  readonly restarts: string;
 }
 
 /** The service scripts for `init`, for an engine started with `args`. */
@@ -222,6 +230,7 @@ export function serviceScripts(init: InitSystem, args: readonly string[], rcLoca
         restart: 'systemctl restart berth-engine',
         stop: 'systemctl stop berth-engine',
         uninstall: `systemctl disable -q --now berth-engine 2>/dev/null; rm -f ${EnginePaths.systemdUnit} && systemctl daemon-reload`,
+        restarts: 'systemctl show -p NRestarts --value berth-engine',
       };
     case InitSystem.OpenRc:
       return {
@@ -229,6 +238,8 @@ export function serviceScripts(init: InitSystem, args: readonly string[], rcLoca
         restart: 'rc-service -q berth-engine restart',
         stop: 'rc-service -q berth-engine stop',
         uninstall: `rc-service -q berth-engine stop 2>/dev/null; rc-update -q del berth-engine default 2>/dev/null; rm -f ${EnginePaths.openrcScript}`,
+        // supervise-daemon logs each respawn; a crashed service is as bad as many restarts.
+        restarts: 'if rc-service -q berth-engine status >/dev/null 2>&1; then echo 0; else echo 99; fi',
       };
     case InitSystem.Supervised: {
       const stop = [
@@ -243,6 +254,7 @@ export function serviceScripts(init: InitSystem, args: readonly string[], rcLoca
         restart: `${stop}\n${supervisorStart}`,
         stop,
         uninstall: `${stop}\n${rcLocalUninstall(rcLocal)}\nrm -f ${EnginePaths.supervisor}`,
+        restarts: `cat ${EnginePaths.restartsFile} 2>/dev/null || echo 0`,
       };
     }
   }

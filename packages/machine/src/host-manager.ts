@@ -198,7 +198,7 @@ export class HostManager {
     };
     await this.store.reserve(initial);
     let driver: Driver | undefined;
-    let created = false;
+    const reached = { created: false, provisioned: false };
     try {
       driver = definition.create({ context: this.contextFor(name), flags: options.flags });
       progress(ProvisionPhase.PreCreateCheck, 'start', 'Running pre-create checks...');
@@ -210,35 +210,56 @@ export class HostManager {
       progress(ProvisionPhase.PreCreateCheck, 'done', 'Pre-create checks passed');
       await this.store.update(name, (c) => ({ ...c, driver: driver!.config() }));
       progress(ProvisionPhase.Create, 'start', `Creating the host with the ${definition.name} driver...`);
-      created = true;
+      reached.created = true;
       await driver.create({ signal });
       await this.store.update(name, (c) => ({ ...c, driver: driver!.config() }));
       progress(ProvisionPhase.Create, 'done', 'Host created');
       await this.#waitRunning(name, driver, signal, progress);
-      return await this.#provision(name, definition, driver, options);
+      return await this.#provision(name, definition, driver, options, reached);
     } catch (err) {
       // Cleanup runs even when the create was canceled: a half-made host is worse than a slower exit.
-      await this.#cleanupFailedCreate(name, driver, created, err, progress);
+      await this.#cleanupFailedCreate(name, definition, driver, reached, err, progress);
       throw err;
     }
   }
 
-  async #cleanupFailedCreate(name: string, driver: Driver | undefined, created: boolean, err: unknown, progress: (p: ProvisionPhase, s: 'start' | 'done', m: string) => void): Promise<void> {
+  async #cleanupFailedCreate(
+    name: string,
+    definition: DriverDefinition,
+    driver: Driver | undefined,
+    reached: { created: boolean; provisioned: boolean },
+    err: unknown,
+    progress: (p: ProvisionPhase, s: 'start' | 'done', m: string) => void,
+  ): Promise<void> {
     const reason = describeError(err);
     this.#logger.warn('create failed, cleaning up', { machine: name, error: reason });
-    if (driver && created) {
-      progress(ProvisionPhase.Cleanup, 'start', 'Removing what the driver made...');
+    if (driver && reached.created) {
+      progress(ProvisionPhase.Cleanup, 'start', definition.adoptsExistingHost ? 'Undoing what provisioning did on the host...' : 'Removing what the driver made...');
       try {
+        // An adopted host stays: take off it what provisioning put there before the failure.
+        if (definition.adoptsExistingHost && reached.provisioned) await this.#uninstallEngine(await this.load(name), undefined);
         await driver.remove();
       } catch (removeErr) {
-        const message = `${reason}; removing the driver's resources also failed: ${describeError(removeErr)}. Run \`machine rm -f ${name}\` to retry`;
+        const message = `${reason}; cleaning up also failed: ${describeError(removeErr)}. Run \`machine rm -f ${name}\` to retry`;
         await this.store.update(name, (c) => ({ ...c, driver: driver.config(), status: HostStatus.Failed, error: message })).catch(() => undefined);
         progress(ProvisionPhase.Cleanup, 'done', `Cleanup failed; ${name} is kept in the store marked failed`);
         return;
       }
     }
     await this.store.remove(name);
-    if (driver && created) progress(ProvisionPhase.Cleanup, 'done', 'Removed');
+    if (driver && reached.created) progress(ProvisionPhase.Cleanup, 'done', 'Cleaned up');
+  }
+
+  // Stops and removes the engine, its files and the packages provisioning installed.
+  async #uninstallEngine(host: LoadedHost, signal: AbortSignal | undefined): Promise<void> {
+    const session = await this.session(host, { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
+    try {
+      const provisioner = new SshProvisioner({ session, logger: this.#logger.child({ machine: host.config.name }) });
+      const facts = await this.#factsFor(host, provisioner, signal);
+      await provisioner.uninstall(facts, host.config.provision?.installedPackages ?? [], { signal });
+    } finally {
+      session.close();
+    }
   }
 
   async #authority(signal: AbortSignal | undefined): Promise<AuthorityPaths> {
@@ -302,10 +323,10 @@ export class HostManager {
   /** Provisions host `name` again: packages, bundle, certificates, service (`machine provision`). */
   async provision(name: string, options: HostCallOptions = {}): Promise<HostConfig> {
     const host = await this.load(name);
-    return this.#provision(name, host.definition, host.driver, options);
+    return this.#provision(name, host.definition, host.driver, options, { provisioned: false });
   }
 
-  async #provision(name: string, definition: DriverDefinition, driver: Driver, options: HostCallOptions): Promise<HostConfig> {
+  async #provision(name: string, definition: DriverDefinition, driver: Driver, options: HostCallOptions, reached: { provisioned: boolean }): Promise<HostConfig> {
     const { signal } = options;
     const progress = (phase: ProvisionPhase, status: 'start' | 'done', message: string) => options.progress?.({ machine: name, phase, status, message });
     const host: LoadedHost = { config: await this.store.load(name), definition, driver, dir: this.store.hostDir(name) };
@@ -320,34 +341,35 @@ export class HostManager {
       });
       progress(ProvisionPhase.Detect, 'start', 'Detecting the operating system...');
       const facts = await provisioner.detect({ signal });
+      reached.provisioned = true;
       progress(ProvisionPhase.Detect, 'done', `Found ${facts.os.prettyName} (${facts.arch}, ${facts.distro.packageManager}, ${facts.init})`);
       await provisioner.waitForCloudInit(facts, { signal });
       progress(ProvisionPhase.Packages, 'start', 'Installing the packages the engine needs...');
       const installed = await provisioner.installDependencies(facts, { signal });
       progress(ProvisionPhase.Packages, 'done', installed.length ? `Installed ${installed.join(' ')}` : 'Packages already present');
       // Record what was installed right away: a later failure must still let `rm` undo it.
-      const packages = [...new Set([...(host.config.provision?.installedPackages ?? []), ...installed])];
-      progress(ProvisionPhase.Upload, 'start', 'Copying the engine to the host...');
-      const bundle = await this.#options.bundles.resolve(facts.arch, { ...(signal ? { signal } : {}) });
-      const sha256 = await fileSha256(bundle.path);
-      const uploaded = await provisioner.installBundle(facts, bundle, { sha256, ...(signal ? { signal } : {}) });
       const record: ProvisionRecord = {
         osId: facts.os.id,
         osVersion: facts.os.versionId,
         osName: facts.os.prettyName,
         packageManager: facts.distro.packageManager,
         init: facts.init,
-        installedPackages: packages,
-        engineVersion: bundle.version,
+        installedPackages: [...new Set([...(host.config.provision?.installedPackages ?? []), ...installed])],
+        engineVersion: host.config.provision?.engineVersion ?? '',
         arch: facts.arch,
         at: new Date().toISOString(),
       };
       await this.store.update(name, (c) => ({ ...c, provision: record }));
+      progress(ProvisionPhase.Upload, 'start', 'Copying the engine to the host...');
+      const bundle = await this.#options.bundles.resolve(facts.arch, { ...(signal ? { signal } : {}) });
+      const sha256 = await fileSha256(bundle.path);
+      const uploaded = await provisioner.installBundle(facts, bundle, { sha256, ...(signal ? { signal } : {}) });
+      await this.store.update(name, (c) => ({ ...c, provision: { ...record, engineVersion: bundle.version } }));
       progress(ProvisionPhase.Upload, 'done', uploaded ? `Engine ${bundle.version} copied` : `Engine ${bundle.version} already there`);
       progress(ProvisionPhase.Certificates, 'start', 'Copying certificates...');
       const url = await driver.url({ signal });
       const addresses = [await driver.ip({ signal })];
-      await this.#writeHostCertificates(name, addresses, signal);
+      await this.#writeHostCertificates(name, driver, addresses, signal);
       const tls = await this.#engineTls(name);
       await provisioner.installTls(facts, tls, { signal });
       progress(ProvisionPhase.Certificates, 'done', `Certificates for ${addresses.join(', ')}`);
@@ -358,13 +380,7 @@ export class HostManager {
       await provisioner.restartEngine(facts, { signal });
       progress(ProvisionPhase.Service, 'done', 'Engine service started');
       progress(ProvisionPhase.WaitEngine, 'start', 'Checking the engine answers over TLS...');
-      let version: EngineVersion;
-      try {
-        version = await waitForEngine(await this.engineClient(name, url), { timeoutMs: this.#options.engineTimeoutMs ?? 90_000, ...(signal ? { signal } : {}) });
-      } catch (err) {
-        const log = await provisioner.engineLog(facts).catch(() => '');
-        throw hostFailed(`the engine on ${name} did not come up: ${describeError(err)}${log ? `\nengine log:\n${log}` : ''}`, err, 'ERR_ENGINE_NOT_UP', ErrorKind.Unavailable);
-      }
+      const version = await this.#waitForNewEngine(name, url, provisioner, facts, signal);
       progress(ProvisionPhase.WaitEngine, 'done', `Engine ${version.Version} answers at ${url}`);
       return await this.store.update(name, (c) => {
         const next: HostConfig = { ...c, driver: driver.config(), status: HostStatus.Ready, certifiedAddresses: addresses };
@@ -376,11 +392,46 @@ export class HostManager {
     }
   }
 
-  async #writeHostCertificates(name: string, addresses: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Waits for a freshly (re)started engine to answer, watching the service meanwhile: an engine
+   * that keeps crashing fails the wait at once, with its log, instead of at the timeout.
+   */
+  async #waitForNewEngine(name: string, url: string, provisioner: SshProvisioner, facts: HostFacts, signal: AbortSignal | undefined): Promise<EngineVersion> {
+    const watch = new AbortController();
+    const stop = () => watch.abort(signal?.reason);
+    signal?.addEventListener('abort', stop, { once: true });
+    let crashing = false;
+    const watchdog = (async () => {
+      while (!watch.signal.aborted) {
+        await sleep(3000, undefined, { signal: watch.signal }).catch(() => undefined);
+        if (watch.signal.aborted) return;
+        if ((await provisioner.engineRestarts(facts).catch(() => 0)) >= 3) {
+          crashing = true;
+          watch.abort();
+        }
+      }
+    })();
+    try {
+      return await waitForEngine(await this.engineClient(name, url), { timeoutMs: this.#options.engineTimeoutMs ?? 90_000, signal: watch.signal });
+    } catch (err) {
+      throwIfAborted(signal);
+      const log = await provisioner.engineLog(facts).catch(() => '');
+      const why = crashing ? 'it keeps exiting' : describeError(err);
+      throw hostFailed(`the engine on ${name} did not come up: ${why}${log ? `\nengine log:\n${log}` : ''}`, crashing ? undefined : err, 'ERR_ENGINE_NOT_UP', ErrorKind.Unavailable);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      watch.abort();
+      await watchdog;
+    }
+  }
+
+  // The server certificate names the host's IP, the name SSH reaches it by, its machine name,
+  // localhost and the --tls-san values.
+  async #writeHostCertificates(name: string, driver: Driver, addresses: readonly string[], signal: AbortSignal | undefined): Promise<void> {
     const authority = await this.#authority(signal);
     const ca = await readCertificateAuthority(authority);
     const config = await this.store.load(name);
-    const names = [...addresses, name, 'localhost', ...config.tlsSans];
+    const names = [...addresses, await driver.sshHostname({ signal }), name, 'localhost', ...config.tlsSans];
     const organization = `${this.#options.organization ?? 'berth'}.${name}`;
     const server = issueCertificate({ ca, commonName: name, organization, usage: 'server', names });
     const dir = this.store.hostDir(name);
@@ -455,7 +506,7 @@ export class HostManager {
       const facts = await this.#factsFor(host, provisioner, signal);
       progress(ProvisionPhase.Certificates, 'start', 'Regenerating TLS certificates...');
       const addresses = [await host.driver.ip({ signal })];
-      await this.#writeHostCertificates(name, addresses, signal);
+      await this.#writeHostCertificates(name, host.driver, addresses, signal);
       await provisioner.installTls(facts, await this.#engineTls(name), { signal });
       await this.store.update(name, (c) => ({ ...c, certifiedAddresses: addresses }));
       progress(ProvisionPhase.Certificates, 'done', `Certificates for ${addresses.join(', ')}`);
@@ -464,7 +515,7 @@ export class HostManager {
       progress(ProvisionPhase.Service, 'done', 'Engine restarted');
       const url = await host.driver.url({ signal });
       progress(ProvisionPhase.WaitEngine, 'start', 'Checking the engine answers over TLS...');
-      await waitForEngine(await this.engineClient(name, url), { timeoutMs: this.#options.engineTimeoutMs ?? 90_000, ...(signal ? { signal } : {}) });
+      await this.#waitForNewEngine(name, url, provisioner, facts, signal);
       progress(ProvisionPhase.WaitEngine, 'done', `Engine answers at ${url}`);
     } finally {
       session.close();
@@ -488,7 +539,7 @@ export class HostManager {
       if (uploaded) {
         progress(ProvisionPhase.Service, 'start', 'Restarting the engine...');
         await provisioner.restartEngine(facts, { signal });
-        await waitForEngine(await this.engineClient(name), { timeoutMs: this.#options.engineTimeoutMs ?? 90_000, ...(signal ? { signal } : {}) });
+        await this.#waitForNewEngine(name, await host.driver.url({ signal }), provisioner, facts, signal);
         progress(ProvisionPhase.Service, 'done', 'Engine restarted');
         await this.store.update(name, (c) => (c.provision ? { ...c, provision: { ...c.provision, engineVersion: bundle.version, at: new Date().toISOString() } } : c));
       }
@@ -544,15 +595,10 @@ export class HostManager {
     };
     if (host.definition.adoptsExistingHost && host.config.provision) {
       await attempt('uninstalling the engine', async () => {
+        const state = await host.driver.state({ signal });
+        if (state !== MachineState.Running) throw hostFailed(`the host is ${state}, so the engine cannot be uninstalled`, undefined, 'ERR_HOST_NOT_RUNNING');
         progress(ProvisionPhase.Cleanup, 'start', 'Uninstalling the engine from the host...');
-        const session = await this.session(host, { timeoutMs: 30_000, ...(signal ? { signal } : {}) });
-        try {
-          const provisioner = new SshProvisioner({ session, logger: this.#logger.child({ machine: name }) });
-          const facts = await this.#factsFor(host, provisioner, signal);
-          await provisioner.uninstall(facts, host.config.provision?.installedPackages ?? [], { signal });
-        } finally {
-          session.close();
-        }
+        await this.#uninstallEngine(host, signal);
         progress(ProvisionPhase.Cleanup, 'done', 'Engine uninstalled');
       });
     }
@@ -591,6 +637,13 @@ export class HostManager {
       options.progress?.({ machine: name, phase: ProvisionPhase.WaitSsh, status: 'start', message: 'Waiting for SSH to be available...' });
       (await this.session(host, { ...(options.signal ? { signal: options.signal } : {}) })).close();
       options.progress?.({ machine: name, phase: ProvisionPhase.WaitSsh, status: 'done', message: 'SSH is available' });
+      // With a new address the old certificate cannot pass the TLS check: the caller regenerates first.
+      if (!addressChanged) {
+        options.progress?.({ machine: name, phase: ProvisionPhase.WaitEngine, status: 'start', message: 'Waiting for the engine...' });
+        const url = await host.driver.url({ ...(options.signal ? { signal: options.signal } : {}) });
+        const version = await waitForEngine(await this.engineClient(name, url), { timeoutMs: this.#options.engineTimeoutMs ?? 90_000, ...(options.signal ? { signal: options.signal } : {}) });
+        options.progress?.({ machine: name, phase: ProvisionPhase.WaitEngine, status: 'done', message: `Engine ${version.Version} answers at ${url}` });
+      }
     }
     return { addressChanged, address };
   }

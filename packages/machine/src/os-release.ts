@@ -47,16 +47,16 @@ export interface Distro {
 }
 
 const families: Record<Distro['family'], { readonly ids: readonly string[]; readonly engineDependencies: readonly string[] }> = {
-  // tar and gzip unpack the bundle; iptables and iproute2 set up container networks; the shim
-  // links libseccomp; CA certificates let the engine pull over HTTPS.
-  debian: { ids: ['debian', 'ubuntu', 'raspbian', 'linuxmint', 'pop'], engineDependencies: ['ca-certificates', 'iptables', 'iproute2', 'tar', 'gzip', 'libseccomp2'] },
+  // tar and gzip unpack the bundle; iptables and iproute2 set up container networks; CA
+  // certificates let the engine pull over HTTPS. (The bundle's runtime shim is static.)
+  debian: { ids: ['debian', 'ubuntu', 'raspbian', 'linuxmint', 'pop'], engineDependencies: ['ca-certificates', 'iptables', 'iproute2', 'tar', 'gzip'] },
   redhat: {
     ids: ['fedora', 'centos', 'rhel', 'rocky', 'almalinux', 'ol', 'amzn'],
-    engineDependencies: ['ca-certificates', 'iptables', 'iproute', 'tar', 'gzip', 'libseccomp'],
+    engineDependencies: ['ca-certificates', 'iptables', 'iproute', 'tar', 'gzip'],
   },
-  // Alpine is musl: gcompat and libstdc++ let the bundle's glibc Node and shim run.
-  alpine: { ids: ['alpine'], engineDependencies: ['ca-certificates', 'iptables', 'iproute2', 'tar', 'gzip', 'libseccomp', 'gcompat', 'libstdc++'] },
-  suse: { ids: ['opensuse-leap', 'opensuse-tumbleweed', 'sles', 'suse'], engineDependencies: ['ca-certificates', 'iptables', 'iproute2', 'tar', 'gzip', 'libseccomp2'] },
+  // Alpine is musl: gcompat and libstdc++ let the bundle's glibc Node run.
+  alpine: { ids: ['alpine'], engineDependencies: ['ca-certificates', 'iptables', 'iproute2', 'tar', 'gzip', 'gcompat', 'libstdc++'] },
+  suse: { ids: ['opensuse-leap', 'opensuse-tumbleweed', 'sles', 'suse'], engineDependencies: ['ca-certificates', 'iptables', 'iproute2', 'tar', 'gzip'] },
 };
 
 /**

@@ -13,6 +13,11 @@ export interface PackageCommands {
   /** Refreshes the package index before an install, or undefined when the manager does that itself. */
   refresh(): string | undefined;
   install(packages: readonly string[]): string;
+  /**
+   * Removes each of `packages` that nothing installed else depends on, printing the ones it
+   * removed: the low-level tools (dpkg, rpm) refuse a removal that would break another package,
+   * where apt-get or dnf would remove the dependents too.
+   */
   remove(packages: readonly string[]): string;
   /**
    * Prints the lock file or pid file of a package manager run that holds the database right now
@@ -44,7 +49,7 @@ const apt: PackageCommands = {
   refresh: () => 'apt-get update -qq',
   install: (p) =>
     `DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ${list(p)}`,
-  remove: (p) => `DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq ${list(p)}`,
+  remove: (p) => `for p in ${list(p)}; do dpkg --remove "$p" >/dev/null 2>&1 && echo "$p"; done; exit 0`,
   lockHolder: () => lockProbe(['/var/lib/dpkg/lock-frontend', '/var/lib/dpkg/lock', '/var/lib/apt/lists/lock', '/var/cache/apt/archives/lock'], []),
 };
 
@@ -54,7 +59,7 @@ function rpmFamily(manager: 'dnf' | 'yum'): PackageCommands {
     missing: (p) => `for p in ${list(p)}; do rpm -q --whatprovides "$p" >/dev/null 2>&1 || echo "$p"; done`,
     refresh: () => undefined,
     install: (p) => `${manager} install -y -q ${list(p)}`,
-    remove: (p) => `${manager} remove -y -q ${list(p)}`,
+    remove: (p) => `for p in ${list(p)}; do rpm -e "$p" >/dev/null 2>&1 && echo "$p"; done; exit 0`,
     lockHolder: () => lockProbe(['/var/lib/rpm/.rpm.lock', '/usr/lib/sysimage/rpm/.rpm.lock'], ['/var/run/dnf.pid', '/run/dnf.pid', '/var/run/yum.pid']),
   };
 }
@@ -64,7 +69,8 @@ const apk: PackageCommands = {
   missing: (p) => `for p in ${list(p)}; do apk info -e "$p" >/dev/null 2>&1 || echo "$p"; done`,
   refresh: () => 'apk update -q',
   install: (p) => `apk add -q --no-progress ${list(p)}`,
-  remove: (p) => `apk del -q --no-progress ${list(p)}`,
+  // apk keeps a package that another one still needs: it only leaves the world file.
+  remove: (p) => `for p in ${list(p)}; do apk del -q --no-progress "$p" >/dev/null 2>&1 && echo "$p"; done; exit 0`,
   lockHolder: () => lockProbe(['/lib/apk/db/lock'], []),
 };
 
@@ -73,7 +79,7 @@ const zypper: PackageCommands = {
   missing: (p) => `for p in ${list(p)}; do rpm -q --whatprovides "$p" >/dev/null 2>&1 || echo "$p"; done`,
   refresh: () => 'zypper -n -q refresh',
   install: (p) => `zypper -n -q install --no-recommends ${list(p)}`,
-  remove: (p) => `zypper -n -q remove ${list(p)}`,
+  remove: (p) => `for p in ${list(p)}; do rpm -e "$p" >/dev/null 2>&1 && echo "$p"; done; exit 0`,
   lockHolder: () => lockProbe(['/var/lib/rpm/.rpm.lock', '/usr/lib/sysimage/rpm/.rpm.lock'], ['/run/zypp.pid', '/var/run/zypp.pid']),
 };
 

@@ -170,13 +170,16 @@ export class SshProvisioner {
     return missing;
   }
 
-  /** Removes packages (that provisioning installed). */
-  async removePackages(facts: HostFacts, packages: readonly string[], options: { readonly signal?: AbortSignal } = {}): Promise<void> {
-    const present = (await Promise.all(packages.map(async (p) => ((await this.missingPackages(facts, [p], options)).length ? undefined : p)))).filter(
-      (p): p is string => p !== undefined,
-    );
-    if (present.length === 0) return;
-    await this.#withLockRetry(facts, packageCommands(facts.distro.packageManager).remove(present), `removing ${present.join(' ')}`, options.signal, false);
+  /**
+   * Removes packages that provisioning installed, unless something installed since needs them;
+   * returns the ones it kept.
+   */
+  async removePackages(facts: HostFacts, packages: readonly string[], options: { readonly signal?: AbortSignal } = {}): Promise<string[]> {
+    if (packages.length === 0) return [];
+    const removed = new Set((await this.#rootOk(facts, packageCommands(facts.distro.packageManager).remove(packages), 'removing packages', options.signal)).split('\n').filter(Boolean));
+    const kept = packages.filter((p) => !removed.has(p));
+    if (kept.length) this.#logger.warn('packages kept because other packages need them', { host: this.#session.target, packages: kept.join(' ') });
+    return kept;
   }
 
   async #withLockRetry(facts: HostFacts, script: string, what: string, signal: AbortSignal | undefined, soft: boolean): Promise<void> {
@@ -286,6 +289,12 @@ export class SshProvisioner {
     await this.#rootOk(facts, serviceScripts(facts.init, [], undefined).stop, 'stopping the engine', options.signal);
   }
 
+  /** How many times the service restarted the engine since it started: a crash loop shows here. */
+  async engineRestarts(facts: HostFacts, options: { readonly signal?: AbortSignal } = {}): Promise<number> {
+    const result = await this.root(facts, serviceScripts(facts.init, [], undefined).restarts, options);
+    return Number(result.stdout.trim()) || 0;
+  }
+
   /** The engine's recent log, for error messages. */
   async engineLog(facts: HostFacts, options: { readonly signal?: AbortSignal } = {}): Promise<string> {
     const script = facts.init === InitSystem.Systemd ? 'journalctl -u berth-engine -n 20 --no-pager 2>/dev/null' : `tail -n 20 ${EnginePaths.log} 2>/dev/null`;
@@ -294,10 +303,10 @@ export class SshProvisioner {
 
   /**
    * Undoes provisioning: stops and removes the service, the bundle, /etc/berth and the log, and
-   * removes `packages` (those provisioning installed). The engine's data in /var/lib/berth stays,
-   * as a package manager keeps data on remove.
+   * removes `packages` (those provisioning installed) that nothing else needs; returns the ones
+   * kept. The engine's data in /var/lib/berth stays, as a package manager keeps data on remove.
    */
-  async uninstall(facts: HostFacts, packages: readonly string[], options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+  async uninstall(facts: HostFacts, packages: readonly string[], options: { readonly signal?: AbortSignal } = {}): Promise<string[]> {
     const rcLocal = await this.#rcLocal(facts, options.signal);
     await this.#rootOk(
       facts,
@@ -311,7 +320,7 @@ export class SshProvisioner {
       'removing the engine',
       options.signal,
     );
-    await this.removePackages(facts, packages, options);
+    return this.removePackages(facts, packages, options);
   }
 
   async #rcLocal(facts: HostFacts, signal: AbortSignal | undefined): Promise<string | undefined> {

@@ -243,13 +243,18 @@ export class SshSession {
     return result.stdout;
   }
 
-  /** Opens an interactive login shell with a pty; the caller wires the channel to a terminal. */
-  async shell(pty: SshPty, options: { readonly signal?: AbortSignal } = {}): Promise<ClientChannel> {
+  /**
+   * Opens an interactive channel with a pty: a login shell, or `command` (as `ssh -t host cmd`).
+   * The caller wires the channel to a terminal and resizes it with `setWindow`.
+   */
+  async shell(pty: SshPty, options: { readonly signal?: AbortSignal; readonly command?: string } = {}): Promise<ClientChannel> {
     throwIfAborted(options.signal);
     return new Promise<ClientChannel>((resolve, reject) => {
-      this.#client.shell({ term: pty.term, rows: pty.rows, cols: pty.cols }, (err, ch) =>
-        err ? reject(new SshError(`cannot open a shell on ${this.target}`, { code: 'ERR_SSH_EXEC', kind: ErrorKind.Unavailable, cause: err })) : resolve(ch),
-      );
+      const cb = (err: Error | undefined, ch: ClientChannel) =>
+        err ? reject(new SshError(`cannot open a terminal on ${this.target}`, { code: 'ERR_SSH_EXEC', kind: ErrorKind.Unavailable, cause: err })) : resolve(ch);
+      const terminal = { term: pty.term, rows: pty.rows, cols: pty.cols };
+      if (options.command !== undefined) this.#client.exec(options.command, { pty: terminal }, cb);
+      else this.#client.shell(terminal, cb);
     });
   }
 
