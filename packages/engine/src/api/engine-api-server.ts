@@ -64,6 +64,9 @@ export class EngineApiHandler {
    * that came with the request head are put back on the socket for the body and stdin.
    */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // The client half-closes when its stdin ends (docker's CloseWrite; over TLS a close_notify):
+    // the output must keep flowing, so the socket must not end itself on the client's end.
+    (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
     const controller = new AbortController();
     socket.once('close', () => controller.abort(new Error('client closed the connection')));
     socket.on('error', (err) => this.#logger.debug('hijacked connection error', { error: err }));
@@ -195,7 +198,10 @@ export async function listenEngineApi(options: EngineApiServerOptions): Promise<
     for (const listener of listeners) {
       const tls = listener.kind === 'tcp' ? options.tls : undefined;
       const server = tls
-        ? createHttpsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients }, handler.handleRequest)
+        ? createHttpsServer(
+            { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), requestCert: tls.verifyClients, rejectUnauthorized: tls.verifyClients, allowHalfOpen: true },
+            handler.handleRequest,
+          )
         : createHttpServer(handler.handleRequest);
       // Hijacked streams and followed logs stay open as long as the client wants.
       server.requestTimeout = 0;

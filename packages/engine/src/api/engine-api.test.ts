@@ -214,8 +214,14 @@ describe('Docker Engine API server', () => {
 
   it('requires a client certificate signed by the CA over TCP', async (ctx) => {
     if (skip) ctx.skip(skip);
-    const ok = await docker(['--tlsverify', 'version', '--format', '{{.Server.Os}}'], { env: { DOCKER_HOST: tcp, DOCKER_CERT_PATH: certs.clientDir, DOCKER_TLS_VERIFY: '1' } });
+    const tlsEnv = { DOCKER_HOST: tcp, DOCKER_CERT_PATH: certs.clientDir, DOCKER_TLS_VERIFY: '1' };
+    const ok = await docker(['--tlsverify', 'version', '--format', '{{.Server.Os}}'], { env: tlsEnv });
     expect(ok).toMatchObject({ code: 0, stdout: 'linux\n' });
+    // Without -i the CLI half-closes at once (a TLS close_notify); the output must still come.
+    const attached = await docker(['--tlsverify', 'run', '--rm', 'busybox', 'sh', '-c', 'sleep 0.3; echo late; exit 2'], { env: tlsEnv });
+    expect(attached).toMatchObject({ code: 2, stdout: 'late\n' });
+    const piped = await docker(['--tlsverify', 'run', '--rm', '-i', 'busybox', 'cat'], { env: tlsEnv, input: 'in over tls\n' });
+    expect(piped.stdout).toBe('in over tls\n');
     const port = Number(tcp.split(':').pop());
     const attempt = (cert: Buffer | undefined, key: Buffer | undefined) =>
       new Promise<string>((resolve) => {
