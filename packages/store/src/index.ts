@@ -37,3 +37,5 @@ export { ArchiveFormat, saveImages } from './save-images.js';
 export type { SaveImagesOptions } from './save-images.js';
 export { loadImages } from './load-images.js';
 export type { LoadImagesOptions, LoadedImage } from './load-images.js';
+export { RecordStore } from './record-store.js';
+export type { RecordStoreOptions } from './record-store.js';
