@@ -99,6 +99,10 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     expect(await must(['ip', '-br', 'link', 'show', 'lo'], { ns: a.name })).toMatch(/UNKNOWN|UP/);
     const hostEnd = JSON.parse(await must(['ip', '-j', 'link', 'show', ea.hostVeth]))[0];
     expect(hostEnd.master).toBe(`bt${id}0`);
+    // The bridge keeps a MAC of its own: one borrowed from a port would change when that port goes.
+    const macOf = async (dev: string) => JSON.parse(await must(['ip', '-j', 'link', 'show', dev]))[0].address as string;
+    const bridgeMac = await macOf(`bt${id}0`);
+    expect([await macOf(ea.hostVeth), await macOf(eb.hostVeth)]).not.toContain(bridgeMac);
 
     await rig.httpd(a.name);
     expect((await curl(b.name, `http://${ea.ipAddress}/`)).stdout).toBe(`hello from ${a.name}\n`);

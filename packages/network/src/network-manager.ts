@@ -1028,8 +1028,13 @@ export class NetworkManager {
   #bridgeCreateLines(network: NetworkRecord): string[] {
     const b = network.bridge!;
     const prefix = parseSubnet(b.subnet).prefix;
+    // A bridge takes the lowest MAC of its ports unless it has one set: removing a port would
+    // then change the gateway's MAC under the containers' ARP caches (seconds of lost packets).
+    const mac = randomBytes(6);
+    mac[0] = (mac[0]! & 0xfe) | 0x02;
     return [
       `link add name ${b.name} mtu ${b.mtu} type bridge`,
+      `link set dev ${b.name} address ${[...mac].map((x) => x.toString(16).padStart(2, '0')).join(':')}`,
       `link set dev ${b.name} alias ${this.#alias}`,
       `addr add ${b.gateway}/${prefix} broadcast + dev ${b.name}`,
       `link set dev ${b.name} up`,
