@@ -4,18 +4,20 @@
 // from source through the @berth/source condition; modules reached only by a dynamic import
 // stay lazy inside the bundle, so a command loads only what it uses.
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
 import { build } from 'esbuild';
 
 const here = (path) => new URL(path, import.meta.url).pathname;
 const pkg = JSON.parse(await readFile(here('../package.json'), 'utf8'));
 
-// Node's http and https modules, imported as ES modules, load Node's own undici on start (their
-// exports include lazy fetch-related getters); required as CommonJS they load nothing extra, and
-// only when the code that uses them first runs.
+// Node's builtin modules, imported as ES modules, are all loaded when the bundle starts (esbuild
+// hoists them to its top), and http/https even load Node's own undici there. Required as
+// CommonJS they load only when the code that uses them first runs.
+const builtin = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(http|https)$/ }, (args) =>
+    b.onResolve({ filter: builtin }, (args) =>
       // The stand-in's own require() is of the real module, left to Node.
       args.namespace === 'lazy-builtin' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' },
     );
