@@ -137,7 +137,17 @@ export async function runPull(
     const expected = { digest: layer.digest, size: layer.size, mediaType: layer.mediaType };
     let restarted = false;
     for (let attempt = 0; ; attempt++) {
-      const ingest = await content.ingest(expected, { signal });
+      // The signal may cancel the wait for another writer of this blob, but once the ingest is
+      // ours the pull aborts it itself, keeping the partial bytes only when there are some.
+      const waiting = new AbortController();
+      const cancelWait = () => waiting.abort(signal.reason);
+      signal.addEventListener('abort', cancelWait, { once: true });
+      let ingest: Awaited<ReturnType<ContentStore['ingest']>>;
+      try {
+        ingest = await content.ingest(expected, { signal: waiting.signal });
+      } finally {
+        signal.removeEventListener('abort', cancelWait);
+      }
       const offset = ingest.offset;
       let current = offset;
       const report = progressReporter(layer.size, (c) => emit({ id, status: 'Downloading', current: c, total: layer.size }));
@@ -166,7 +176,7 @@ export async function runPull(
         return;
       } catch (err) {
         if (signal.aborted) {
-          await ingest.abort({ keep: true }).catch(() => {});
+          await ingest.abort({ keep: current > 0 }).catch(() => {});
           throw outer?.aborted ? abortError(outer) : err;
         }
         if (hasCode(err, RegistryErrorCode.DigestMismatch)) {
@@ -182,7 +192,7 @@ export async function runPull(
             cause: err,
           });
         }
-        await ingest.abort({ keep: true }).catch(() => {});
+        await ingest.abort({ keep: current > 0 }).catch(() => {});
         if (attempt < internals.retries && isInterruptedTransfer(err)) {
           const delay = Math.min(internals.retryDelayMs * 2 ** attempt, 10_000);
           const seconds = Math.max(1, Math.round(delay / 1000));
