@@ -1,11 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ErrorKind, describeError, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
+import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
 import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
-import { familiarReference, parseReference } from '@berth/oci';
+import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { parsePublish, type PortSpec } from '@berth/network';
 import { RuntimeErrorCode, buildSpec, type NamespaceMode } from '@berth/runtime';
 import { RootResolver, mountAll, snapshotName, unmount } from '@berth/snapshot';
@@ -308,7 +310,7 @@ export class ContainerLifecycle {
         ...(signal ? { signal } : {}),
       });
       throwIfAborted(signal);
-      await snapshotter.prepare(id, chainId, signal ? { signal } : {});
+      await snapshotter.prepare(id, await this.#initLayer(chainId, signal), signal ? { signal } : {});
       snapshotMade = true;
       const record: ContainerRecord = {
         id,
@@ -337,6 +339,45 @@ export class ContainerLifecycle {
       await this.#ctx.containers.releaseName(name, id);
       throw err;
     }
+  }
+
+  /**
+   * docker's init layer: between an image and its containers, a committed snapshot holding the
+   * mount points every container gets (/etc/hosts, /etc/hostname, /etc/resolv.conf, /proc,
+   * /sys, /dev, ...), so that they show in no container's diff, export of changes or commit.
+   * Made once per image (keyed by a digest of its chain) and shared.
+   */
+  async #initLayer(chainId: Digest | undefined, signal?: AbortSignal): Promise<Digest> {
+    const snapshotter = await this.#ctx.snapshotter();
+    const key = digestOf(`${chainId ?? ''} berth-init`);
+    if (await snapshotter.stat(key)) return key;
+    const temp = `init-${randomBytes(8).toString('hex')}`;
+    await mkdir(this.#ctx.layout.runRoot, { recursive: true });
+    const dir = await mkdtemp(join(this.#ctx.layout.runRoot, 'init-'));
+    try {
+      await mountAll(await snapshotter.prepare(temp, chainId, signal ? { signal } : {}), dir, signal);
+      try {
+        const resolver = new RootResolver(dir);
+        const ensureDir = (rel: string) => resolver.resolveDir(rel.split('/'), (r) => mkdirSync(resolver.abs(r), { mode: 0o755 }));
+        for (const d of ['proc', 'sys', 'dev', 'dev/pts', 'dev/shm', 'dev/mqueue', 'etc']) ensureDir(d);
+        const etc = resolver.abs(ensureDir('etc') ?? 'etc');
+        for (const f of ['hosts', 'hostname', 'resolv.conf']) {
+          await writeFile(join(etc, f), '', { flag: 'wx', mode: 0o644 }).catch((err: unknown) => {
+            if (errnoCode(err) !== 'EEXIST') throw err;
+          });
+        }
+        await symlink('/proc/mounts', join(etc, 'mtab')).catch(() => {});
+      } finally {
+        await unmount(dir);
+      }
+    } catch (err) {
+      await snapshotter.remove(temp).catch(() => {});
+      throw err;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    await snapshotter.commit(temp, key, signal ? { signal } : {});
+    return key;
   }
 
   async #event(action: string, record: ContainerRecord, extra: Record<string, string> = {}): Promise<void> {

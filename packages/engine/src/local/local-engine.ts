@@ -64,6 +64,8 @@ import type { EngineContext } from './engine-context.js';
 import { EventJournal } from './event-journal.js';
 import { RecordWatch } from './record-watch.js';
 import { StateLayout } from './state-layout.js';
+import { ContainerFilesystem } from './container-filesystem.js';
+import { ContainerProcesses } from './container-processes.js';
 import { ExecService } from './exec-service.js';
 import { ImageService } from './image-service.js';
 import { NetworkService } from './network-service.js';
@@ -127,6 +129,8 @@ export class LocalEngine implements Engine {
   readonly #images: ImageService;
   readonly #execs: ExecService;
   readonly #networks: NetworkService;
+  readonly #fs: ContainerFilesystem;
+  readonly #processes: ContainerProcesses;
   readonly #system: SystemService;
   #snapshotter: Promise<Snapshotter> | undefined;
   #network: NetworkManager | undefined;
@@ -156,6 +160,8 @@ export class LocalEngine implements Engine {
     this.#volumes = new VolumeService(ctx);
     this.#execs = new ExecService(ctx, this.#lifecycle);
     this.#networks = new NetworkService(ctx);
+    this.#fs = new ContainerFilesystem(ctx, this.#lifecycle);
+    this.#processes = new ContainerProcesses(ctx, this.#lifecycle);
     this.#images = new ImageService(ctx, {
       users: async () => (await this.#lifecycle.listAll()).map((c) => ({ containerId: c.id, imageId: c.image as `sha256:${string}`, running: c.state.status === 'running' || c.state.status === 'paused' })),
       containerSnapshots: async () => (await ctx.containers.list()).map((c) => c.snapshotKey),
@@ -331,12 +337,12 @@ export class LocalEngine implements Engine {
     return this.#io.logs(id, options);
   }
 
-  async topContainer(_id: string): Promise<ContainerTopResponse> {
-    return notYet('top');
+  async topContainer(id: string, options: CallOptions & { readonly psArgs?: string } = {}): Promise<ContainerTopResponse> {
+    return this.#processes.top(id, options);
   }
 
-  containerStats(_id: string): AsyncIterable<ContainerStatsResponse> {
-    return notYet('stats');
+  containerStats(id: string, options: CallOptions & { readonly stream?: boolean; readonly oneShot?: boolean } = {}): AsyncIterable<ContainerStatsResponse> {
+    return this.#processes.stats(id, options);
   }
 
   async renameContainer(id: string, name: string): Promise<void> {
@@ -347,24 +353,29 @@ export class LocalEngine implements Engine {
     return this.#lifecycle.update(id, update);
   }
 
-  async containerChanges(_id: string): Promise<FilesystemChange[]> {
-    return notYet('diff');
+  async containerChanges(id: string, options: CallOptions = {}): Promise<FilesystemChange[]> {
+    return this.#fs.changes(id, options);
   }
 
-  async exportContainer(_id: string): Promise<Readable> {
-    return notYet('export');
+  async exportContainer(id: string, options: CallOptions = {}): Promise<Readable> {
+    return this.#fs.export(id, options);
   }
 
-  async statContainerPath(_id: string, _path: string): Promise<ContainerPathStat> {
-    return notYet('archive stat');
+  async statContainerPath(id: string, path: string, _options: CallOptions = {}): Promise<ContainerPathStat> {
+    return this.#fs.statPath(id, path);
   }
 
-  async getContainerArchive(_id: string, _path: string): Promise<{ readonly stat: ContainerPathStat; readonly archive: Readable }> {
-    return notYet('archive get');
+  async getContainerArchive(id: string, path: string, _options: CallOptions = {}): Promise<{ readonly stat: ContainerPathStat; readonly archive: Readable }> {
+    return this.#fs.getArchive(id, path);
   }
 
-  async putContainerArchive(_id: string, _path: string, _archive: Readable): Promise<void> {
-    return notYet('archive put');
+  async putContainerArchive(
+    id: string,
+    path: string,
+    archive: Readable,
+    options: CallOptions & { readonly noOverwriteDirNonDir?: boolean; readonly copyUIDGID?: boolean } = {},
+  ): Promise<void> {
+    return this.#fs.putArchive(id, path, archive, options);
   }
 
   async pruneContainers(options: CallOptions & { readonly filters?: Filters } = {}): Promise<ContainerPruneResponse> {
@@ -372,8 +383,8 @@ export class LocalEngine implements Engine {
     return this.#lifecycle.prune(options.filters ?? {});
   }
 
-  async commitContainer(_options: CommitOptions): Promise<IdResponse> {
-    return notYet('commit');
+  async commitContainer(options: CommitOptions): Promise<IdResponse> {
+    return this.#fs.commit(options);
   }
 
   // ---- exec ----------------------------------------------------------------------------------
