@@ -26,7 +26,8 @@ export interface ContentStore {
    * Starts, or resumes after an interrupted write (also one killed with SIGKILL), writing a blob. `offset` is how many
    * bytes of it are already kept; the caller writes the rest from there (an HTTP Range request) to `writer`, then commits.
    * Concurrent ingests of the same digest (two pulls sharing a layer) must not corrupt each other: one waits or both
-   * end with the single committed blob.
+   * end with the single committed blob. When the blob is committed already (or by the writer waited for), `offset`
+   * equals its size, nothing more may be written and `commit` does nothing.
    */
   ingest(expected: ExpectedBlob, options?: { readonly signal?: AbortSignal }): Promise<Ingest>;
 }
