@@ -77,6 +77,10 @@ export interface SshExecResult {
 
 const maxKept = 1 << 20;
 
+interface ExitHolder {
+  status?: { readonly code: number; readonly signal: string | undefined };
+}
+
 // ssh2 tags errors with a level instead of a class; map it to an error kind once, here.
 function wrapConnectError(err: unknown, target: string): SshError {
   if (isBerthError(err) && err instanceof SshError) return err;
@@ -221,13 +225,21 @@ export class SshSession {
   async exec(command: string, options: SshExecOptions = {}): Promise<SshExecResult> {
     throwIfAborted(options.signal);
     this.#logger.debug('ssh exec', { target: this.target, command });
+    const exit: ExitHolder = {};
     const channel = await new Promise<ClientChannel>((resolve, reject) => {
-      const cb = (err: Error | undefined, ch: ClientChannel) =>
-        err ? reject(new SshError(`cannot run a command on ${this.target}`, { code: 'ERR_SSH_EXEC', kind: ErrorKind.Unavailable, cause: err })) : resolve(ch);
+      const cb = (err: Error | undefined, ch: ClientChannel) => {
+        if (err) return reject(new SshError(`cannot run a command on ${this.target}`, { code: 'ERR_SSH_EXEC', kind: ErrorKind.Unavailable, cause: err }));
+        // A quick command's exit status can arrive in the same packet as the exec reply, before
+        // this promise settles: listen for it now.
+        ch.on('exit', (code: number | null, signal?: string) => {
+          exit.status = { code: code ?? 255, signal: signal ?? undefined };
+        });
+        resolve(ch);
+      };
       if (options.pty) this.#client.exec(command, { pty: { term: options.pty.term, rows: options.pty.rows, cols: options.pty.cols } }, cb);
       else this.#client.exec(command, cb);
     });
-    return this.#drive(channel, options);
+    return this.#drive(channel, exit, options);
   }
 
   /** Runs `command` and returns its stdout; throws naming the command and its stderr when it fails. */
@@ -245,13 +257,18 @@ export class SshSession {
 
   /**
    * Opens an interactive channel with a pty: a login shell, or `command` (as `ssh -t host cmd`).
-   * The caller wires the channel to a terminal and resizes it with `setWindow`.
+   * The caller wires the channel to a terminal and resizes it with `setWindow`; `done` resolves
+   * with the exit status once the channel closes.
    */
-  async shell(pty: SshPty, options: { readonly signal?: AbortSignal; readonly command?: string } = {}): Promise<ClientChannel> {
+  async shell(pty: SshPty, options: { readonly signal?: AbortSignal; readonly command?: string } = {}): Promise<{ readonly channel: ClientChannel; readonly done: Promise<number> }> {
     throwIfAborted(options.signal);
-    return new Promise<ClientChannel>((resolve, reject) => {
-      const cb = (err: Error | undefined, ch: ClientChannel) =>
-        err ? reject(new SshError(`cannot open a terminal on ${this.target}`, { code: 'ERR_SSH_EXEC', kind: ErrorKind.Unavailable, cause: err })) : resolve(ch);
+    return new Promise((resolve, reject) => {
+      const cb = (err: Error | undefined, channel: ClientChannel) => {
+        if (err) return reject(new SshError(`cannot open a terminal on ${this.target}`, { code: 'ERR_SSH_EXEC', kind: ErrorKind.Unavailable, cause: err }));
+        let code = 255;
+        channel.on('exit', (c: number | null) => (code = c ?? 255));
+        resolve({ channel, done: new Promise<number>((settle) => channel.on('close', () => settle(code))) });
+      };
       const terminal = { term: pty.term, rows: pty.rows, cols: pty.cols };
       if (options.command !== undefined) this.#client.exec(options.command, { pty: terminal }, cb);
       else this.#client.shell(terminal, cb);
@@ -358,7 +375,7 @@ export class SshSession {
     this.#client.end();
   }
 
-  async #drive(channel: ClientChannel, options: SshExecOptions): Promise<SshExecResult> {
+  async #drive(channel: ClientChannel, exit: ExitHolder, options: SshExecOptions): Promise<SshExecResult> {
     let stdout = '';
     let stderr = '';
     const keep = (kept: string, chunk: Buffer) => {
@@ -378,10 +395,6 @@ export class SshSession {
     else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) channel.end(stdin);
     else stdin.pipe(channel);
     return new Promise<SshExecResult>((resolve, reject) => {
-      let exit: { code: number; signal: string | undefined } | undefined;
-      channel.on('exit', (code: number | null, signal?: string) => {
-        exit = { code: code ?? 255, signal: signal ?? undefined };
-      });
       const onAbort = () => {
         this.#pending.delete(lost);
         channel.signal('KILL');
@@ -400,8 +413,8 @@ export class SshSession {
         this.#pending.delete(lost);
         options.signal?.removeEventListener('abort', onAbort);
         if (options.signal?.aborted) return;
-        if (!exit && this.#closed) return lost();
-        resolve({ code: exit?.code ?? 255, signal: exit?.signal, stdout, stderr });
+        if (!exit.status && this.#closed) return lost();
+        resolve({ code: exit.status?.code ?? 255, signal: exit.status?.signal, stdout, stderr });
       });
     });
   }

@@ -35,7 +35,7 @@ export async function runSsh(app: App, args: readonly string[]): Promise<number>
       });
       return result.code;
     }
-    const channel = await session.shell(pty, {
+    const { channel, done } = await session.shell(pty, {
       signal: app.io.signal,
       ...(command.length ? { command: command.join(' ') } : {}),
     });
@@ -47,11 +47,7 @@ export async function runSsh(app: App, args: readonly string[]): Promise<number>
     channel.pipe(stdout, { end: false });
     channel.stderr.pipe(stderr, { end: false });
     try {
-      return await new Promise<number>((resolve) => {
-        let code = 0;
-        channel.on('exit', (c: number | null) => (code = c ?? 255));
-        channel.on('close', () => resolve(code));
-      });
+      return await done;
     } finally {
       stdout.off('resize', onResize);
       stdin.unpipe(channel);
