@@ -25,9 +25,25 @@ const lazyBuiltins = {
   },
 };
 
+// The workspace packages' modules have no import-time side effects (no registries, no globals;
+// the conventions forbid them), so an index that re-exports a whole package may be pruned to
+// what a command imports: `engine ps` then never initialises the API server or the registry client.
+const packagesDir = here('../../../packages/');
+const workspaceWithoutSideEffects = {
+  name: 'workspace-side-effect-free',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, async (args) => {
+      if (args.pluginData === 'resolving' || !(args.path.startsWith('@berth/') || (args.importer.startsWith(packagesDir) && args.path.startsWith('.')))) return undefined;
+      const result = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'resolving' });
+      if (result.errors.length || !result.path.startsWith(packagesDir)) return result.errors.length ? { errors: result.errors } : { path: result.path, external: result.external, namespace: result.namespace };
+      return { path: result.path, sideEffects: false };
+    });
+  },
+};
+
 const common = {
   bundle: true,
-  plugins: [lazyBuiltins],
+  plugins: [lazyBuiltins, workspaceWithoutSideEffects],
   alias: { 'string-width': here('./string-width.mjs') },
   platform: 'node',
   format: 'esm',

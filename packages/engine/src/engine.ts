@@ -39,6 +39,8 @@ import type { ContainerOutput, ContainerStream } from './types/stream.js';
 import type { AuthResponse, EventMessage, PingResponse, SystemDataUsage, SystemInfo, SystemVersion } from './types/system.js';
 import type { Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse } from './types/volume.js';
 
+export { maxApiVersion, minApiVersion } from './api/api-version.js';
+
 /** The stable codes of engine errors. Both implementations throw these; the remote one restores them from the wire. */
 export const EngineErrorCode = {
   ContainerNotFound: 'ERR_CONTAINER_NOT_FOUND',

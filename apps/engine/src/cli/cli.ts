@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Engine } from '@berth/engine';
 import { createTextLogger, noopLogger, type Logger } from '@berth/log';
-import { UsageError } from './cli-errors.js';
 import type { Settings } from './settings.js';
 import type { SignalRouter } from './signal-router.js';
 
@@ -50,32 +48,10 @@ export class Cli {
   }
 
   async #makeEngine(): Promise<Engine> {
-    const { remoteHost, tls } = this.settings;
-    if (remoteHost !== undefined) {
-      const { RemoteEngine } = await import('@berth/engine');
-      const read = (path: string | undefined, what: string) => {
-        if (!path) return undefined;
-        try {
-          return readFileSync(path);
-        } catch (err) {
-          throw new UsageError(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`, '');
-        }
-      };
-      return new RemoteEngine({
-        host: remoteHost,
-        userAgent: `Berth-Client/${this.version} (linux)`,
-        logger: this.logger,
-        ...(tls
-          ? {
-              tls: {
-                verify: tls.verify,
-                ...optionalBuffer('ca', tls.verify ? read(tls.ca, 'CA certificate') : undefined),
-                ...optionalBuffer('cert', read(tls.cert, 'certificate')),
-                ...optionalBuffer('key', read(tls.key, 'key')),
-              },
-            }
-          : {}),
-      });
+    const host = this.settings.remoteHost;
+    if (host !== undefined) {
+      const { createRemoteEngine } = await import('./remote-engine.js');
+      return createRemoteEngine(this, host);
     }
     const { createLocalEngine } = await import('./local-engine.js');
     return createLocalEngine(this);
@@ -93,8 +69,4 @@ export class Cli {
   async close(): Promise<void> {
     if (this.#engine) await (await this.#engine.catch(() => undefined))?.close();
   }
-}
-
-function optionalBuffer<K extends string>(key: K, value: Buffer | undefined): { [P in K]?: Buffer } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: Buffer };
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine } from '@berth/engine';
+import { LocalEngine } from '@berth/engine/local';
 import type { Logger } from '@berth/log';
 import type { Cli } from './cli.js';
 
@@ -29,7 +30,6 @@ function bundledAssets(): { runtime?: string; helperCommand?: string[] } {
 
 /** The in-process engine over the state root (daemonless mode, and what `serve` serves). */
 export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverrides = {}): Promise<Engine> {
-  const { LocalEngine } = await import('@berth/engine');
   const settings = cli.settings;
   const assets = bundledAssets();
   const runtime = settings.runtime ?? assets.runtime;

@@ -4,7 +4,7 @@ import type { CommandSpec } from '../cli/command-spec.js';
 import { goTimeString } from '../format/container-view.js';
 import { formatList, type View } from '../format/list-format.js';
 import { printInspect } from './container/container-info.js';
-import { filtersOf } from './container/lifecycle.js';
+import { filtersOf } from '../cli/filter-flags.js';
 import { confirm, forEachArgument } from './each-argument.js';
 
 function networkView(truncate: boolean): View<Network> {

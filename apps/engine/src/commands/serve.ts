@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ContainerSupervisor, Engine, EngineApiTls } from '@berth/engine';
+import { listenEngineApi } from '@berth/engine/server';
 import { createJsonLogger } from '@berth/log';
 import { UsageError } from '../cli/cli-errors.js';
 import type { CommandSpec } from '../cli/command-spec.js';
@@ -56,7 +57,6 @@ export const serveCommand: CommandSpec = {
     }
     const labels = [...cli.settings.labels, ...((args['label'] as string[] | undefined) ?? [])];
     const engine = await createLocalEngine(cli, { labels, logger });
-    const { listenEngineApi } = await import('@berth/engine');
     const stopped = new AbortController();
     const onAbort = () => stopped.abort();
     cli.signal.addEventListener('abort', onAbort, { once: true });

@@ -3,7 +3,7 @@ import type { CommandSpec } from '../cli/command-spec.js';
 import { formatList, type View } from '../format/list-format.js';
 import { humanSize } from '../format/units.js';
 import { printInspect } from './container/container-info.js';
-import { filtersOf } from './container/lifecycle.js';
+import { filtersOf } from '../cli/filter-flags.js';
 import { confirm, forEachArgument } from './each-argument.js';
 
 const volumeView: View<Volume> = {

@@ -1,5 +1,6 @@
 import { describeError, hasKind } from '@berth/errors';
-import { EngineErrorCode, engineError, type ContainerStatsResponse, type ContainerSummary, type Engine } from '@berth/engine';
+import type { ContainerStatsResponse, ContainerSummary, Engine } from '@berth/engine';
+import { EngineErrorCode, engineError } from '@berth/engine/engine';
 import type { Cli } from '../../cli/cli.js';
 import { StatusError, UsageError } from '../../cli/cli-errors.js';
 import type { CommandSpec } from '../../cli/command-spec.js';
@@ -7,7 +8,7 @@ import { containerView, shortId } from '../../format/container-view.js';
 import { formatList, formatObject, type View } from '../../format/list-format.js';
 import { alignColumns } from '../../format/tab-writer.js';
 import { bytesSize, humanSize } from '../../format/units.js';
-import { filtersOf } from './lifecycle.js';
+import { filtersOf } from '../../cli/filter-flags.js';
 
 const formatOption = { type: 'string', requiresArg: true, describe: "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template" } as const;
 const noTrunc = { type: 'boolean', describe: "Don't truncate output" } as const;

@@ -4,7 +4,7 @@ import type { CommandSpec } from '../../cli/command-spec.js';
 import { parseTimestamp } from '../../format/units.js';
 import { connectTerminal, copyOutput } from '../../streams/attach-io.js';
 import { readKeyValueFile, resolveEnv } from './create-options.js';
-import { proxySignals } from './run.js';
+import { proxySignals } from '../../streams/signal-proxy.js';
 
 function timeFlag(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;

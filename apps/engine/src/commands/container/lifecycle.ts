@@ -4,21 +4,11 @@ import type { CommandSpec } from '../../cli/command-spec.js';
 import { humanSize, parseBytes } from '../../format/units.js';
 import { confirm, forEachArgument } from '../each-argument.js';
 import { connectTerminal } from '../../streams/attach-io.js';
-import { proxySignals } from './run.js';
+import { proxySignals } from '../../streams/signal-proxy.js';
+import { filtersOf } from '../../cli/filter-flags.js';
 import { parseRestartPolicy } from './create-options.js';
 
 const filterOption = { type: 'string', array: true, requiresArg: true, describe: 'Provide filter values (e.g. "until=<timestamp>")' } as const;
-
-/** Parses `--filter key=value` flags into docker's filter map. */
-export function filtersOf(values: unknown): Record<string, string[]> {
-  const filters: Record<string, string[]> = {};
-  for (const v of (values as string[] | undefined) ?? []) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new UsageError(`bad format of filter (expected name=value): ${v}`, '');
-    (filters[v.slice(0, eq).toLowerCase()] ??= []).push(v.slice(eq + 1));
-  }
-  return filters;
-}
 
 /** `engine start`. */
 export const startCommand: CommandSpec = {

@@ -1,11 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import { hasKind, isBerthError } from '@berth/errors';
-import { EngineError, EngineErrorCode, type ContainerStream, type Engine } from '@berth/engine';
+import type { ContainerStream, Engine } from '@berth/engine';
+import { EngineError, EngineErrorCode } from '@berth/engine/engine';
 import type { Cli } from '../../cli/cli.js';
 import { UsageError } from '../../cli/cli-errors.js';
 import type { CommandSpec, ParsedArgs } from '../../cli/command-spec.js';
 import { connectTerminal } from '../../streams/attach-io.js';
-import { pullImage } from '../image/pull-image.js';
+import { proxySignals } from '../../streams/signal-proxy.js';
 import { buildCreatePlan, createOptions, type CreatePlan } from './create-options.js';
 
 /**
@@ -13,7 +14,11 @@ import { buildCreatePlan, createOptions, type CreatePlan } from './create-option
  * pull → create), or always/never with `--pull`.
  */
 async function createContainer(cli: Cli, engine: Engine, plan: CreatePlan): Promise<string> {
-  const pull = () => pullImage(cli, engine, plan.image, { to: 'stderr', quiet: plan.quiet, ...(plan.platform ? { platform: plan.platform } : {}) });
+  // Pulling (credentials, references, progress) loads only when an image is missing.
+  const pull = async () => {
+    const { pullImage } = await import('../image/pull-image.js');
+    await pullImage(cli, engine, plan.image, { to: 'stderr', quiet: plan.quiet, ...(plan.platform ? { platform: plan.platform } : {}) });
+  };
   if (plan.pull === 'always') await pull();
   const create = async () => {
     const created = await engine.createContainer(plan.body, {
@@ -72,13 +77,6 @@ function withStartStatus(err: unknown): unknown {
   const text = err.message;
   const status = /executable file not found|no such file or directory/.test(text) ? 127 : /permission denied|is a directory/.test(text) ? 126 : undefined;
   return status === undefined ? err : new EngineError(text, { code: err.code, kind: err.kind, exitCode: status, cause: err });
-}
-
-/** Sends SIGINT/SIGTERM the CLI receives to the container (docker's --sig-proxy) until released. */
-export function proxySignals(cli: Cli, engine: Engine, id: string): () => void {
-  return cli.signals.intercept((signal) => {
-    void engine.killContainer(id, { signalName: signal }).catch(() => undefined);
-  });
 }
 
 /** Docker's detach: the output ended while the container still runs. */

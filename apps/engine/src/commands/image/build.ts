@@ -3,14 +3,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { detectCompression, isTarHeader, packContext } from '@berth/builder';
 import type { BuildOptions, Engine } from '@berth/engine';
-import { EngineErrorCode, engineError } from '@berth/engine';
+import { EngineErrorCode, engineError } from '@berth/engine/engine';
 import type { Cli } from '../../cli/cli.js';
 import { UsageError } from '../../cli/cli-errors.js';
 import type { CommandSpec, ParsedArgs } from '../../cli/command-spec.js';
 import { DockerConfig } from '../../cli/docker-config.js';
 import { humanSize, parseBytes } from '../../format/units.js';
-import { filtersOf } from '../container/lifecycle.js';
+import { filtersOf } from '../../cli/filter-flags.js';
 import { confirm } from '../each-argument.js';
 import { showProgress } from './pull-image.js';
 
@@ -47,18 +48,17 @@ async function readAll(stream: Readable): Promise<Buffer> {
 
 /** The context tar and the Dockerfile's name in it, from a directory or from stdin (a tar, or a lone Dockerfile). */
 async function contextOf(cli: Cli, path: string, file: string | undefined): Promise<{ stream: Readable; dockerfile: string }> {
-  const builder = await import('@berth/builder');
   if (path === '-') {
     const data = await readAll(cli.io.stdin);
-    if (builder.isTarHeader(data.subarray(0, 512)) || builder.detectCompression(data) !== 'none') return { stream: Readable.from([data]), dockerfile: file ?? 'Dockerfile' };
-    const packed = await builder.packContext({ dir: await emptyDir(), dockerfile: { content: data.toString('utf8') }, signal: cli.signal });
+    if (isTarHeader(data.subarray(0, 512)) || detectCompression(data) !== 'none') return { stream: Readable.from([data]), dockerfile: file ?? 'Dockerfile' };
+    const packed = await packContext({ dir: await emptyDir(), dockerfile: { content: data.toString('utf8') }, signal: cli.signal });
     return packed;
   }
   if (/^(https?|git):\/\//.test(path) || path.startsWith('git@')) {
     throw engineError('building from a URL or git repository is not supported: clone or download it and build from the directory', EngineErrorCode.NotImplemented, 'NotImplemented');
   }
   const dockerfile = file === '-' ? { content: (await readAll(cli.io.stdin)).toString('utf8') } : file ? { path: file } : undefined;
-  return builder.packContext({ dir: path, signal: cli.signal, ...(dockerfile ? { dockerfile } : {}) });
+  return packContext({ dir: path, signal: cli.signal, ...(dockerfile ? { dockerfile } : {}) });
 }
 
 async function emptyDir(): Promise<string> {

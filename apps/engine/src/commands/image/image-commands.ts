@@ -4,7 +4,7 @@ import { historyView, imageRows, imageView } from '../../format/image-view.js';
 import { formatList } from '../../format/list-format.js';
 import { humanSize } from '../../format/units.js';
 import { printInspect } from '../container/container-info.js';
-import { filtersOf } from '../container/lifecycle.js';
+import { filtersOf } from '../../cli/filter-flags.js';
 import { confirm, forEachArgument } from '../each-argument.js';
 
 const formatOption = { type: 'string', requiresArg: true, describe: "Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template" } as const;

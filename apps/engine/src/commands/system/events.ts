@@ -3,7 +3,7 @@ import { UsageError } from '../../cli/cli-errors.js';
 import type { CommandSpec } from '../../cli/command-spec.js';
 import { formatObject } from '../../format/list-format.js';
 import { parseTimestamp } from '../../format/units.js';
-import { filtersOf } from '../container/lifecycle.js';
+import { filtersOf } from '../../cli/filter-flags.js';
 
 /** Go's RFC3339NanoFixed in the local zone: `2006-01-02T15:04:05.000000000Z07:00`. */
 export function rfc3339NanoFixed(timeNano: number): string {

@@ -1,12 +1,13 @@
 import { arch, platform } from 'node:os';
 import { describeError } from '@berth/errors';
-import { maxApiVersion, type SystemDataUsage, type SystemInfo } from '@berth/engine';
+import type { SystemDataUsage, SystemInfo } from '@berth/engine';
+import { maxApiVersion } from '@berth/engine/engine';
 import type { Cli } from '../../cli/cli.js';
 import type { CommandSpec } from '../../cli/command-spec.js';
 import { shortId } from '../../format/container-view.js';
 import { formatList, formatObject, type View } from '../../format/list-format.js';
 import { bytesSize, humanSize } from '../../format/units.js';
-import { filtersOf } from '../container/lifecycle.js';
+import { filtersOf } from '../../cli/filter-flags.js';
 import { confirm } from '../each-argument.js';
 
 const goArch: Readonly<Record<string, string>> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', s390x: 's390x', ppc64: 'ppc64le', riscv64: 'riscv64' };
