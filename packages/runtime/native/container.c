@@ -816,19 +816,40 @@ container_release (const char *root, const char *id, shim_error_t *err)
       return -1;
     }
   cleanup_free char *fifo = xasprintf ("%s/exec.fifo", st->dir);
-  state_free (st);
+  cleanup_free char *config = xasprintf ("%s/config.json", st->dir);
+  cleanup_free char *text = NULL;
+  size_t len;
+  struct spec *s = NULL;
+  if (read_file (config, &text, &len, err) < 0 || spec_parse (text, len, "config.json", st->bundle ? st->bundle : "/", &s, err) < 0)
+    {
+      state_free (st);
+      return -1;
+    }
   /* Non-blocking: with no reader (the monitor is gone) this fails at once instead of hanging. */
   cleanup_close int fd = open (fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
     {
-      if (errno == ENXIO)
-        return shim_make_error_code (err, SHIM_CODE_STATE, errno, "cannot start container `%s`: its monitor is gone", id);
-      return shim_make_error (err, errno, "open `%s`", fifo);
+      int saved = errno;
+      state_free (st);
+      if (saved == ENXIO)
+        return shim_make_error_code (err, SHIM_CODE_STATE, saved, "cannot start container `%s`: its monitor is gone", id);
+      return shim_make_error (err, saved, "open `%s`", fifo);
     }
   /* Removing the fifo first makes `state` report running as soon as we return. */
-  if (unlink (fifo) < 0)
-    return shim_make_error (err, errno, "remove `%s`", fifo);
-  if (SHIM_RETRY (write (fd, "0", 1)) != 1)
-    return shim_make_error (err, errno, "signal start through `%s`", fifo);
-  return 0;
+  if (unlink (fifo) < 0 || SHIM_RETRY (write (fd, "0", 1)) != 1)
+    {
+      state_free (st);
+      return shim_make_error (err, errno, "signal start through `%s`", fifo);
+    }
+  int ret = 0;
+  /* poststart hooks run once the process has been told to go, as runc runs them in `start`. */
+  if (s->n_hooks[HOOK_POSTSTART])
+    {
+      struct strbuf state_json = { 0 };
+      state_write_json (&state_json, st);
+      ret = hooks_run (s, HOOK_POSTSTART, state_json.p, err);
+      free (state_json.p);
+    }
+  state_free (st);
+  return ret;
 }

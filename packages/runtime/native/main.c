@@ -304,6 +304,12 @@ cmd_simple (struct args *a, const char *root, const char *cmd, shim_error_t *err
   char **pos = NULL;
   size_t n = 0;
   char **rest = NULL;
+  static const char *const known[] = { "list", "spec", "state", "start", "kill", "delete", "pause", "resume", "ps", NULL };
+  bool found = false;
+  for (size_t i = 0; known[i] && !found; i++)
+    found = strcmp (cmd, known[i]) == 0;
+  if (!found)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "unknown command `%s` (see --help)", cmd);
   for (a->i++; a->i < a->argc; a->i++)
     {
       const char *arg = a->argv[a->i];

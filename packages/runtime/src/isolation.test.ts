@@ -68,7 +68,7 @@ describe.each(runtimes)('isolation with $name', ({ name, make, skip }) => {
 
   async function run(script: string, extra: Partial<RunOptions> = {}) {
     const cid = id();
-    const proc = runtime.run(cid, { bundle: await bundle(cid, script, extra) });
+    const proc = await runtime.run(cid, { bundle: await bundle(cid, script, extra) });
     return collectOutput(proc);
   }
 
@@ -121,7 +121,7 @@ describe.each(runtimes)('isolation with $name', ({ name, make, skip }) => {
     expect((await run('exit 7')).exitCode).toBe(7);
     // pid 1 ignores signals it has no handler for; the trap gives it one.
     const cid = id();
-    const proc = runtime.run(cid, { bundle: await bundle(cid, 'trap "exit 42" TERM; echo ready; sleep 30 & wait') });
+    const proc = await runtime.run(cid, { bundle: await bundle(cid, 'trap "exit 42" TERM; echo ready; sleep 30 & wait') });
     const out = collectOutput(proc);
     await new Promise<void>((resolve) => proc.stdout.once('data', () => resolve()));
     proc.child.kill('SIGTERM');

@@ -119,8 +119,10 @@ describe('lifecycle', () => {
   it('pauses and resumes every process', async () => {
     const id = newId();
     await runtime.runDetached(id, { bundle: await bundle(id, ['sh', '-c', 'sleep 30 & sleep 30']) });
-    const pids = await runtime.ps(id);
-    expect(pids.length).toBe(2);
+    const pids = await until('both sleeps', async () => {
+      const p = await runtime.ps(id);
+      return p.length === 2 ? p : undefined;
+    });
     await runtime.pause(id);
     expect((await runtime.state(id)).status).toBe('paused');
     for (const pid of pids) expect(await readFile(`/proc/${pid}/status`, 'utf8')).toMatch(/^State:\s+[DS]/m);
@@ -201,7 +203,7 @@ describe('monitor', () => {
 
   it('runs a tty container in the foreground through pipes', async () => {
     const id = newId();
-    const r = await collectOutput(runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'tty; echo $TERM; exit 2'], { tty: true }) }));
+    const r = await collectOutput(await runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'tty; echo $TERM; exit 2'], { tty: true }) }));
     expect(r.stdout).toBe('/dev/pts/0\r\nxterm\r\n');
     expect(r.exitCode).toBe(2);
   });
@@ -236,7 +238,7 @@ describe('process settings', () => {
   it('applies capabilities, no_new_privs, rlimits, oom_score_adj, sysctls, umask and the user', async () => {
     const id = newId();
     const r = await collectOutput(
-      runtime.run(id, {
+      await runtime.run(id, {
         bundle: await bundle(id, ['sh', '-c', 'grep -E "^Cap(Bnd|Eff|Prm|Inh)|NoNewPrivs" /proc/self/status; ulimit -n; cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_forward; id; umask'], {
           user: 'user',
           groupAdd: ['tty'],
@@ -271,7 +273,7 @@ describe('process settings', () => {
       ],
     };
     const r = await collectOutput(
-      runtime.run(id, {
+      await runtime.run(id, {
         bundle: await bundle(id, ['sh', '-c', 'mkdir /tmp/d; touch /tmp/f; chmod 600 /tmp/f && echo 600ok; chmod 700 /tmp/f && echo 700ok; exit 0'], {
           seccomp,
           readOnlyRootfs: false,
@@ -286,11 +288,11 @@ describe('process settings', () => {
 
   it("docker's default profile refuses namespaces to unprivileged containers", async () => {
     const id = newId();
-    const r = await collectOutput(runtime.run(id, { bundle: await bundle(id, ['unshare', '-U', 'true']) }));
+    const r = await collectOutput(await runtime.run(id, { bundle: await bundle(id, ['unshare', '-U', 'true']) }));
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toMatch(/Operation not permitted/);
     const id2 = newId();
-    const open = await collectOutput(runtime.run(id2, { bundle: await bundle(id2, ['unshare', '-U', 'true'], { seccomp: 'unconfined', capAdd: ['SYS_ADMIN'] }) }));
+    const open = await collectOutput(await runtime.run(id2, { bundle: await bundle(id2, ['unshare', '-U', 'true'], { seccomp: 'unconfined', capAdd: ['SYS_ADMIN'] }) }));
     expect(open.exitCode).toBe(0);
   });
 
@@ -300,7 +302,7 @@ describe('process settings', () => {
     await mkdir(data, { recursive: true });
     await writeFile(join(data, 'in'), 'from host\n');
     const r = await collectOutput(
-      runtime.run(id, {
+      await runtime.run(id, {
         bundle: await bundle(id, ['sh', '-c', 'cat /ro/in; echo x > /ro/y; echo made > /rw/out; pwd; touch /file; df -t tmpfs /scratch | tail -1 | tr -s " " | cut -d" " -f2'], {
           mounts: [
             { type: 'bind', source: data, target: '/ro', readOnly: true },
@@ -319,7 +321,7 @@ describe('process settings', () => {
 
   it('works without pivot_root (move and chroot) and still hides the host', async () => {
     const id = newId();
-    const r = await collectOutput(runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'cut -d" " -f5 /proc/self/mountinfo; ls /']), noPivot: true }));
+    const r = await collectOutput(await runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'cut -d" " -f5 /proc/self/mountinfo; ls /']), noPivot: true }));
     expect(r.exitCode).toBe(0);
     expect(r.stdout.split('\n').filter((m) => m.startsWith('/work') || m.startsWith('/tmp'))).toEqual([]);
     expect(r.stdout).toContain('bin\n');
@@ -376,7 +378,7 @@ describe('bad input', () => {
   it('unknown namespace type', async () => {
     const id = newId();
     const b = await bundle(id, ['true'], {}, (s) => (s.linux as { namespaces: { type: string }[] }).namespaces.push({ type: 'bogus' }));
-    await expect(runtime.run(id, { bundle: b }).wait()).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec) && /linux\.namespaces\[\d\]\.type: unknown namespace type `bogus`/.test((e as Error).message));
+    await expect(runtime.run(id, { bundle: b }).then((p) => p.wait())).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec) && /linux\.namespaces\[\d\]\.type: unknown namespace type `bogus`/.test((e as Error).message));
     await leftovers(id, b);
   });
 

@@ -209,8 +209,11 @@ export class Runtime {
    * Runs a container in the foreground: its stdio are the returned streams, `wait()` gives its
    * exit status, and the container is deleted when it ends.
    */
-  run(id: string, options: CreateOptions & { readonly stdin?: boolean }): RunningProcess {
-    return this.foreground(['run', ...this.createArgs(options), id], options.stdin ?? false, options.signal, () => this.checkAbsent(id));
+  async run(id: string, options: CreateOptions & { readonly stdin?: boolean }): Promise<RunningProcess> {
+    throwIfAborted(options.signal);
+    const args = ['run', ...this.createArgs(options), id];
+    await this.checkAbsent(id);
+    return this.foreground(args, options.stdin ?? false, options.signal);
   }
 
   async state(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<ContainerState> {
@@ -428,7 +431,7 @@ export class Runtime {
     });
   }
 
-  private foreground(args: readonly string[], stdin: boolean, signal: AbortSignal | undefined, precheck?: () => Promise<void>): RunningProcess {
+  private foreground(args: readonly string[], stdin: boolean, signal: AbortSignal | undefined): RunningProcess {
     const { child, log } = this.spawnRuntime(args, [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], signal);
     const done = new Promise<number>((resolve, reject) => {
       child.on('error', (e) => {
@@ -444,18 +447,9 @@ export class Runtime {
         }, reject);
       });
     });
-    const wait = precheck
-      ? precheck().then(
-          () => done,
-          (e: unknown) => {
-            child.kill('SIGKILL');
-            throw e;
-          },
-        )
-      : done;
     // Keep an unobserved failure from surfacing as an unhandled rejection.
-    wait.catch(() => {});
-    return { child, stdin: child.stdin, stdout: child.stdout!, stderr: child.stderr!, wait: () => wait };
+    done.catch(() => {});
+    return { child, stdin: child.stdin, stdout: child.stdout!, stderr: child.stderr!, wait: () => done };
   }
 }
 
