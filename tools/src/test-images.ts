@@ -335,14 +335,17 @@ export async function pushImage(registry: RegistryRig, image: TestImage, repoTag
   if (image.index) await putManifest(tag, image.index.descriptor.mediaType, image.index.bytes);
 }
 
-/** Builds a busybox image (see `buildBusyboxImage`) and pushes it to `registry` as `repo:tag`. */
+/**
+ * Builds a busybox image (see `buildBusyboxImage`) and pushes it to `registry` as `repo:tag`.
+ * The layout is removed once pushed (nothing to clean up); the returned image keeps the
+ * descriptors and bytes of what was pushed.
+ */
 export async function pushBusyboxImage(registry: RegistryRig, repoTag: string, options: TestImageOptions = {}): Promise<TestImage> {
   const image = await buildBusyboxImage(options);
   try {
     await pushImage(registry, image, repoTag);
-  } catch (err) {
+  } finally {
     await image.remove();
-    throw err;
   }
   return image;
 }
