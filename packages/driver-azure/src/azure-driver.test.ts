@@ -143,7 +143,7 @@ describe('azure driver against a fake Resource Manager', () => {
     expect(fake.leftovers()).toEqual([]);
   });
 
-  test('an existing group and vnet are reused and kept; only what the driver made goes', async () => {
+  test('a vnet shared by two hosts goes with the last one; a group Berth did not make stays', async () => {
     const group = fake.seedResourceGroup('shared-rg', 'westeurope');
     const ctx2 = await makeTestDriverContext('h2');
     try {
@@ -155,14 +155,29 @@ describe('azure driver against a fake Resource Manager', () => {
       expect(fake.ofType('Microsoft.Network/virtualNetworks')).toHaveLength(1);
       expect(fake.ofType('Microsoft.Network/publicIPAddresses')).toHaveLength(1);
       expect(await second.ip()).toMatch(/^10\.0\.0\./);
-      // rm of the host that made the vnet leaves it while the other host uses it.
+      // rm of the host that made the vnet leaves it while the other host uses it...
       await first.remove();
       expect(fake.ofType('Microsoft.Network/virtualNetworks')).toHaveLength(1);
+      // ...and the last host removes it, though it did not make it.
       await second.remove();
+      expect(fake.leftovers()).toEqual([]);
       expect(fake.get(group.id)).toBe(group);
-      // The vnet became shared, so neither host removed it: it is all that is left.
-      const vnet = fake.ofType('Microsoft.Network/virtualNetworks')[0]!;
-      expect(fake.leftovers()).toEqual([`Microsoft.Network/virtualNetworks ${vnet.id}`, `Microsoft.Network/virtualNetworks/subnets ${vnet.id}/subnets/berth-subnet`]);
+    } finally {
+      await ctx2.cleanup();
+    }
+  });
+
+  test('a resource group Berth made for one host and another host used goes with the last one', async () => {
+    const ctx2 = await makeTestDriverContext('h2');
+    try {
+      const first = newDriver({ 'azure-resource-group': 'team-rg' });
+      await first.create();
+      const second = driver.create({ context: ctx2.context, flags: flags({ 'azure-resource-group': 'team-rg' }) });
+      await second.create();
+      await first.remove();
+      expect(fake.get(`/subscriptions/${fake.subscriptionId}/resourceGroups/team-rg`)).toBeDefined();
+      await second.remove();
+      expect(fake.leftovers()).toEqual([]);
     } finally {
       await ctx2.cleanup();
     }

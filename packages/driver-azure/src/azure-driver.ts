@@ -28,6 +28,9 @@ interface ArmClients {
 
 type Created = AzureDriverConfig['created'];
 
+/** The tag on everything the driver makes (value: the machine that made it). */
+const berthTag = 'berth-machine';
+
 /** Options of `AzureDriver`: the host's context and its saved (or freshly parsed) config. */
 export interface AzureDriverOptions {
   readonly context: DriverContext;
@@ -59,8 +62,9 @@ function machineStateOf(codes: readonly string[]): MachineState {
  * group (SSH, the engine port, `--azure-open-port`), the virtual network and subnet when
  * missing, a Standard static public IP, a NIC and the VM, waiting on each long-running
  * operation. Each resource is saved into the host's config as soon as its request is
- * accepted; a failed `create` and `rm` delete them in reverse order, and the resource group
- * too when the driver made it and nothing else lives in it.
+ * accepted; a failed `create` and `rm` delete them in reverse order. The vnet and resource
+ * group may serve several hosts: the last host using one that Berth made (tagged
+ * `berth-machine`) removes it.
  */
 export class AzureDriver implements Driver {
   readonly driverName = 'azure';
@@ -180,11 +184,14 @@ export class AzureDriver implements Driver {
       await this.#deletingShared('subnets.delete', (k) => k.network.subnets.delete(c.vnetResourceGroup, c.vnet, created().subnet!, opts), signal);
       await this.#setCreated({ subnet: undefined }, signal);
     }
-    if (created().virtualNetwork) {
-      await this.#deletingShared('virtualNetworks.delete', (k) => k.network.virtualNetworks.delete(c.vnetResourceGroup, created().virtualNetwork!, opts), signal);
+    // A vnet or group Berth made goes with the last host using it, whichever host made it.
+    const vnetMade = created().virtualNetwork !== undefined || (await this.#madeByBerth((k) => k.network.virtualNetworks.get(c.vnetResourceGroup, c.vnet, opts), signal));
+    if (vnetMade) {
+      await this.#deletingShared('virtualNetworks.delete', (k) => k.network.virtualNetworks.delete(c.vnetResourceGroup, c.vnet, opts), signal);
       await this.#setCreated({ virtualNetwork: undefined }, signal);
     }
-    if (created().resourceGroup) {
+    const groupMade = created().resourceGroup === true || (await this.#madeByBerth((k) => k.resources.resourceGroups.get(c.resourceGroup, opts), signal));
+    if (groupMade) {
       const others: string[] = [];
       const exists = await this.#call('resourceGroups.checkExistence', (k) => k.resources.resourceGroups.checkExistence(c.resourceGroup, opts), signal);
       if (exists.body) {
@@ -313,6 +320,12 @@ export class AzureDriver implements Driver {
     }
   }
 
+  /** True when the resource exists and carries the tag Berth puts on what it makes. */
+  async #madeByBerth(get: (clients: ArmClients) => PromiseLike<{ tags?: Record<string, string> }>, signal: AbortSignal | undefined): Promise<boolean> {
+    const found = await this.#optional(this.#call('get', get, signal));
+    return found?.tags?.[berthTag] !== undefined;
+  }
+
   async #vmAction(
     name: string,
     action: (clients: ArmClients, vmName: string, options: { abortSignal?: AbortSignal }) => PromiseLike<unknown>,
@@ -378,7 +391,7 @@ export class AzureDriver implements Driver {
     if (exists.body) return;
     await this.#call(
       'resourceGroups.createOrUpdate',
-      (k) => k.resources.resourceGroups.createOrUpdate(c.resourceGroup, { location: c.location, tags: { 'berth-machine': this.#context.machineName } }, { abortSignal: signal }),
+      (k) => k.resources.resourceGroups.createOrUpdate(c.resourceGroup, { location: c.location, tags: this.#tags() }, { abortSignal: signal }),
       signal,
     );
     await this.#setCreated({ resourceGroup: true }, signal);
@@ -565,6 +578,6 @@ export class AzureDriver implements Driver {
   }
 
   #tags(): Record<string, string> {
-    return { 'berth-machine': this.#context.machineName };
+    return { [berthTag]: this.#context.machineName };
   }
 }
