@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { RuntimeError, RuntimeErrorCode } from './errors.js';
 
 /** Every capability Linux knows (to CAP_CHECKPOINT_RESTORE, 5.9), in kernel order. */
@@ -48,4 +49,22 @@ export function resolveCapabilities(options: {
   else if (drops.includes('ALL')) caps = adds.filter((c) => c !== 'ALL');
   else caps = [...base.filter((c) => !drops.includes(c)), ...adds];
   return [...new Set(caps)];
+}
+
+/**
+ * The capabilities this process may hand on (its bounding set): a privileged container gets
+ * these, not more, so that it also starts where the host (a sandbox, a rootless setup) has
+ * taken some away, as containerd's WithAllCurrentCapabilities does.
+ */
+export async function availableCapabilities(): Promise<string[]> {
+  let status: string;
+  try {
+    status = await readFile('/proc/self/status', 'utf8');
+  } catch {
+    return [...allCapabilities];
+  }
+  const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  if (!hex) return [...allCapabilities];
+  const mask = BigInt(`0x${hex}`);
+  return allCapabilities.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
 }

@@ -3,9 +3,10 @@ export type { ContainerState, ContainerStatus, CreateOptions, ExecOptions, ExecP
 export { RuntimeError, RuntimeErrorCode } from './errors.js';
 export { buildSpec, mergeEnv } from './spec-builder.js';
 export type { ImageRunConfig, NamespaceMode, RunMount, RunOptions } from './spec-builder.js';
-export { allCapabilities, defaultCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
+export { allCapabilities, availableCapabilities, defaultCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
 export { defaultSeccompProfile } from './seccomp-profile.js';
 export { resolveUser } from './user.js';
+export { hostDevice, listHostDevices } from './host-devices.js';
 export type { ResolvedUser } from './user.js';
 export { AttachFrame, attachSocket } from './attach.js';
 export type { AttachSession } from './attach.js';

@@ -168,6 +168,14 @@ describe.each(runtimes)('isolation with $name', ({ name, make, skip }) => {
     expect(status).toMatch(/^Uid:\s+200000\s+200000\s+200000\s+200000$/m);
   });
 
+  it('reads the cgroup stats of its container', async (ctx) => {
+    if (!available) ctx.skip(`${skip} is not installed`);
+    const cid = await detached('sleep 30', { memory: 48 << 20, pidsLimit: 7 });
+    const stats = await runtime.readStats(cid);
+    expect(stats.memory.limit).toBe(48 << 20);
+    expect(stats.pids).toEqual({ current: 1, limit: 7 });
+  });
+
   it('lets exec see the container pid namespace', async (ctx) => {
     if (!available) ctx.skip(`${skip} is not installed`);
     const cid = await detached('sleep 30');

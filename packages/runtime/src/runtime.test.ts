@@ -328,6 +328,32 @@ describe('process settings', () => {
   });
 });
 
+describe('privileged', () => {
+  it('gets every capability, the host devices, no seccomp and a writable /sys', async () => {
+    const id = newId();
+    const r = await collectOutput(
+      await runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'grep CapBnd /proc/self/status; ls /dev/vda /dev/null; grep Seccomp: /proc/self/status; mount -t tmpfs none /tmp && echo mounted'], { privileged: true }) }),
+    );
+    const host = /CapBnd:\t([0-9a-f]+)/.exec(await readFile('/proc/self/status', 'utf8'))![1];
+    expect(r.stdout).toContain(`CapBnd:\t${host}`);
+    expect(r.stdout).toContain('/dev/null\n/dev/vda\n');
+    expect(r.stdout).toContain('Seccomp:\t0');
+    expect(r.stdout).toContain('mounted');
+    // And the unprivileged control: docker's filter (mode 2) and no host disk.
+    const id2 = newId();
+    const plain = await collectOutput(await runtime.run(id2, { bundle: await bundle(id2, ['sh', '-c', 'grep Seccomp: /proc/self/status; ls /dev/vda']) }));
+    expect(plain.stdout).toBe('Seccomp:\t2\n');
+  });
+
+  it('passes a single host device with --device', async () => {
+    const id = newId();
+    const r = await collectOutput(
+      await runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'ls -l /dev/xnull; echo hi > /dev/xnull && echo wrote'], { devices: [{ pathOnHost: '/dev/null', pathInContainer: '/dev/xnull', permissions: 'rw' }] }) }),
+    );
+    expect(r.stdout).toMatch(/^crw-rw-rw-\s+1 root\s+root\s+1,\s+3 .* \/dev\/xnull\nwrote\n$/);
+  });
+});
+
 describe('stats', () => {
   it('reads memory, cpu and pids from the cgroup, and records an OOM kill', async () => {
     const id = newId();

@@ -1,7 +1,8 @@
 import type { ContainerConfig } from '@berth/oci';
-import { resolveCapabilities } from './capabilities.js';
+import { availableCapabilities, resolveCapabilities } from './capabilities.js';
 import { RuntimeError, RuntimeErrorCode } from './errors.js';
 import type { DeviceRule, IdMapping, LinuxDevice, MountSpec, NamespaceType, RuntimeSpec, SeccompSpec } from './oci-spec.js';
+import { hostDevice, listHostDevices } from './host-devices.js';
 import { defaultSeccompProfile } from './seccomp-profile.js';
 import { resolveUser } from './user.js';
 
@@ -89,7 +90,7 @@ export interface RunOptions {
   /** /dev/shm size in bytes (default 64 MiB). */
   readonly shmSize?: number;
   readonly annotations?: Readonly<Record<string, string>>;
-  /** Device numbers of the host devices, needed for `devices` and `privileged`; tests may fake them. */
+  /** The host's devices for `privileged` and `devices`; by default read from /dev. */
   readonly hostDevices?: readonly LinuxDevice[];
 }
 
@@ -244,18 +245,20 @@ export async function buildSpec(image: ImageRunConfig, o: RunOptions): Promise<R
   const cwd = o.workdir || image.WorkingDir || '/';
   if (!cwd.startsWith('/')) throw invalid(`workdir: ${JSON.stringify(cwd)} is not an absolute path`);
 
-  const caps = resolveCapabilities({ ...(o.capAdd ? { capAdd: o.capAdd } : {}), ...(o.capDrop ? { capDrop: o.capDrop } : {}), privileged: o.privileged ?? false });
+  const caps = o.privileged
+    ? await availableCapabilities()
+    : resolveCapabilities({ ...(o.capAdd ? { capAdd: o.capAdd } : {}), ...(o.capDrop ? { capDrop: o.capDrop } : {}) });
   const seccomp = o.privileged || o.seccomp === 'unconfined' ? undefined : typeof o.seccomp === 'object' ? o.seccomp : defaultSeccompProfile(caps);
 
   const linuxDevices: LinuxDevice[] = [];
   let deviceRules: DeviceRule[];
   if (o.privileged) {
     deviceRules = [{ allow: true, access: 'rwm' }];
-    linuxDevices.push(...(o.hostDevices ?? []));
+    linuxDevices.push(...(o.hostDevices ?? (await listHostDevices())));
   } else {
     deviceRules = [...defaultDeviceRules];
     for (const d of o.devices ?? []) {
-      const host = o.hostDevices?.find((h) => h.path === d.pathOnHost);
+      const host = o.hostDevices ? o.hostDevices.find((h) => h.path === d.pathOnHost) : await hostDevice(d.pathOnHost);
       if (!host) throw invalid(`devices: ${d.pathOnHost} is not a device of this host`);
       linuxDevices.push({ ...host, path: d.pathInContainer ?? d.pathOnHost });
       deviceRules.push({ allow: true, type: host.type === 'b' ? 'b' : 'c', major: host.major, minor: host.minor, access: d.permissions ?? 'rwm' });
