@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential libseccomp-dev   # the native shim
   busybox-static                   # test and example root filesystems
-  runc crun podman docker.io       # reference runtimes and engines to compare with
+  runc crun podman buildah docker.io  # reference runtimes, engines and builders to compare with
   docker-registry apache2-utils    # local registry and its htpasswd files
   skopeo umoci                     # OCI layout interoperability
   openssh-server                   # machine test hosts
