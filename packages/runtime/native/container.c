@@ -573,6 +573,7 @@ monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
     .tty = tty,
     .log_fd = L->log_fd,
     .listen_fd = L->listen_fd,
+    .first_client_fd = -1,
     .stdin_once = L->o->stdin_once,
     .local = local && L->monitored,
     .local_tty = local && tty && isatty (0),

@@ -132,7 +132,7 @@ build_process (const struct exec_options *o, const struct spec *container, struc
 
 static void __attribute__ ((noreturn))
 exec_child (int sync, const struct ns_set *ns, int rootfd, const struct spec_process *p, const struct spec *container,
-            int preserve_fds)
+            int preserve_fds, const int stdio[3])
 {
   shim_error_t err = NULL;
   cleanup_free char *exe = NULL;
@@ -140,6 +140,12 @@ exec_child (int sync, const struct ns_set *ns, int rootfd, const struct spec_pro
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (sync_expect (sync, SYNC_GO, "waiting for the runtime", &err) < 0)
     goto fail;
+  for (int i = 0; i < 3; i++)
+    if (stdio[i] >= 0 && dup2 (stdio[i], i) < 0)
+      {
+        shim_make_error (&err, errno, "set up stdio");
+        goto fail;
+      }
   if (ns_enter (ns, &err) < 0)
     goto fail;
   /* The root of the container's mount namespace, also where it was chrooted (no pivot_root). */
@@ -201,6 +207,25 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "cannot allocate a tty for a detached exec without --console-socket");
   if (!p->terminal && o->console_socket)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "--console-socket needs a tty (-t)");
+  if (o->attach_socket && (o->detach || o->console_socket))
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "--attach-socket serves the process itself: not with -d or --console-socket");
+  /* With an attach socket, the process's stdio are our pipes (or its pty), relayed to the clients. */
+  int child_stdio[3] = { -1, -1, -1 }, parent_stdio[3] = { -1, -1, -1 };
+  int listen_fd = -1, first_client = -1;
+  if (o->attach_socket)
+    {
+      if (!p->terminal)
+        for (int i = 0; i < 3; i++)
+          {
+            int fds[2];
+            if (pipe2 (fds, O_CLOEXEC) < 0)
+              return shim_make_error (err, errno, "pipe");
+            child_stdio[i] = i == 0 ? fds[0] : fds[1];
+            parent_stdio[i] = i == 0 ? fds[1] : fds[0];
+          }
+      if (monitor_listen (o->attach_socket, &listen_fd, err) < 0)
+        return -1;
+    }
 
   struct ns_set ns;
   if (ns_open_process (st->pid, &ns, err) < 0)
@@ -220,7 +245,7 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
     return shim_make_error (err, errno, "socketpair");
   int signal_fd = -1;
-  bool local_tty = p->terminal && !o->console_socket && isatty (0);
+  bool local_tty = p->terminal && !o->console_socket && !o->attach_socket && isatty (0);
   if (!o->detach && monitor_signalfd (true, local_tty, &signal_fd, err) < 0)
     return -1;
   signal (SIGPIPE, SIG_IGN);
@@ -230,9 +255,12 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
   if (pid == 0)
     {
       close (sp[0]);
-      exec_child (sp[1], &ns, rootfd, p, container, o->preserve_fds);
+      exec_child (sp[1], &ns, rootfd, p, container, o->preserve_fds, child_stdio);
     }
   close (sp[1]);
+  for (int i = 0; i < 3; i++)
+    if (child_stdio[i] >= 0)
+      close (child_stdio[i]);
   ns_close (&ns);
   int sync = sp[0];
   int master = -1;
@@ -245,6 +273,19 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
       if (prlimit (pid, (__rlimit_resource_t) p->rlimits[i].resource, &rl, NULL) < 0)
         {
           shim_make_error (err, errno, "process.rlimits[%zu]", i);
+          goto fail;
+        }
+    }
+  if (listen_fd >= 0)
+    {
+      /* Blocking: the process waits for its first client, so nothing it writes is lost. */
+      int fl = fcntl (listen_fd, F_GETFL);
+      fcntl (listen_fd, F_SETFL, fl & ~O_NONBLOCK);
+      first_client = SHIM_RETRY (accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC));
+      fcntl (listen_fd, F_SETFL, fl);
+      if (first_client < 0)
+        {
+          shim_make_error (err, errno, "accept on the attach socket `%s`", o->attach_socket);
           goto fail;
         }
     }
@@ -289,13 +330,14 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
                                   .forward_signals = true,
                                   .sync_fd = -1,
                                   .fifo_fd = -1,
-                                  .out_fd = master,
-                                  .err_fd = -1,
-                                  .in_fd = master,
+                                  .out_fd = master >= 0 ? master : parent_stdio[1],
+                                  .err_fd = master >= 0 ? -1 : parent_stdio[2],
+                                  .in_fd = master >= 0 ? master : parent_stdio[0],
                                   .tty = master >= 0,
                                   .log_fd = -1,
-                                  .listen_fd = -1,
-                                  .local = master >= 0,
+                                  .listen_fd = listen_fd,
+                                  .first_client_fd = first_client,
+                                  .local = master >= 0 && listen_fd < 0,
                                   .local_tty = local_tty };
     struct termios saved;
     bool raw = false;
@@ -311,10 +353,14 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
     if (raw)
       terminal_restore (0, &saved);
     *exit_code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+    if (o->attach_socket)
+      unlink (o->attach_socket);
   }
   return ret;
 
 fail:
+  if (o->attach_socket && listen_fd >= 0)
+    unlink (o->attach_socket);
   kill (pid, SIGKILL);
   SHIM_RETRY (waitpid (pid, NULL, 0));
   if (sync >= 0)

@@ -22,6 +22,9 @@ struct exec_options
   size_t n_additional_gids;
   bool no_new_privs;
   int preserve_fds;
+  /* Berth: serve the process's stdio on this unix socket (the attach protocol of monitor.h).
+     The process starts once the first client is connected, so it loses no output. */
+  const char *attach_socket;
 };
 
 /* *exit_code gets the process's status unless detached. */

@@ -56,7 +56,8 @@ static const char usage_text[]
       "exec [options] <id> <command> [args...]:\n"
       "  -p, --process FILE  a process.json; -t, --tty; -d, --detach; --console-socket; --pid-file;\n"
       "  --cwd DIR; -e, --env K=V; -u, --user UID[:GID]; -c, --cap CAP; -g, --additional-gids GID;\n"
-      "  --no-new-privs; --preserve-fds N\n";
+      "  --no-new-privs; --preserve-fds N;\n"
+      "  --attach-socket PATH  Berth: serve the process's stdio there (starts when the first client connects)\n";
 
 struct args
 {
@@ -240,6 +241,12 @@ cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
           if ((v = take_value (a, arg, err)) == NULL)
             return -1;
           o.pid_file = absolute (v);
+        }
+      else if (is_opt (arg, "--attach-socket"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.attach_socket = absolute (v);
         }
       else if (is_opt (arg, "--cwd"))
         {

@@ -290,11 +290,8 @@ client_flush (struct loop *l, size_t i)
 }
 
 static void
-accept_client (struct loop *l)
+add_client (struct loop *l, int fd)
 {
-  int fd = accept4 (l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (fd < 0)
-    return;
   if (l->n_clients == MAX_CLIENTS)
     {
       close (fd);
@@ -303,6 +300,14 @@ accept_client (struct loop *l)
   struct client *c = &l->clients[l->n_clients++];
   memset (c, 0, sizeof *c);
   c->fd = fd;
+}
+
+static void
+accept_client (struct loop *l)
+{
+  int fd = accept4 (l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd >= 0)
+    add_client (l, fd);
 }
 
 static void
@@ -449,6 +454,11 @@ monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *er
       set_nonblock (fds[i]);
   if (l.local_in)
     set_nonblock (0);
+  if (o->first_client_fd >= 0)
+    {
+      set_nonblock (o->first_client_fd);
+      add_client (&l, o->first_client_fd);
+    }
   /* Catch an exit that happened before we started listening for SIGCHLD. */
   reap (&l);
   for (;;)

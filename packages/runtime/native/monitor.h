@@ -36,7 +36,8 @@ struct monitor_options
   int in_fd;             /* the process's stdin (pipe or master), or -1 */
   bool tty;
   int log_fd;    /* json-file log, or -1 */
-  int listen_fd; /* attach socket, or -1 */
+  int listen_fd;      /* attach socket, or -1 */
+  int first_client_fd; /* a client accepted before the loop started, or -1 */
   bool stdin_once;
   bool local;     /* also relay our own stdin/stdout/stderr */
   bool local_tty; /* our stdin is a terminal: SIGWINCH resizes the container's */

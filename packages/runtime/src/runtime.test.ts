@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasCode, hasKind } from '@berth/errors';
 import { makeBusyboxRootfs } from '@berth/tools/rootfs';
+import { attachSocket } from './attach.js';
 import { RuntimeErrorCode } from './errors.js';
 import { collectOutput, Runtime } from './runtime.js';
 import { buildSpec, type RunOptions } from './spec-builder.js';
@@ -221,6 +222,38 @@ describe('exec', () => {
     const piped = await runtime.exec(id, { args: ['sh', '-c', 'read x; echo "[$x]"'] }, { stdin: true });
     piped.stdin!.end('abc\n');
     expect((await collectOutput(piped)).stdout).toBe('[abc]\n');
+  });
+
+  it('serves an exec over an attach socket: tty, resize, stdin and the exit code', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '30']) });
+    const socket = join(dir, `${id}-exec.sock`);
+    const proc = await runtime.exec(id, { args: ['sh', '-c', 'read x; stty size; echo "got $x"; exit 3'], terminal: true }, { attachSocket: socket });
+    const session = await until('the exec attach socket', () => attachSocket(socket).catch(() => undefined));
+    const out: Buffer[] = [];
+    session.stdout.on('data', (d: Buffer) => out.push(d));
+    session.resize(21, 77);
+    session.stdin.write('ping\r');
+    expect(await session.exit).toBe(3);
+    expect(await proc.wait()).toBe(3);
+    const text = Buffer.concat(out).toString();
+    expect(text).toContain('21 77\r\n');
+    expect(text).toContain('got ping\r\n');
+    await expect(access(socket)).rejects.toThrow();
+
+    // Without a tty: separate streams, and closing stdin ends `cat`.
+    const socket2 = join(dir, `${id}-exec2.sock`);
+    const proc2 = await runtime.exec(id, { args: ['sh', '-c', 'cat; echo done >&2'] }, { attachSocket: socket2 });
+    const s2 = await until('the second attach socket', () => attachSocket(socket2).catch(() => undefined));
+    const o2: Buffer[] = [];
+    const e2: Buffer[] = [];
+    s2.stdout.on('data', (d: Buffer) => o2.push(d));
+    s2.stderr.on('data', (d: Buffer) => e2.push(d));
+    s2.stdin.end('echoed\n');
+    expect(await s2.exit).toBe(0);
+    expect(await proc2.wait()).toBe(0);
+    expect(Buffer.concat(o2).toString()).toBe('echoed\n');
+    expect(Buffer.concat(e2).toString()).toBe('done\n');
   });
 
   it('reports a missing program as ERR_EXEC_NOT_FOUND (127) and refuses stopped containers', async () => {

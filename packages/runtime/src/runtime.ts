@@ -85,6 +85,11 @@ export type ExecProcess = Partial<ProcessSpec> & { readonly args: readonly strin
 export interface ExecOptions {
   /** Return as soon as the process runs, without waiting for it. */
   readonly detach?: boolean;
+  /**
+   * berth-runtime: serve the process's stdio on this unix socket (connect with `attachSocket`).
+   * The process starts when the first client connects; `wait()` still gives its exit status.
+   */
+  readonly attachSocket?: string;
   /** Give the process a stdin pipe (otherwise /dev/null). */
   readonly stdin?: boolean;
   readonly pidFile?: string;
@@ -269,6 +274,9 @@ export class Runtime {
     const config = JSON.parse(await readFile(join(state.bundle, 'config.json'), 'utf8')) as RuntimeSpec;
     const base = config.process;
     if (!base) throw new RuntimeError(`container ${id} has no process in its config.json`, RuntimeErrorCode.InvalidSpec);
+    if (options.attachSocket && !this.hasMonitor) {
+      throw new RuntimeError(`${this.runtime} has no attach socket for exec; use berth-runtime`, RuntimeErrorCode.NotSupported);
+    }
     const full: ProcessSpec = { ...base, ...process, args: [...process.args], terminal: process.terminal ?? false };
     const dir = await mkdtemp(join(tmpdir(), 'berth-exec-'));
     const file = join(dir, 'process.json');
@@ -281,6 +289,7 @@ export class Runtime {
       ...(options.detach ? ['--detach'] : []),
       ...(options.pidFile ? ['--pid-file', options.pidFile] : []),
       ...(options.consoleSocket ? ['--console-socket', options.consoleSocket] : []),
+      ...(options.attachSocket ? ['--attach-socket', options.attachSocket] : []),
       id,
     ];
     const cleanup = () => rm(dir, { recursive: true, force: true });
