@@ -205,6 +205,23 @@ describe('aws driver against a fake EC2', () => {
     }
   });
 
+  test('a group one host made and another reused goes with the last host using it', async () => {
+    const ctx2 = await makeTestDriverContext('h2');
+    try {
+      const first = newDriver({ 'aws-security-group': ['team-sg'] });
+      await first.create();
+      const second = driver.create({ context: ctx2.context, flags: flags({ 'aws-security-group': ['team-sg'] }) });
+      await second.create();
+      expect([...fake.securityGroups.values()].filter((g) => g.groupName === 'team-sg')).toHaveLength(1);
+      await first.remove();
+      expect([...fake.securityGroups.values()].filter((g) => g.groupName === 'team-sg')).toHaveLength(1);
+      await second.remove();
+      expect(fake.leftovers()).toEqual([]);
+    } finally {
+      await ctx2.cleanup();
+    }
+  });
+
   test('credentials come from the standard chain (a shared credentials file and --aws-profile)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-aws-creds-'));
     const saved = { ...process.env };

@@ -32,6 +32,8 @@ type Ec2Sdk = typeof import('@aws-sdk/client-ec2');
 
 /** The account that publishes Ubuntu's official AMIs. */
 const canonicalOwner = '099720109477';
+/** The tag on everything the driver makes (value: the machine that made it). */
+const berthTag = 'berth-machine';
 /** The engine's TLS port, opened with SSH in the groups this driver manages. */
 const enginePort = 2376;
 
@@ -138,6 +140,7 @@ export class AwsDriver implements Driver {
       const imageId = await this.#resolveImage(signal);
       await this.#prepareKeyPair(signal);
       const groupIds = await this.#prepareSecurityGroups(signal);
+      this.#config = { ...this.#config, securityGroupIds: groupIds };
       await this.#runInstance(imageId, groupIds, signal);
       const instance = await this.#waitFor(['running'], signal);
       this.#rememberAddresses(instance);
@@ -182,13 +185,21 @@ export class AwsDriver implements Driver {
         this.#send('TerminateInstances', (sdk) => new sdk.TerminateInstancesCommand({ InstanceIds: [this.#config.instanceId!] }), signal),
       );
       // A security group cannot be deleted while an instance that is still shutting down uses it.
-      if (gone !== undefined && this.#config.created.securityGroupIds.length > 0) await this.#waitFor(['terminated'], signal, true);
+      if (gone !== undefined && this.#groupsToRemove().length > 0) await this.#waitFor(['terminated'], signal, true);
       this.#config = { ...this.#config, instanceId: undefined, clientToken: undefined, ipAddress: undefined, privateIpAddress: undefined };
       await this.#save(signal);
     }
-    for (const groupId of this.#config.created.securityGroupIds) {
-      await this.#deleteSecurityGroup(groupId, signal);
-      this.#config = { ...this.#config, created: { ...this.#config.created, securityGroupIds: this.#config.created.securityGroupIds.filter((g) => g !== groupId) } };
+    for (const groupId of this.#groupsToRemove()) {
+      if (await this.#groupIsOurs(groupId, signal)) {
+        const users = await this.#groupUsers(groupId, signal);
+        if (users.length === 0) await this.#deleteSecurityGroup(groupId, signal);
+        else this.#context.logger.info('security group is used by other instances, leaving it', { groupId, instances: users.join(',') });
+      }
+      this.#config = {
+        ...this.#config,
+        securityGroupIds: (this.#config.securityGroupIds ?? []).filter((g) => g !== groupId),
+        created: { ...this.#config.created, securityGroupIds: this.#config.created.securityGroupIds.filter((g) => g !== groupId) },
+      };
       await this.#save(signal);
     }
     if (this.#config.created.keyPair) {
@@ -419,7 +430,7 @@ export class AwsDriver implements Driver {
   }
 
   #tags(): { Key: string; Value: string }[] {
-    return [{ Key: 'Name', Value: this.#context.machineName }, { Key: 'berth-machine', Value: this.#context.machineName }, ...this.#config.tags.map((t) => ({ Key: t.key, Value: t.value }))];
+    return [{ Key: 'Name', Value: this.#context.machineName }, { Key: berthTag, Value: this.#context.machineName }, ...this.#config.tags.map((t) => ({ Key: t.key, Value: t.value }))];
   }
 
   /** Finds each named group in the VPC or makes it, then opens SSH, 2376 and `--aws-open-port` on it. */
@@ -524,6 +535,39 @@ export class AwsDriver implements Driver {
     } catch (cause) {
       throw new DriverError(`cannot read --aws-userdata file ${path}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause });
     }
+  }
+
+  /** The groups `rm` considers: the ones this host made, and the others it used, which Berth may have made. */
+  #groupsToRemove(): string[] {
+    return [...new Set([...this.#config.created.securityGroupIds, ...(this.#config.securityGroupIds ?? [])])];
+  }
+
+  /**
+   * True for a group this host made, or one another Berth host made (tagged `berth-machine`):
+   * a shared group goes with the last host using it. Groups Berth did not make are never deleted.
+   */
+  async #groupIsOurs(groupId: string, signal: AbortSignal | undefined): Promise<boolean> {
+    if (this.#config.created.securityGroupIds.includes(groupId)) return true;
+    const found = await this.#ignoring(['InvalidGroup.NotFound'], () =>
+      this.#send<DescribeSecurityGroupsCommandOutput>('DescribeSecurityGroups', (sdk) => new sdk.DescribeSecurityGroupsCommand({ GroupIds: [groupId] }), signal),
+    );
+    return (found?.SecurityGroups?.[0]?.Tags ?? []).some((t) => t.Key === berthTag);
+  }
+
+  /** Instances other than gone ones that use the group. */
+  async #groupUsers(groupId: string, signal: AbortSignal | undefined): Promise<string[]> {
+    const found = await this.#send<DescribeInstancesCommandOutput>(
+      'DescribeInstances',
+      (sdk) =>
+        new sdk.DescribeInstancesCommand({
+          Filters: [
+            { Name: 'instance.group-id', Values: [groupId] },
+            { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+          ],
+        }),
+      signal,
+    );
+    return (found.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId ?? '?');
   }
 
   // Retries while EC2 still counts a dependent (a terminating instance, a network interface being released).

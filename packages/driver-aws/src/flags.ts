@@ -108,6 +108,8 @@ export type AwsDriverConfig = {
   readonly spotRequestId?: string | undefined;
   readonly ipAddress?: string | undefined;
   readonly privateIpAddress?: string | undefined;
+  /** Every security group the instance was launched with, made here or reused. */
+  readonly securityGroupIds?: readonly string[] | undefined;
   /** What this driver created and `rm` must remove. */
   readonly created: {
     readonly keyPair?: string | undefined;

@@ -412,7 +412,7 @@ export class FakeEc2 {
     return owners.length === 0 || owners.includes(image.ownerId);
   }
 
-  #filter<T>(items: readonly T[], p: ParamTree, fields: Readonly<Record<string, (item: T) => string | undefined>>): T[] {
+  #filter<T>(items: readonly T[], p: ParamTree, fields: Readonly<Record<string, (item: T) => string | readonly string[] | undefined>>): T[] {
     const filters = list(p['Filter']).map((f) => ({ name: str(f, 'Name') ?? '', values: strings(sub(f, 'Value')) }));
     for (const f of filters) {
       if (!fields[f.name] && !f.name.startsWith('tag:')) throw new Ec2FakeError('InvalidParameterValue', `The filter '${f.name}' is invalid`);
@@ -420,7 +420,8 @@ export class FakeEc2 {
     return items.filter((item) =>
       filters.every((f) => {
         const actual = f.name.startsWith('tag:') ? tagValue(item, f.name.slice(4)) : fields[f.name]!(item);
-        return actual !== undefined && f.values.some((pattern) => wildcard(pattern).test(actual));
+        const candidates = actual === undefined ? [] : typeof actual === 'string' ? [actual] : actual;
+        return candidates.some((value) => f.values.some((pattern) => wildcard(pattern).test(value)));
       }),
     );
   }
@@ -764,7 +765,8 @@ const groupFields: Readonly<Record<string, (g: FakeSecurityGroup) => string>> = 
   'vpc-id': (g) => g.vpcId,
 };
 
-const instanceFields: Readonly<Record<string, (i: FakeInstance) => string>> = {
+const instanceFields: Readonly<Record<string, (i: FakeInstance) => string | readonly string[]>> = {
+  'instance.group-id': (i) => i.securityGroupIds,
   'instance-state-name': (i) => i.state,
   'instance-id': (i) => i.instanceId,
   'vpc-id': (i) => i.vpcId,
