@@ -49,6 +49,19 @@ async function detached(...args: string[]): Promise<number> {
   return code;
 }
 
+/** Polls `probe` until it returns something (the container side has no event to wait on). */
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 1000; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const pidsOf = async (id: string) => JSON.parse((await cli('ps', '--format', 'json', id)).stdout) as number[];
+const statusOf = async (id: string) => (JSON.parse((await cli('state', id)).stdout) as { status: string }).status;
+
 interface Config {
   process: Record<string, unknown>;
   hooks?: Record<string, unknown>;
@@ -103,13 +116,9 @@ describe('berth-runtime command line', () => {
     expect((await cli('list', '-q')).stdout.split('\n')).toContain(id);
     await cli('start', id);
     // pid 1 drops signals it has no handler for: wait until the trap is set (sleep is running).
-    for (let i = 0; i < 300 && (JSON.parse((await cli('ps', '--format', 'json', id)).stdout) as number[]).length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until('the trap', async () => ((await pidsOf(id)).length === 2 ? true : undefined));
     await cli('kill', id, 'SIGUSR1');
-    for (let i = 0; i < 300 && (JSON.parse((await cli('state', id)).stdout) as { status: string }).status !== 'stopped'; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until('the exit', async () => ((await statusOf(id)) === 'stopped' ? true : undefined));
     expect(JSON.parse((await cli('state', id)).stdout)).toMatchObject({ status: 'stopped', exitCode: 5, pid: 0 });
     await cli('delete', id);
     await expect(cli('state', id)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining(`container \`${id}\` does not exist`) });
@@ -121,12 +130,10 @@ describe('berth-runtime command line', () => {
   it('ps lists the container processes, as a table or JSON', async () => {
     const { id, path } = await bundle(['sh', '-c', 'sleep 31 & sleep 32']);
     expect(await detached('run', '-d', '--bundle', path, id)).toBe(0);
-    let pids: number[] = [];
-    for (let i = 0; i < 300 && pids.length < 2; i++) {
-      pids = JSON.parse((await cli('ps', '--format', 'json', id)).stdout) as number[];
-      if (pids.length < 2) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(pids).toHaveLength(2);
+    const pids = await until('both sleeps', async () => {
+      const p = await pidsOf(id);
+      return p.length === 2 ? p : undefined;
+    });
     const table = (await cli('ps', id)).stdout.split('\n').filter(Boolean);
     expect(table[0]).toMatch(/PID/);
     expect(table.slice(1).map((l) => /sleep 3[12]/.test(l))).toEqual([true, true]);
