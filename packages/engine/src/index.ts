@@ -31,4 +31,4 @@ export { decodeRegistryAuth, encodeAuthHeader } from './api/registry-auth.js';
 export { RemoteEngine } from './remote/remote-engine.js';
 export type { RemoteEngineOptions } from './remote/remote-engine.js';
 export type { RemoteTls } from './remote/api-transport.js';
-export { LocalEngine, type LocalEngineOptions, type LocalNetworkOptions } from './local/local-engine.js';
+export { LocalEngine, runDetachedSupervisor, type LocalEngineOptions, type LocalNetworkOptions } from './local/local-engine.js';

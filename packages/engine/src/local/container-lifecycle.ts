@@ -508,7 +508,7 @@ export class ContainerLifecycle {
     if (mode === 'host' || mode.startsWith('container:')) return record.networking;
     const networks: Record<string, EndpointSettings> = {};
     for (const [name, requested] of Object.entries(record.networking.networks)) {
-      const ep = await network.connect({
+      const ep = await retryRace(() => network.connect({
         containerId: record.id,
         containerName: record.name,
         pid,
@@ -517,7 +517,7 @@ export class ContainerLifecycle {
         ...(requested.IPAMConfig?.IPv4Address ? { ip: requested.IPAMConfig.IPv4Address } : {}),
         ...(requested.MacAddress ? { mac: requested.MacAddress } : {}),
         ...(signal ? { signal } : {}),
-      });
+      }));
       networks[ep.networkName] = {
         ...requested,
         NetworkID: ep.networkId,
@@ -532,7 +532,7 @@ export class ContainerLifecycle {
     const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
     const specs = portSpecs(record.hostConfig, Object.keys(record.config.ExposedPorts ?? {}));
     if (specs.length) {
-      for (const p of await network.publish({ containerId: record.id, ports: specs, ...(signal ? { signal } : {}) })) {
+      for (const p of await retryRace(() => network.publish({ containerId: record.id, ports: specs, ...(signal ? { signal } : {}) }))) {
         const key = `${p.containerPort}/${p.protocol}`;
         (ports[key] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
       }
@@ -762,6 +762,15 @@ export class ContainerLifecycle {
   async stop(ref: string, options: CallOptions & { readonly timeout?: number; readonly signalName?: string } = {}): Promise<boolean> {
     const id = await this.#ctx.containers.resolve(ref);
     const record = await this.get(id);
+    if (record.state.status === 'restarting') {
+      // Waiting for its policy's restart: stopping it cancels that.
+      await this.#ctx.containers.withLock(id, async () => {
+        const now = await this.#ctx.containers.tryRead(id);
+        if (now?.state.status === 'restarting') await this.#ctx.containers.write({ ...now, state: { ...now.state, status: 'exited', manuallyStopped: true } });
+      });
+      this.#ctx.watch.notify(id);
+      return true;
+    }
     if (!isRunning(record)) return false;
     const signal = parseSignal(options.signalName || record.config.StopSignal || 'SIGTERM');
     const timeout = options.timeout ?? record.config.StopTimeout ?? 10;
@@ -1088,6 +1097,21 @@ export class ContainerLifecycle {
         if (file.startsWith('memory.memsw')) continue;
         throw engineError(`Cannot update container ${record.id}: writing ${file}: ${describeError(err)}`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument, { cause: err });
       }
+    }
+  }
+}
+
+/**
+ * Runs a network call again when an `ip` command failed: the network manager frees endpoints of
+ * containers that just exited, and the kernel deletes their veths on its own at the same moment,
+ * so a delete can find the device gone. The second try sees it gone and goes on.
+ */
+async function retryRace<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= 2 || !hasCode(err, 'ERR_NETWORK_COMMAND_FAILED')) throw err;
     }
   }
 }

@@ -1,5 +1,9 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ErrorKind } from '@berth/errors';
-import { noopLogger, type Logger } from '@berth/log';
+import { createJsonLogger, noopLogger, type Logger } from '@berth/log';
 import type { NetworkManager, NetworkManagerOptions } from '@berth/network';
 import { Runtime, type RuntimeName } from '@berth/runtime';
 import type { Snapshotter } from '@berth/snapshot';
@@ -10,6 +14,7 @@ import {
   engineError,
   type AttachOptions,
   type CommitOptions,
+  type ContainerSupervisor,
   type ContainerWait,
   type Engine,
   type ImportOptions,
@@ -59,6 +64,7 @@ import { filterContainers } from './container-filters.js';
 import { ContainerIo } from './container-io.js';
 import { ContainerLifecycle } from './container-lifecycle.js';
 import { ContainerStore } from './container-store.js';
+import { LocalSupervisor, needsSupervision } from './container-supervisor.js';
 import { inspectView, summaryView } from './container-view.js';
 import type { EngineContext } from './engine-context.js';
 import { EventJournal } from './event-journal.js';
@@ -96,6 +102,13 @@ export interface LocalEngineOptions {
   readonly initPath?: string;
   /** `key=value` labels `info` reports (`engine serve --label`). */
   readonly labels?: readonly string[];
+  /**
+   * How to start the detached supervisor (restart policies, health checks, `--rm` of detached
+   * containers while no `engine serve` runs); the path of an options file is appended. Default:
+   * this Node binary running this package's `dist/local/supervisor-main.js`. An app bundled into
+   * one file passes its own entry that calls `runDetachedSupervisor`.
+   */
+  readonly supervisorCommand?: readonly string[];
   /** Berth's version, commit and build time, for `version` and `info`. */
   readonly version?: string;
   readonly gitCommit?: string;
@@ -109,6 +122,9 @@ function required(value: unknown, name: string): string {
   return value;
 }
 
+// From src/local (tests) and dist/local alike, the built entry of this package.
+const defaultSupervisorCommand = [process.execPath, fileURLToPath(new URL('../../dist/local/supervisor-main.js', import.meta.url))];
+
 function notYet(what: string): never {
   throw engineError(`${what} is not implemented by the local engine yet`, EngineErrorCode.NotImplemented, ErrorKind.NotImplemented);
 }
@@ -120,7 +136,7 @@ function notYet(what: string): never {
  * made under file locks and written atomically. Containers outlive the engine: the runtime's
  * monitor keeps them.
  */
-export class LocalEngine implements Engine {
+export class LocalEngine implements Engine, ContainerSupervisor {
   readonly options: LocalEngineOptions;
   readonly #ctx: EngineContext;
   readonly #lifecycle: ContainerLifecycle;
@@ -131,6 +147,7 @@ export class LocalEngine implements Engine {
   readonly #networks: NetworkService;
   readonly #fs: ContainerFilesystem;
   readonly #processes: ContainerProcesses;
+  readonly #supervisor: LocalSupervisor;
   readonly #system: SystemService;
   #snapshotter: Promise<Snapshotter> | undefined;
   #network: NetworkManager | undefined;
@@ -155,7 +172,17 @@ export class LocalEngine implements Engine {
       network: () => this.#getNetwork(),
     };
     this.#ctx = ctx;
-    this.#lifecycle = new ContainerLifecycle(ctx, { initPath: options.initPath });
+    this.#lifecycle = new ContainerLifecycle(ctx, {
+      initPath: options.initPath,
+      onStarted: (record, watchedHere) => {
+        if (!needsSupervision(record, watchedHere)) return;
+        const { logger: _logger, ...serializable } = this.options;
+        void this.#supervisor
+          .ensureDetached(this.options.supervisorCommand ?? defaultSupervisorCommand, serializable)
+          .catch((err: unknown) => ctx.logger.warn('could not start the supervisor', { error: err }));
+      },
+    });
+    this.#supervisor = new LocalSupervisor(ctx, this.#lifecycle);
     this.#io = new ContainerIo(ctx, this.#lifecycle);
     this.#volumes = new VolumeService(ctx);
     this.#execs = new ExecService(ctx, this.#lifecycle);
@@ -518,7 +545,46 @@ export class LocalEngine implements Engine {
     return this.#networks.prune(options.filters ?? {}, options);
   }
 
+  /**
+   * What `engine serve` runs beside the API (ContainerSupervisor): recovers networking left by a
+   * crash, starts the containers whose restart policy says so, then watches every container until
+   * the signal fires: exits, restart policies with docker's backoff, health checks, `--rm`.
+   */
+  async supervise(options: { readonly signal: AbortSignal }): Promise<void> {
+    await this.#ready();
+    await this.#supervisor.run({ signal: options.signal, boot: true, recoverNetwork: true });
+  }
+
+  /** The supervisor of the daemonless CLI: no boot restarts, ends when idle. Use `runDetachedSupervisor`. */
+  async superviseDetached(signal: AbortSignal, idleExitMs: number): Promise<void> {
+    await this.#ready();
+    await this.#supervisor.run({ signal, boot: false, idleExitMs });
+  }
+
   async close(): Promise<void> {
     await this.#images.close();
+  }
+}
+
+/**
+ * The detached supervisor's main (see `LocalEngineOptions.supervisorCommand`): runs the supervisor
+ * for the engine options in `optionsPath` until nothing needs watching or the signal fires, logging
+ * JSON lines to `<runRoot>/supervisor/supervisor.log`.
+ */
+export async function runDetachedSupervisor(options: { readonly optionsPath: string; readonly signal: AbortSignal; readonly idleExitMs?: number }): Promise<void> {
+  const engineOptions = JSON.parse(await readFile(options.optionsPath, 'utf8')) as LocalEngineOptions;
+  const dir = join(engineOptions.runRoot, 'supervisor');
+  await mkdir(dir, { recursive: true });
+  const log = createWriteStream(join(dir, 'supervisor.log'), { flags: 'a' });
+  const logger = createJsonLogger({ write: (line) => log.write(line) }).child({ component: 'supervisor', pid: process.pid });
+  const engine = new LocalEngine({ ...engineOptions, logger });
+  try {
+    await engine.superviseDetached(options.signal, options.idleExitMs ?? 5000);
+  } catch (err) {
+    logger.error('supervisor failed', { error: err });
+    throw err;
+  } finally {
+    await engine.close();
+    log.end();
   }
 }
