@@ -3,7 +3,7 @@
 // dist/network-helper.mjs and the native programs in dist/native/. Workspace packages are read
 // from source through the @berth/source condition; modules reached only by a dynamic import
 // stay lazy inside the bundle, so a command loads only what it uses.
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { build } from 'esbuild';
 
@@ -73,6 +73,11 @@ for (const [from, name] of [
   ['../../../packages/snapshot/dist/native/berth-fsops', 'berth-fsops'],
 ]) {
   const source = here(from);
-  if (await stat(source).catch(() => undefined)) await copyFile(source, here(`../dist/native/${name}`));
+  // Copied beside and renamed over: the old binary may be running (container monitors), and a
+  // running executable cannot be written in place (ETXTBSY).
+  if (await stat(source).catch(() => undefined)) {
+    await copyFile(source, here(`../dist/native/.${name}.new`));
+    await rename(here(`../dist/native/.${name}.new`), here(`../dist/native/${name}`));
+  }
   else process.stderr.write(`bundle: ${source} is not built; the bundle will look for ${name} elsewhere\n`);
 }

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hasKind } from '@berth/errors';
 import type { ContainerPathStat, Engine } from '@berth/engine';
@@ -35,25 +35,39 @@ async function statOrUndefined(engine: Engine, id: string, path: string, signal:
   }
 }
 
+/** A pass-through that counts the bytes going by (for docker's "Successfully copied"). */
+function byteCounter(): Transform & { bytes: number } {
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      counter.bytes += chunk.length;
+      callback(null, chunk);
+    },
+  }) as Transform & { bytes: number };
+  counter.bytes = 0;
+  return counter;
+}
+
 async function countingPipe(source: Readable, sink: Writable): Promise<number> {
-  let bytes = 0;
-  source.on('data', (d: Buffer) => (bytes += d.length));
-  await pipeline(source, sink);
-  return bytes;
+  const counter = byteCounter();
+  await pipeline(source, counter, sink);
+  return counter.bytes;
 }
 
 async function copyFromContainer(cli: Cli, engine: Engine, container: string, path: string, dest: string, quiet: boolean): Promise<void> {
-  const { archive } = await engine.getContainerArchive(container, path, { signal: cli.signal });
+  // Everything that waits is done before the archive is asked for, so it is read as it comes.
   if (dest === '-') {
+    const { archive } = await engine.getContainerArchive(container, path, { signal: cli.signal });
     await pipeline(archive, cli.io.stdout, { end: false });
     return;
   }
   const { extract } = await import('tar');
   const target = resolve(dest);
   const existing = await stat(target).catch(() => undefined);
+  const preserveOwner = process.getuid?.() === 0;
   let bytes: number;
   if (existing?.isDirectory()) {
-    bytes = await countingPipe(archive, extract({ cwd: target, preserveOwner: process.getuid?.() === 0 }) as unknown as Writable);
+    const { archive } = await engine.getContainerArchive(container, path, { signal: cli.signal });
+    bytes = await countingPipe(archive, extract({ cwd: target, preserveOwner }) as unknown as Writable);
   } else {
     // A new name: unpack beside it, then move the copied root into place.
     const parent = dirname(target);
@@ -61,7 +75,8 @@ async function copyFromContainer(cli: Cli, engine: Engine, container: string, pa
     if (!parentStat?.isDirectory()) throw engineError(`destination directory ${parent} does not exist`, EngineErrorCode.PathNotFound, 'NotFound');
     const staging = await mkdtemp(join(parent, '.engine-cp-'));
     try {
-      bytes = await countingPipe(archive, extract({ cwd: staging, preserveOwner: process.getuid?.() === 0 }) as unknown as Writable);
+      const { archive } = await engine.getContainerArchive(container, path, { signal: cli.signal });
+      bytes = await countingPipe(archive, extract({ cwd: staging, preserveOwner }) as unknown as Writable);
       const source = path.endsWith('/.') ? staging : join(staging, basename(path.replace(/\/+$/, '')) || '.');
       if (existing && !existing.isDirectory() && (await stat(source)).isDirectory()) throw engineError(`cannot copy a directory to the file ${dest}`, EngineErrorCode.InvalidParameter, 'InvalidArgument');
       await rename(source, target);
@@ -112,14 +127,12 @@ async function copyToContainer(cli: Cli, engine: Engine, src: string, container:
     },
     [contentsOnly ? '.' : base],
   );
-  // node-tar's pack stream is not a Node stream; a PassThrough makes it one (and counts the bytes).
-  let bytes = 0;
-  const body = new PassThrough();
-  body.on('data', (d: Buffer) => (bytes += d.length)).pause();
+  // node-tar's pack stream is not a Node stream; piping it through a Transform makes it one.
+  const body = byteCounter();
   tar.on('error', (err: unknown) => body.destroy(err as Error));
   tar.pipe(body);
   await engine.putContainerArchive(container, into, body, { signal: cli.signal, copyUIDGID: options.copyUIDGID });
-  if (!options.quiet && cli.io.stderr.isTTY) cli.err(`Successfully copied ${humanSize(bytes)} to ${container}:${path}\n`);
+  if (!options.quiet && cli.io.stderr.isTTY) cli.err(`Successfully copied ${humanSize(body.bytes)} to ${container}:${path}\n`);
 }
 
 /** `engine cp`. */
