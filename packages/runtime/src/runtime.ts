@@ -49,7 +49,10 @@ export interface ContainerState {
   readonly cgroup?: CgroupPaths;
 }
 
-/** How `create` and `run` start a container. */
+/**
+ * How `create` and `run` start a container. Without `logPath` or `attachSocket` a detached
+ * container's stdio is /dev/null (the driver gives it none of its own pipes).
+ */
 export interface CreateOptions {
   /** The bundle directory (config.json and, usually, the rootfs). */
   readonly bundle: string;
