@@ -43,7 +43,7 @@ const run = promisify(execFile);
 /** What the lifecycle needs from its owner beyond the shared context. */
 export interface LifecycleOptions {
   /** The host path of the init binary `--init` runs as pid 1; undefined when none is available. */
-  readonly initPath: string | undefined;
+  readonly initPath: () => Promise<string | undefined>;
   /** Called after a container starts that needs watching beyond this process (health, restart, auto-remove). */
   readonly onStarted?: (record: ContainerRecord, watchedHere: boolean) => void;
 }
@@ -551,8 +551,9 @@ export class ContainerLifecycle {
     const layout = this.#ctx.layout;
     const runtime = this.#ctx.runtime;
     const host = record.hostConfig;
-    if (host.Init && !this.#options.initPath) {
-      throw engineError('--init is not available: no init binary was found for this engine', EngineErrorCode.NotImplemented, ErrorKind.NotImplemented);
+    const initPath = host.Init ? await this.#options.initPath() : undefined;
+    if (host.Init && !initPath) {
+      throw engineError('--init is not available: no init binary (docker-init or tini-static) was found for this engine', EngineErrorCode.NotImplemented, ErrorKind.NotImplemented);
     }
     let runtimeCreated = false;
     let networked = false;
@@ -569,7 +570,7 @@ export class ContainerLifecycle {
         pid: await this.#namespace(host.PidMode, 'pid'),
         ipc: await this.#namespace(host.IpcMode, 'ipc'),
         uts: await this.#namespace(host.UTSMode, 'uts'),
-        ...(host.Init && this.#options.initPath ? { initPath: this.#options.initPath } : {}),
+        ...(initPath ? { initPath } : {}),
       });
       const spec = await buildSpec({}, options);
       if (host.ConsoleSize && spec.process) spec.process.consoleSize = { height: host.ConsoleSize[0], width: host.ConsoleSize[1] };

@@ -3,7 +3,8 @@ import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind, describeError, isBerthError } from '@berth/errors';
 import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
-import { allCapabilities, resolveUser, type ExecProcess } from '@berth/runtime';
+import type { Writable } from 'node:stream';
+import { allCapabilities, attachSocket, resolveUser, type AttachSession, type ExecProcess, type RunningProcess } from '@berth/runtime';
 import { EngineErrorCode, engineError } from '../engine.js';
 import type { CallOptions, IdResponse, TerminalSize } from '../types/common.js';
 import type { ExecConfig, ExecInspectResponse, ExecStartConfig } from '../types/exec.js';
@@ -35,6 +36,7 @@ const execIdPattern = /^[0-9a-f]{64}$/;
 export class ExecService {
   readonly #ctx: EngineContext;
   readonly #lifecycle: ContainerLifecycle;
+  readonly #sessions = new Map<string, AttachSession>();
 
   constructor(ctx: EngineContext, lifecycle: ContainerLifecycle) {
     this.#ctx = ctx;
@@ -132,14 +134,33 @@ export class ExecService {
     }
 
     const wantStdin = record.config.AttachStdin ?? false;
-    const proc = await this.#ctx.runtime.exec(container.id, process, { stdin: wantStdin, ...(options.signal ? { signal: options.signal } : {}) });
     const queue = new OutputQueue();
     const hold = queue.hold();
-    if (record.config.AttachStdout ?? true) queue.add(proc.stdout, 'stdout');
-    else proc.stdout.resume();
-    if ((record.config.AttachStderr ?? true) && !tty) queue.add(proc.stderr, 'stderr');
-    else if (tty && (record.config.AttachStderr ?? true)) queue.add(proc.stderr, 'stdout');
-    else proc.stderr.resume();
+    let proc: RunningProcess;
+    let stdin: Writable | undefined;
+    let session: AttachSession | undefined;
+    if (tty && this.#ctx.runtime.hasMonitor) {
+      // A terminal exec is served on an attach socket, which carries resizes; it starts when we connect.
+      await mkdir(join(this.#ctx.layout.runRoot, 'attach'), { recursive: true });
+      const socket = join(this.#ctx.layout.runRoot, 'attach', `exec-${execId.slice(0, 24)}.sock`);
+      proc = await this.#ctx.runtime.exec(container.id, process, { attachSocket: socket, ...(options.signal ? { signal: options.signal } : {}) });
+      proc.stdout.resume();
+      proc.stderr.resume();
+      session = await this.#connectWhenListening(socket, proc);
+      if (record.config.AttachStdout ?? true) queue.add(session.stdout, 'stdout');
+      else session.stdout.resume();
+      session.stderr.resume();
+      stdin = wantStdin ? session.stdin : undefined;
+      this.#sessions.set(execId, session);
+    } else {
+      proc = await this.#ctx.runtime.exec(container.id, process, { stdin: wantStdin, ...(options.signal ? { signal: options.signal } : {}) });
+      if (record.config.AttachStdout ?? true) queue.add(proc.stdout, 'stdout');
+      else proc.stdout.resume();
+      if ((record.config.AttachStderr ?? true) && !tty) queue.add(proc.stderr, 'stderr');
+      else if (tty && (record.config.AttachStderr ?? true)) queue.add(proc.stderr, 'stdout');
+      else proc.stderr.resume();
+      stdin = wantStdin ? (proc.stdin ?? undefined) : undefined;
+    }
     const pid = proc.child.pid ?? 0;
     void this.#write({ ...record, started: true, running: true, pid, pidStartTime: await processStartTime(pid), detached: false }).catch(() => {});
     void (async () => {
@@ -151,6 +172,7 @@ export class ExecService {
         const text = describeError(err).replace(/^berth-runtime exec: /, '');
         queue.push({ stream: tty ? 'stdout' : 'stderr', data: Buffer.from(`OCI runtime exec failed: exec failed: ${text}: unknown${tty ? '\r\n' : '\n'}`) });
       }
+      this.#sessions.delete(execId);
       await this.#write({ ...record, started: true, running: false, exitCode, pid: 0, pidStartTime: '', detached: false }).catch(() => {});
       await this.#ctx.events.append({ Type: 'container', Action: 'exec_die', Actor: { ID: container.id, Attributes: { ...attributes, exitCode: String(exitCode) } } });
       hold();
@@ -158,17 +180,41 @@ export class ExecService {
     return {
       tty,
       output: queue,
-      stdin: wantStdin ? (proc.stdin ?? undefined) : undefined,
-      resize: async (_size: TerminalSize) => {
-        // The runtime's foreground exec sizes its terminal once, from consoleSize; there is no resize channel yet.
+      stdin,
+      resize: async (size: TerminalSize) => session?.resize(size.height, size.width),
+      close: () => {
+        session?.close();
+        queue.stop();
       },
-      close: () => queue.stop(),
     };
   }
 
-  async resize(execId: string, _size: TerminalSize): Promise<void> {
+  /** Connects to an exec's attach socket once the runtime listens there (or fails when it ends first). */
+  async #connectWhenListening(socket: string, proc: RunningProcess): Promise<AttachSession> {
+    let ended = false;
+    void proc.wait().then(
+      () => (ended = true),
+      () => (ended = true),
+    );
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await attachSocket(socket);
+      } catch (err) {
+        if (ended) {
+          await proc.wait();
+          throw err;
+        }
+        // The runtime binds the socket right after it starts; give it a moment.
+        await new Promise((r) => setTimeout(r, Math.min(2 + attempt, 20)));
+      }
+    }
+  }
+
+  /** Resizes an exec's terminal; only the process that started it holds the session. */
+  async resize(execId: string, size: TerminalSize): Promise<void> {
     const record = await this.#read(execId);
     if (!record.running) throw engineError(`Exec ${execId} is not running`, EngineErrorCode.ContainerNotRunning, ErrorKind.Conflict);
+    this.#sessions.get(execId)?.resize(size.height, size.width);
   }
 
   async inspect(execId: string): Promise<ExecInspectResponse> {

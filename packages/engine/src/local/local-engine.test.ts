@@ -218,4 +218,46 @@ describe('LocalEngine containers', () => {
     const r = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'touch /x || echo denied'], HostConfig: { NetworkMode: 'none', ReadonlyRootfs: true } });
     expect(r.stdout).toBe('denied\n');
   });
+
+  it('gives a real terminal with resize to a container and to an exec (docker run -it, exec -it)', async () => {
+    const { Id } = await engine.createContainer({
+      Image: 'busybox',
+      Cmd: ['sh', '-c', 'read x; stty size; echo "got $x"; sleep 60'],
+      Tty: true,
+      OpenStdin: true,
+      AttachStdin: true,
+      HostConfig: { NetworkMode: 'none' },
+    });
+    const stream = await engine.attachContainer(Id, { stream: true, stdin: true, stdout: true, stderr: true });
+    expect(stream.tty).toBe(true);
+    await engine.startContainer(Id);
+    await stream.resize({ height: 30, width: 100 });
+    stream.stdin!.write('hi\r');
+    let text = '';
+    for await (const c of stream.output) {
+      expect(c.stream).toBe('stdout');
+      text += c.data.toString();
+      if (text.includes('got hi')) break;
+    }
+    expect(text).toContain('30 100\r\n');
+    stream.close();
+    const ex = await engine.createExec(Id, { Cmd: ['sh', '-c', 'read x; stty size; tty'], Tty: true, AttachStdin: true, AttachStdout: true });
+    const es = await engine.startExec(ex.Id, { Tty: true });
+    await engine.resizeExec(ex.Id, { height: 40, width: 120 });
+    es!.stdin!.write('go\r');
+    let out = '';
+    for await (const c of es!.output) out += c.data.toString();
+    expect(out).toMatch(/40 120\r\n\/dev\/pts\/\d+\r\n/);
+    await engine.removeContainer(Id, { force: true });
+  });
+
+  it('runs an init as pid 1 with --init, which forwards the stop signal and reaps', async () => {
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sleep', '300'], HostConfig: { NetworkMode: 'none', Init: true } });
+    await engine.startContainer(Id);
+    const ex = await engine.createExec(Id, { Cmd: ['sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "'], AttachStdout: true });
+    expect(await collect((await engine.startExec(ex.Id, {}))!.output)).toEqual({ stdout: '/sbin/docker-init -- sleep 300 ', stderr: '' });
+    // sleep as pid 1 would ignore SIGTERM and be killed after the timeout (137); the init forwards it.
+    await engine.stopContainer(Id, { timeout: 20 });
+    expect((await engine.inspectContainer(Id)).State.ExitCode).toBe(143);
+  });
 });

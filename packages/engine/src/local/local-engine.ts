@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorKind } from '@berth/errors';
@@ -98,7 +98,10 @@ export interface LocalEngineOptions {
   readonly dockerConfigPath?: string;
   /** Registries reached over plain HTTP (`host:port`), as docker's `--insecure-registry`. */
   readonly insecureRegistries?: readonly string[];
-  /** The init binary `--init` runs as pid 1 (default: the runtime's own). */
+  /**
+   * The init binary `--init` runs as pid 1, statically linked (default: docker's `docker-init`
+   * or Debian's `tini-static`, where installed).
+   */
   readonly initPath?: string;
   /** `key=value` labels `info` reports (`engine serve --label`). */
   readonly labels?: readonly string[];
@@ -124,6 +127,9 @@ function required(value: unknown, name: string): string {
 
 // From src/local (tests) and dist/local alike, the built entry of this package.
 const defaultSupervisorCommand = [process.execPath, fileURLToPath(new URL('../../dist/local/supervisor-main.js', import.meta.url))];
+
+// Where docker's packages put the static tini it runs for --init.
+const initCandidates = ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/local/bin/docker-init', '/usr/bin/tini-static'];
 
 function notYet(what: string): never {
   throw engineError(`${what} is not implemented by the local engine yet`, EngineErrorCode.NotImplemented, ErrorKind.NotImplemented);
@@ -173,7 +179,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
     };
     this.#ctx = ctx;
     this.#lifecycle = new ContainerLifecycle(ctx, {
-      initPath: options.initPath,
+      initPath: () => this.#initPath(),
       onStarted: (record, watchedHere) => {
         if (!needsSupervision(record, watchedHere)) return;
         const { logger: _logger, ...serializable } = this.options;
@@ -203,8 +209,20 @@ export class LocalEngine implements Engine, ContainerSupervisor {
       labels: options.labels ?? [],
       insecureRegistries: options.insecureRegistries ?? [],
       runtimeName: options.runtime ?? 'berth-runtime',
-      initPath: options.initPath,
+      initPath: options.initPath ?? 'docker-init',
     });
+  }
+
+  #init: Promise<string | undefined> | undefined;
+
+  /** The `--init` binary: the one configured, else the first of docker's usual places that exists. */
+  #initPath(): Promise<string | undefined> {
+    this.#init ??= (async () => {
+      if (this.options.initPath) return this.options.initPath;
+      for (const candidate of initCandidates) if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+      return undefined;
+    })();
+    return this.#init;
   }
 
   #getSnapshotter(): Promise<Snapshotter> {
