@@ -387,6 +387,49 @@ describe('privileged', () => {
   });
 });
 
+describe('resources', () => {
+  it('writes memory, cpu, cpuset, pids and device limits to the cgroup files', async () => {
+    const id = newId();
+    await runtime.runDetached(id, {
+      bundle: await bundle(id, ['sleep', '30'], {
+        memory: 96 << 20,
+        memoryReservation: 48 << 20,
+        memorySwap: 128 << 20,
+        cpuShares: 512,
+        cpuQuota: 50000,
+        cpuPeriod: 100000,
+        cpusetCpus: '0',
+        pidsLimit: 33,
+      }),
+    });
+    const { cgroup } = await runtime.state(id);
+    const read = (controller: string, file: string) => {
+      const key = Object.keys(cgroup!.paths).find((k) => k.split(',').includes(controller))!;
+      return readFile(join(cgroup!.paths[key]!, file), 'utf8').then((t) => t.trim());
+    };
+    if (cgroup!.layout === 'v2') {
+      expect(await read('unified', 'memory.max')).toBe(String(96 << 20));
+      expect(await read('unified', 'cpu.max')).toBe('50000 100000');
+      return;
+    }
+    expect(await read('memory', 'memory.limit_in_bytes')).toBe(String(96 << 20));
+    expect(await read('memory', 'memory.soft_limit_in_bytes')).toBe(String(48 << 20));
+    expect(await read('memory', 'memory.memsw.limit_in_bytes')).toBe(String(128 << 20));
+    expect(await read('cpu', 'cpu.shares')).toBe('512');
+    expect(await read('cpu', 'cpu.cfs_quota_us')).toBe('50000');
+    expect(await read('cpu', 'cpu.cfs_period_us')).toBe('100000');
+    expect(await read('cpuset', 'cpuset.cpus')).toBe('0');
+    expect(await read('pids', 'pids.max')).toBe('33');
+    // docker's device rules: nothing but the standard nodes, the ptys and mknod.
+    const devices = (await read('devices', 'devices.list')).split('\n');
+    expect(devices).toContain('c 1:3 rwm');
+    expect(devices).toContain('c 136:* rwm');
+    expect(devices).not.toContain('a *:* rwm');
+    const pid = (await runtime.state(id)).pid;
+    expect(await readFile(`/proc/${pid}/cgroup`, 'utf8')).toContain(`/berth/${id}`);
+  });
+});
+
 describe('stats', () => {
   it('reads memory, cpu and pids from the cgroup, and records an OOM kill', async () => {
     const id = newId();
