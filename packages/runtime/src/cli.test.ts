@@ -137,6 +137,8 @@ describe('berth-runtime command line', () => {
     const table = (await cli('ps', id)).stdout.split('\n').filter(Boolean);
     expect(table[0]).toMatch(/PID/);
     expect(table.slice(1).map((l) => /sleep 3[12]/.test(l))).toEqual([true, true]);
+    // The table's PID column is the host pid, as the JSON lists them.
+    for (const pid of pids) expect(table.some((l) => l.split(/\s+/).includes(String(pid)))).toBe(true);
     await cli('delete', '--force', id);
   });
 
