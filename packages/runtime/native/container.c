@@ -766,7 +766,6 @@ container_start (const struct container_options *o, int *exit_code, shim_error_t
 
   close (report[0]);
   setsid ();
-  /* Keep the container's stdio passing through when nothing of ours relays it. */
   if (launch (&L, err) < 0)
     {
       struct sync_msg m;

@@ -21,7 +21,6 @@ static const struct spec_device default_devices[] = {
 static int
 create_device (int rootfd, const struct spec_device *d, bool bind, shim_error_t *err)
 {
-  const char *rel = d->path + 1;
   cleanup_free char *dir = xstrdup (d->path);
   char *slash = strrchr (dir, '/');
   *slash = 0;
@@ -55,7 +54,6 @@ create_device (int rootfd, const struct spec_device *d, bool bind, shim_error_t 
     return shim_make_error (err, errno, "create %s", d->path);
   close (f);
   cleanup_free char *target = xasprintf ("/proc/self/fd/%d/%s", realdir, name);
-  (void) rel;
   if (mount (d->path, target, NULL, MS_BIND, NULL) < 0)
     return shim_make_error (err, errno, "bind the host's %s", d->path);
   return 0;

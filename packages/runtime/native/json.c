@@ -116,7 +116,7 @@ static int
 parse_string (struct parser *ps, char **out, size_t *outlen)
 {
   struct strbuf b = { 0 };
-  ps->p++; /* opening quote */
+  ps->p++;
   for (;;)
     {
       if (ps->p >= ps->end)
