@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -25,12 +26,15 @@ export function engineUnavailable(): string | undefined {
   return undefined;
 }
 
-/** A private engine: its own state root, runtime root and HOME (docker config). */
+/** A private engine: its own state root, runtime root, HOME (docker config), bridge and rule tag. */
 export interface EngineHome {
   readonly dir: string;
   readonly root: string;
   readonly runroot: string;
   readonly home: string;
+  /** Name of its default bridge and tag of its links and firewall rules, unique to this home. */
+  readonly bridge: string;
+  readonly networkTag: string;
   /** Removes every container, mount and file of this engine. */
   destroy(): Promise<void>;
 }
@@ -59,7 +63,15 @@ export function runProgram(cmd: string, args: readonly string[], options: { env:
 
 /** The environment of a command: PATH, this engine's HOME, nothing inherited by accident. */
 export function engineEnv(home: EngineHome, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { PATH: process.env['PATH'], HOME: home.home, BERTH_ROOT: home.root, BERTH_RUNROOT: home.runroot, ...extra };
+  return {
+    PATH: process.env['PATH'],
+    HOME: home.home,
+    BERTH_ROOT: home.root,
+    BERTH_RUNROOT: home.runroot,
+    BERTH_BRIDGE: home.bridge,
+    BERTH_NETWORK_TAG: home.networkTag,
+    ...extra,
+  };
 }
 
 /** `engine ARGS` against this engine, daemonless. */
@@ -75,15 +87,22 @@ export function docker(host: string, args: readonly string[], options: { input?:
 /** Makes a fresh engine home and imports a busybox image into it as `tag`. */
 export async function makeEngineHome(options: { busyboxTag?: string } = {}): Promise<EngineHome> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-e2e-'));
+  const suffix = randomBytes(3).toString('hex');
   const home: EngineHome = {
     dir,
     root: join(dir, 'root'),
     runroot: join(dir, 'run'),
     home: join(dir, 'home'),
+    bridge: `be2e${suffix}`,
+    networkTag: `e2e${suffix}`,
     destroy: async () => {
       const ids = await engine(home, ['ps', '-aq']).catch(() => undefined);
       const list = ids?.stdout.split('\n').filter(Boolean) ?? [];
       if (list.length) await engine(home, ['rm', '-f', ...list]).catch(() => undefined);
+      // The default network's bridge, links, rules and helper of this home's tag.
+      const { NetworkManager } = await import('@berth/network');
+      const network = new NetworkManager({ stateDir: join(home.root, 'network'), defaultBridge: home.bridge, ruleTag: home.networkTag });
+      await network.removeAll().catch(() => undefined);
       const mounts = (await readFile('/proc/self/mounts', 'utf8'))
         .split('\n')
         .map((l) => l.split(' ')[1] ?? '')

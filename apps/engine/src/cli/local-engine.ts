@@ -5,6 +5,7 @@ import type { Engine } from '@berth/engine';
 import { LocalEngine } from '@berth/engine/local';
 import type { Logger } from '@berth/log';
 import type { Cli } from './cli.js';
+import type { Settings } from './settings.js';
 
 /** Set by the bundler: the CLI runs from dist/engine.mjs, with its helpers beside it. */
 declare const BERTH_BUNDLED: boolean | undefined;
@@ -13,6 +14,10 @@ declare const BERTH_BUNDLED: boolean | undefined;
 export interface LocalEngineOverrides {
   readonly labels?: readonly string[];
   readonly logger?: Logger;
+  readonly root?: string;
+  readonly runroot?: string;
+  readonly insecureRegistries?: readonly string[];
+  readonly network?: Settings['network'];
 }
 
 /**
@@ -33,15 +38,23 @@ export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverride
   const settings = cli.settings;
   const assets = bundledAssets();
   const runtime = settings.runtime ?? assets.runtime;
+  const net = { ...settings.network, ...overrides.network };
+  const network = {
+    ...(assets.helperCommand ? { helperCommand: assets.helperCommand } : {}),
+    ...(net.bridge ? { defaultBridge: net.bridge } : {}),
+    ...(net.subnet ? { defaultSubnet: net.subnet } : {}),
+    ...(net.mtu ? { defaultMtu: net.mtu } : {}),
+    ...(net.tag ? { ruleTag: net.tag } : {}),
+  };
   return new LocalEngine({
-    root: settings.root,
-    runRoot: settings.runroot,
+    root: overrides.root ?? settings.root,
+    runRoot: overrides.runroot ?? settings.runroot,
     logger: overrides.logger ?? cli.logger,
     dockerConfigPath: join(settings.dockerConfigDir, 'config.json'),
-    insecureRegistries: settings.insecureRegistries,
+    insecureRegistries: [...new Set([...settings.insecureRegistries, ...(overrides.insecureRegistries ?? [])])],
     labels: [...settings.labels, ...(overrides.labels ?? [])],
     version: cli.version,
     ...(runtime ? { runtime } : {}),
-    ...(assets.helperCommand ? { network: { helperCommand: assets.helperCommand } } : {}),
+    ...(Object.keys(network).length ? { network } : {}),
   });
 }

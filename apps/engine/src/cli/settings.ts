@@ -90,6 +90,12 @@ export interface EngineConfigFile {
   readonly runtime?: string;
   readonly 'log-level'?: string;
   readonly debug?: boolean;
+  /** The default bridge's name (dockerd's `bridge`, default berth0) and subnet (`bip`, CIDR). */
+  readonly bridge?: string;
+  readonly bip?: string;
+  readonly mtu?: number;
+  /** Tag of Berth's links and firewall rules, so that several engines on one host keep theirs apart. */
+  readonly 'network-tag'?: string;
 }
 
 /** TLS file paths toward a remote engine. */
@@ -117,6 +123,8 @@ export interface Settings {
   readonly dockerConfigDir: string;
   readonly configFile: EngineConfigFile;
   readonly configFilePath: string | undefined;
+  /** Default-network settings: bridge name, subnet, MTU, rule tag. */
+  readonly network: { readonly bridge?: string; readonly subnet?: string; readonly mtu?: number; readonly tag?: string };
 }
 
 function readConfigFile(path: string, required: boolean): EngineConfigFile {
@@ -135,6 +143,16 @@ function readConfigFile(path: string, required: boolean): EngineConfigFile {
 }
 
 const levels = new Set(['debug', 'info', 'warn', 'error']);
+
+function networkSettings(file: EngineConfigFile, env: NodeJS.ProcessEnv): Settings['network'] {
+  const bridge = env['BERTH_BRIDGE'] ?? file.bridge;
+  const subnet = env['BERTH_BIP'] ?? file.bip;
+  const mtuText = env['BERTH_MTU'] ?? (file.mtu === undefined ? undefined : String(file.mtu));
+  const tag = env['BERTH_NETWORK_TAG'] ?? file['network-tag'];
+  const mtu = mtuText === undefined ? undefined : Number(mtuText);
+  if (mtu !== undefined && !(Number.isInteger(mtu) && mtu >= 576)) throw new UsageError(`invalid MTU ${JSON.stringify(mtuText)}: want an integer of at least 576`, '');
+  return { ...(bridge ? { bridge } : {}), ...(subnet ? { subnet } : {}), ...(mtu !== undefined ? { mtu } : {}), ...(tag ? { tag } : {}) };
+}
 
 /** Resolves settings with the precedence file < environment < flags. */
 export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv): Settings {
@@ -175,5 +193,6 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv): Set
     dockerConfigDir,
     configFile: file,
     configFilePath: explicitFile !== undefined || Object.keys(file).length > 0 ? configFilePath : undefined,
+    network: networkSettings(file, env),
   };
 }

@@ -34,7 +34,13 @@ export const serveCommand: CommandSpec = {
     tlscert: { type: 'string', requiresArg: true, describe: "The server's TLS certificate" },
     tlskey: { type: 'string', requiresArg: true, describe: "The server's TLS key" },
     label: { type: 'string', array: true, requiresArg: true, describe: 'Set key=value labels on the engine (shown by info)' },
-    group: { type: 'string', requiresArg: true, describe: 'Group that owns the unix socket (default root)' },
+    root: { type: 'string', requiresArg: true, describe: 'Root of persistent state (default /var/lib/berth, or BERTH_ROOT)' },
+    runroot: { type: 'string', requiresArg: true, describe: 'Root of runtime state (default /run/berth, or BERTH_RUNROOT)' },
+    'insecure-registry': { type: 'string', array: true, requiresArg: true, describe: 'Registry reached over plain HTTP (repeatable)' },
+    'log-level': { type: 'string', alias: 'l', requiresArg: true, choices: ['debug', 'info', 'warn', 'error'], describe: 'Logging level (default info)' },
+    debug: { type: 'boolean', alias: 'D', describe: 'Log at debug level' },
+    bridge: { type: 'string', alias: 'b', requiresArg: true, describe: 'Name of the default bridge (default berth0)' },
+    bip: { type: 'string', requiresArg: true, describe: 'Subnet of the default bridge, CIDR (default: a free private range)' },
   },
   async run(args, cli) {
     const file = cli.settings.configFile;
@@ -50,13 +56,21 @@ export const serveCommand: CommandSpec = {
         ...(verify ? { ca: await readPem((args['tlscacert'] as string | undefined) ?? file.tlscacert, 'CA certificate', '--tlscacert') } : {}),
       };
     }
-    const level = cli.settings.logLevel === 'warn' ? 'info' : cli.settings.logLevel;
+    // dockerd's flags are also serve's own (`engine serve --root ... --log-level debug`), as the provisioner writes them.
+    const level = args['debug'] === true ? 'debug' : typeof args['log-level'] === 'string' ? (args['log-level'] as 'debug' | 'info' | 'warn' | 'error') : cli.settings.logLevel === 'warn' ? 'info' : cli.settings.logLevel;
     const logger = createJsonLogger({ write: (line) => cli.io.stderr.write(line), level }).child({ component: 'serve' });
     if (!tls && hosts.some((h) => h.startsWith('tcp://'))) {
       logger.warn('the API is served on TCP without TLS: anyone who can reach the port controls the engine; use --tlsverify');
     }
     const labels = [...cli.settings.labels, ...((args['label'] as string[] | undefined) ?? [])];
-    const engine = await createLocalEngine(cli, { labels, logger });
+    const engine = await createLocalEngine(cli, {
+      labels,
+      logger,
+      ...(typeof args['root'] === 'string' ? { root: args['root'] } : {}),
+      ...(typeof args['runroot'] === 'string' ? { runroot: args['runroot'] } : {}),
+      ...(args['insecure-registry'] ? { insecureRegistries: args['insecure-registry'] as string[] } : {}),
+      network: { ...(typeof args['bridge'] === 'string' ? { bridge: args['bridge'] } : {}), ...(typeof args['bip'] === 'string' ? { subnet: args['bip'] } : {}) },
+    });
     const stopped = new AbortController();
     const onAbort = () => stopped.abort();
     cli.signal.addEventListener('abort', onAbort, { once: true });
