@@ -352,6 +352,33 @@ describe('process settings', () => {
     expect(await readFile(join(data, 'out'), 'utf8')).toBe('made\n');
   });
 
+  it('honours bind-mount propagation: rslave sees a host mount made later, rprivate does not', async () => {
+    const id = newId();
+    const src = join(dir, `${id}-prop`);
+    await mkdir(join(src, 'sub'), { recursive: true });
+    // A shared host mount, so that mounts under it propagate to its slaves.
+    await exec('mount', ['--bind', src, src]);
+    try {
+      await exec('mount', ['--make-shared', src]);
+      await runtime.runDetached(id, {
+        bundle: await bundle(id, ['sleep', '30'], {
+          mounts: [
+            { type: 'bind', source: src, target: '/slave', propagation: 'rslave' },
+            { type: 'bind', source: src, target: '/private', propagation: 'rprivate' },
+          ],
+        }),
+      });
+      await exec('mount', ['-t', 'tmpfs', 'tmpfs', join(src, 'sub')]);
+      await writeFile(join(src, 'sub', 'marker'), 'x');
+      const r = await collectOutput(await runtime.exec(id, { args: ['sh', '-c', 'echo slave: $(ls /slave/sub); echo private: $(ls /private/sub)'] }));
+      expect(r.stdout).toBe('slave: marker\nprivate:\n');
+    } finally {
+      await runtime.delete(id, { force: true }).catch(() => {});
+      await exec('umount', ['-l', join(src, 'sub')]).catch(() => {});
+      await exec('umount', ['-l', src]).catch(() => {});
+    }
+  });
+
   it('works without pivot_root (move and chroot) and still hides the host', async () => {
     const id = newId();
     const r = await collectOutput(await runtime.run(id, { bundle: await bundle(id, ['sh', '-c', 'cut -d" " -f5 /proc/self/mountinfo; ls /']), noPivot: true }));
