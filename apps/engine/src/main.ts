@@ -43,11 +43,13 @@ function rootHelp(): string {
   ].join('\n');
 }
 
-function managementHelp(noun: string): string {
-  const verbs = Object.keys(commandTable)
-    .filter((k) => k.startsWith(`${noun} `))
-    .map((k) => k.slice(noun.length + 1));
-  return `Usage:  engine ${noun} COMMAND\n\n${managementCommands[noun]}\n\nCommands:\n${verbs.map((v) => `  ${v}`).join('\n')}\n\nRun 'engine ${noun} COMMAND --help' for more information on a command.\n`;
+async function managementHelp(noun: string): Promise<string> {
+  const rows: string[] = [];
+  for (const key of Object.keys(commandTable).filter((k) => k.startsWith(`${noun} `))) {
+    const spec = await commandTable[key]!();
+    rows.push(`  ${key.slice(noun.length + 1).padEnd(10)} ${spec.describe}`);
+  }
+  return `Usage:  engine ${noun} COMMAND\n\n${managementCommands[noun]}\n\nCommands:\n${rows.join('\n')}\n\nRun 'engine ${noun} COMMAND --help' for more information on a command.\n`;
 }
 
 function countMessage(path: string, [min, max]: readonly [number, number], got: number): string | undefined {
@@ -117,7 +119,7 @@ export async function runCli(argv: readonly string[], io: CliIo, signals: Signal
     let consumed = 1;
     if (managementCommands[noun] !== undefined) {
       if (rest.length < 2 || rest[1] === '--help') {
-        io.stdout.write(managementHelp(noun));
+        io.stdout.write(await managementHelp(noun));
         return rest.length < 2 ? 1 : 0;
       }
       consumed = 2;
