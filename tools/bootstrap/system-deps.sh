@@ -8,7 +8,7 @@ packages=(
   runc crun podman buildah docker.io  # reference runtimes, engines and builders to compare with
   docker-registry apache2-utils    # local registry and its htpasswd files
   skopeo umoci                     # OCI layout interoperability
-  openssh-server                   # machine test hosts
+  openssh-server genisoimage       # machine test hosts, VirtualBox seed ISO checks
   iproute2 iptables nftables       # networking
   openssl procps psmisc util-linux # helpers the tests and the rigs call
 )
