@@ -1,6 +1,7 @@
 // Bundles the CLI into one file, dist/engine.mjs, that runs with nothing but a Node.js binary
 // beside it (the machine provisioner ships that file with its companions): the network helper
-// dist/network-helper.mjs and the native programs in dist/native/. Workspace packages are read
+// dist/network-helper.mjs, the daemonless supervisor dist/supervisor.mjs and the native programs
+// in dist/native/. Workspace packages are read
 // from source through the @berth/source condition; modules reached only by a dynamic import
 // stay lazy inside the bundle, so a command loads only what it uses.
 import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
@@ -65,6 +66,7 @@ await build({
   define: { BERTH_VERSION: JSON.stringify(pkg.version), BERTH_BUNDLED: 'true' },
 });
 await build({ ...common, entryPoints: [here('../../../packages/network/src/helper-main.ts')], outfile: here('../dist/network-helper.mjs') });
+await build({ ...common, entryPoints: [here('../../../packages/engine/src/local/supervisor-main.ts')], outfile: here('../dist/supervisor.mjs') });
 
 // The native programs the engine runs, built by their packages (runtime, snapshot).
 await mkdir(here('../dist/native'), { recursive: true });

@@ -21,16 +21,22 @@ export interface LocalEngineOverrides {
 }
 
 /**
- * Where the bundle's companions are: `native/berth-runtime` and the network helper
- * `network-helper.mjs` beside `engine.mjs` (the layout of apps/engine/dist and of the machine
- * provisioner's package). From source, the packages find their own.
+ * Where the bundle's companions are: `native/berth-runtime`, the network helper
+ * `network-helper.mjs` and the daemonless supervisor `supervisor.mjs` beside `engine.mjs` (the
+ * layout of apps/engine/dist and of the machine provisioner's package). From source, the
+ * packages find their own.
  */
-function bundledAssets(): { runtime?: string; helperCommand?: string[] } {
+function bundledAssets(): { runtime?: string; helperCommand?: string[]; supervisorCommand?: string[] } {
   if (typeof BERTH_BUNDLED !== 'boolean' || !BERTH_BUNDLED) return {};
   const dir = dirname(fileURLToPath(import.meta.url));
   const shim = join(dir, 'native', 'berth-runtime');
   const helper = join(dir, 'network-helper.mjs');
-  return { ...(existsSync(shim) ? { runtime: shim } : {}), ...(existsSync(helper) ? { helperCommand: [process.execPath, helper] } : {}) };
+  const supervisor = join(dir, 'supervisor.mjs');
+  return {
+    ...(existsSync(shim) ? { runtime: shim } : {}),
+    ...(existsSync(helper) ? { helperCommand: [process.execPath, helper] } : {}),
+    ...(existsSync(supervisor) ? { supervisorCommand: [process.execPath, supervisor] } : {}),
+  };
 }
 
 /** The in-process engine over the state root (daemonless mode, and what `serve` serves). */
@@ -55,6 +61,7 @@ export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverride
     labels: [...settings.labels, ...(overrides.labels ?? [])],
     version: cli.version,
     ...(runtime ? { runtime } : {}),
+    ...(assets.supervisorCommand ? { supervisorCommand: assets.supervisorCommand } : {}),
     ...(Object.keys(network).length ? { network } : {}),
   });
 }
