@@ -325,6 +325,24 @@ describe('ImageStore garbage collection and leases', () => {
     expect(result.removedBlobs).toEqual([digestOf('leased by a dead process')]);
   });
 
+  it('keeps what a persistent root reaches, out of the image list, until the root goes', async () => {
+    const lease = await store.createLease();
+    const img = await makeImage(lease.content, { layers: [randomBytes(10), randomBytes(10)] });
+    await store.roots.set('build-cache', 'step-1', img.target, { durable: false });
+    await lease.release();
+    let seen: ReadonlySet<string> | undefined;
+    const collector = { collect: async (live: ReadonlySet<string>) => ((seen = live), { removed: [], purge: async () => {} }) };
+    expect((await store.gc({ snapshots: collector })).removedBlobs).toEqual([]);
+    const { chainIds } = await import('@berth/oci');
+    expect([...seen!].sort()).toEqual(chainIds(img.layers).sort());
+    expect(await store.list()).toEqual([]);
+    expect(await store.roots.get('build-cache', 'step-1')).toEqual(img.target);
+    expect((await store.roots.list('build-cache')).map((r) => r.name)).toEqual(['step-1']);
+    expect(await store.roots.delete('build-cache', 'step-1')).toBe(true);
+    expect((await store.gc()).removedBlobs.sort()).toEqual([img.target.digest, img.config, ...img.layers].sort());
+    await expect(store.roots.set('build-cache', '../escape', img.target)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
+  });
+
   it('hands live chain IDs, leased and kept snapshot keys to the snapshot collector', async () => {
     const img = await makeImage(store.content, { layers: [randomBytes(10), randomBytes(10)] });
     await store.add({ target: img.target, names: ['app'] });

@@ -21,6 +21,7 @@ import {
 } from '@berth/oci';
 import { StoreError, StoreErrorCode } from './errors.js';
 import { markReachable, type GcOptions, type GcResult, type SnapshotCollection } from './garbage-collection.js';
+import { GcRoots } from './gc-roots.js';
 import {
   BerthAnnotation,
   IndexFile,
@@ -319,6 +320,8 @@ export class ImageStore {
   readonly root: string;
   readonly content: LocalContentStore;
   readonly leases: LeaseManager;
+  /** Persistent roots outside index.json (the build cache's intermediate images), kept by `gc`. */
+  readonly roots: GcRoots;
   readonly #logger: Logger;
   readonly #platform: Platform;
   readonly #index: IndexFile;
@@ -335,6 +338,7 @@ export class ImageStore {
     this.#platform = options.platform ?? hostPlatform();
     this.content = new LocalContentStore({ root: this.root, logger: this.#logger });
     this.leases = new LeaseManager({ dir: join(this.root, 'leases'), gcLockPath: this.#gcLockPath, content: this.content });
+    this.roots = new GcRoots({ dir: join(this.root, 'roots') });
     this.#index = new IndexFile(join(this.root, 'index.json'));
   }
 
@@ -740,7 +744,7 @@ export class ImageStore {
   }
 
   /**
-   * Garbage collection: marks what index.json, live leases and writes in progress reach,
+   * Garbage collection: marks what index.json, `roots`, live leases and writes in progress reach,
    * removes every other blob, discards stale partial downloads, and hands the live snapshot
    * keys (every image's chain IDs, leased and `keepSnapshots` keys) to the snapshot collector.
    */
@@ -751,9 +755,11 @@ export class ImageStore {
     const result = await withFileLock(
       this.#gcLockPath,
       async (): Promise<GcResult> => {
+        // Leases before roots: a writer sets its root before it releases its lease.
         const leased = await this.leases.active();
+        const rooted = (await this.roots.list()).map((r) => r.descriptor);
         const entries = await this.#index.read({ fresh: true });
-        const marked = await markReachable(this.content, { descriptors: entries, digests: leased.blobs }, signal);
+        const marked = await markReachable(this.content, { descriptors: [...entries, ...rooted], digests: leased.blobs }, signal);
         const removedBlobs: Digest[] = [];
         let reclaimedBytes = 0;
         for await (const blob of this.content.list()) {

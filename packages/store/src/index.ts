@@ -3,6 +3,8 @@ export { StoreError, StoreErrorCode } from './errors.js';
 export { LocalContentStore } from './local-content-store.js';
 export type { IngestCleanup, LocalContentStoreOptions, WriteBlobOptions } from './local-content-store.js';
 export { LeaseManager } from './lease.js';
+export { GcRoots } from './gc-roots.js';
+export type { GcRoot, GcRootsOptions } from './gc-roots.js';
 export type { Lease, LeaseManagerOptions, LeaseResources, LeasedResources } from './lease.js';
 export { BerthAnnotation } from './image-index.js';
 export { ImageStore } from './image-store.js';
