@@ -300,10 +300,19 @@ export class RigHost {
   /** Gives the host a new address in the rig's subnet, as a DHCP renumbering would, and returns it. */
   async changeIp(): Promise<string> {
     const next = await this.rig.allocateIp();
-    await this.check(`ip addr flush dev eth0 && ip addr add ${next}/24 dev eth0 && ip route replace default via ${this.rig.gateway}`);
+    // This machine's `ip` in the host's network namespace: the host may lack iproute2.
+    const ns = ['-t', String(this.#pid1), '-n', 'ip'];
+    await sh('nsenter', [...ns, 'addr', 'flush', 'dev', 'eth0']);
+    await sh('nsenter', [...ns, 'addr', 'add', `${next}/24`, 'dev', 'eth0']);
+    await sh('nsenter', [...ns, 'route', 'replace', 'default', 'via', this.rig.gateway]);
     this.rig.releaseIp(this.#ip);
     this.#ip = next;
     return next;
+  }
+
+  /** Runs `iptables` arguments in the host's network namespace (with this machine's iptables). */
+  async iptables(args: readonly string[]): Promise<void> {
+    await sh('nsenter', ['-t', String(this.#pid1), '-n', 'iptables', '-w', ...args]);
   }
 
   /** Stops the host's sshd listener (sessions already open stay). */
@@ -561,9 +570,8 @@ export class HostRig {
     const nat = options.nat ?? true;
     await mkdir(dir, { recursive: true });
     await sh('mount', ['-t', 'tmpfs', '-o', 'mode=700,size=8g', 'tmpfs', dir]);
-    let rig: HostRig | undefined;
     try {
-      rig = await withFileLock(globalLock, async () => {
+      const rig: HostRig = await withFileLock(globalLock, async () => {
         const used = await usedSubnets();
         let base = 0;
         for (let attempt = 0; attempt < 200 && base === 0; attempt++) {

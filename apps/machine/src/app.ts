@@ -99,7 +99,8 @@ export class App {
 
   /** Prints progress events as docker-machine does, prefixed with the host's name. */
   progress = (event: HostProgress): void => {
-    if (event.status === 'start' || this.options.debug || event.phase === 'detect' || event.phase === 'wait-engine' || event.phase === 'cleanup') {
+    const telling: readonly string[] = ['detect', 'packages', 'wait-engine', 'cleanup'];
+    if (event.status === 'start' || this.options.debug || telling.includes(event.phase)) {
       this.note(`(${event.machine}) ${event.message}`);
     }
   };

@@ -26,7 +26,8 @@ export const EnginePaths = {
   log: '/var/log/berth-engine.log',
   systemdUnit: '/etc/systemd/system/berth-engine.service',
   openrcScript: '/etc/init.d/berth-engine',
-  supervisor: '/opt/berth/supervise',
+  // Outside the prefix, which a new bundle replaces whole.
+  supervisor: '/usr/local/libexec/berth-engine-supervise',
   rcLocal: '/etc/rc.local',
   pidFile: '/run/berth-engine.pid',
   supervisorPidFile: '/run/berth-engine-supervise.pid',

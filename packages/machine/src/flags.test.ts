@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import type { FlagDefinition } from './driver.js';
+import { resolveFlagValues } from './flags.js';
+
+const flags: FlagDefinition[] = [
+  { name: 'x-region', type: 'string', usage: '', envVar: 'X_REGION', default: 'eu', aliases: ['old-region'] },
+  { name: 'x-size', type: 'number', usage: '', envVar: 'X_SIZE', default: 10 },
+  { name: 'x-spot', type: 'boolean', usage: '', envVar: 'X_SPOT' },
+  { name: 'x-tags', type: 'string[]', usage: '', envVar: 'X_TAGS' },
+  { name: 'x-kind', type: 'string', usage: '', choices: ['a', 'b'] },
+  { name: 'x-key', type: 'string', usage: '', envVar: 'X_KEY', required: true },
+];
+
+describe('resolveFlagValues', () => {
+  it('takes the command line over env over defaults, and aliases for names', () => {
+    expect(resolveFlagValues(flags, { 'x-key': 'k' })).toEqual({ 'x-region': 'eu', 'x-size': 10, 'x-key': 'k' });
+    expect(resolveFlagValues(flags, { 'x-key': 'k' }, { X_REGION: 'us', X_SIZE: '20', X_SPOT: 'true', X_TAGS: 'a, b' })).toEqual({
+      'x-region': 'us',
+      'x-size': 20,
+      'x-spot': true,
+      'x-tags': ['a', 'b'],
+      'x-key': 'k',
+    });
+    expect(resolveFlagValues(flags, { 'old-region': 'ap', 'x-key': 'k', 'x-tags': 'one' }, { X_REGION: 'us' })).toMatchObject({ 'x-region': 'ap', 'x-tags': ['one'] });
+    expect(resolveFlagValues(flags, {}, { X_KEY: 'from-env' })['x-key']).toBe('from-env');
+  });
+
+  it('names the flag when a value is wrong or missing', () => {
+    expect(() => resolveFlagValues(flags, {})).toThrow(/--x-key is required \(or set X_KEY\)/);
+    expect(() => resolveFlagValues(flags, { 'x-key': 'k' }, { X_SIZE: 'big' })).toThrow(/X_SIZE=big is not a number \(for --x-size\)/);
+    expect(() => resolveFlagValues(flags, { 'x-key': 'k' }, { X_SPOT: 'maybe' })).toThrow(/X_SPOT/);
+    expect(() => resolveFlagValues(flags, { 'x-key': 'k', 'x-kind': 'c' })).toThrow(/--x-kind "c" is not one of a, b/);
+    expect(() => resolveFlagValues(flags, { 'x-key': 'k', 'x-size': 'many' })).toThrow(/--x-size/);
+  });
+});
