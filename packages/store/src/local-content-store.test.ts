@@ -123,6 +123,18 @@ describe('LocalContentStore', () => {
     expect(await readdir(join(dir, 'ingest'))).toEqual([]);
   });
 
+  it('resumes from an empty kept partial (an abort before any byte arrived)', async () => {
+    const store = new LocalContentStore({ root: dir });
+    const data = randomBytes(4096);
+    const expected = { digest: digestOf(data), size: data.length };
+    await (await store.ingest(expected)).abort({ keep: true });
+    const again = await store.ingest(expected);
+    expect(again.offset).toBe(0);
+    await pipeline(Readable.from([data]), again.writer);
+    await again.commit();
+    expect((await store.readBytes(expected.digest)).equals(data)).toBe(true);
+  });
+
   it('lets concurrent ingests of one digest end with the single committed blob', async () => {
     const store = new LocalContentStore({ root: dir });
     const data = randomBytes(2 << 20);

@@ -201,6 +201,8 @@ export class LocalContentStore implements ContentStore {
       await unlink(partial);
       return 0;
     }
+    // An aborted ingest that kept nothing leaves an empty partial: nothing to hash.
+    if (size === 0) return 0;
     for await (const chunk of createReadStream(partial, { highWaterMark: streamChunk, end: size - 1 })) hash.update(chunk as Buffer);
     if (size > 0) this.#logger.debug('resuming blob', { digest: expected.digest, offset: size });
     return size;
