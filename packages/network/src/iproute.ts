@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { execCommand } from './exec-command.js';
 
 /** A network interface as `ip -j link` reports it. */
@@ -65,4 +66,35 @@ interface RawRoute {
 export async function listRoutes(options: { signal?: AbortSignal } = {}): Promise<RouteInfo[]> {
   const text = await execCommand('ip', ['-j', '-4', 'route', 'show'], { signal: options.signal });
   return (JSON.parse(text || '[]') as RawRoute[]).map((r) => ({ destination: r.dst, device: r.dev ?? '' }));
+}
+
+/** True when an interface of that name exists in the host's namespace (no exec: sysfs). */
+export async function linkExists(name: string): Promise<boolean> {
+  try {
+    await stat(`/sys/class/net/${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Deletes host interfaces, tolerating ones that vanish meanwhile: the kernel removes a veth by
+ * itself, a moment after its peer's namespace is gone, so "exists" can turn false mid-batch.
+ */
+export async function deleteLinks(names: readonly string[], options: { signal?: AbortSignal } = {}): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const present: string[] = [];
+    for (const name of names) if (await linkExists(name)) present.push(name);
+    if (present.length === 0) return;
+    try {
+      await ipBatch(
+        present.map((name) => `link del dev ${name}`),
+        options,
+      );
+      return;
+    } catch (err) {
+      if (attempt >= 2) throw err;
+    }
+  }
 }

@@ -42,13 +42,3 @@ export async function netnsAlive(path: string, identity: string): Promise<boolea
     return false;
   }
 }
-
-/** True when an interface of that name exists in the host's namespace (no exec: sysfs). */
-export async function linkExists(name: string): Promise<boolean> {
-  try {
-    await stat(`/sys/class/net/${name}`);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -19,7 +19,7 @@ import { detectFirewall } from './detect-firewall.js';
 import type { Firewall, FirewallBackend, FirewallPreference, FirewallRuleset } from './firewall.js';
 import { HelperClient } from './helper-client.js';
 import { helperPlan, proxyKey, type ReloadReply } from './network-helper.js';
-import { ipBatch, listLinks, listRoutes } from './iproute.js';
+import { deleteLinks, ipBatch, linkExists, listLinks, listRoutes } from './iproute.js';
 import {
   broadcastOf,
   formatIpv4,
@@ -34,7 +34,7 @@ import {
   subnetsOverlap,
   type Ipv4Subnet,
 } from './ipv4.js';
-import { linkExists, netnsAlive, netnsIdentity, netnsPathOf } from './netns.js';
+import { netnsAlive, netnsIdentity, netnsPathOf } from './netns.js';
 import { NetworkError, NetworkErrorCode, networkError } from './network-error.js';
 import {
   NetworkDriver,
@@ -386,7 +386,8 @@ export class NetworkManager {
           ...state.endpoints.map((e) => e.hostVeth),
         ]);
         const strays = links.filter((l) => l.alias === this.#alias && !owned.has(l.name)).map((l) => l.name);
-        const batch = strays.map((name) => `link del dev ${name}`);
+        await deleteLinks(strays, { signal });
+        const batch: string[] = [];
         for (const n of state.networks) {
           if (!n.bridge) continue;
           if (names.has(n.bridge.name)) batch.push(...this.#bridgeRefreshLines(n));
@@ -486,7 +487,7 @@ export class NetworkManager {
           await firewall.apply(this.#ruleset(state), signal);
         } catch (err) {
           state.networks.pop();
-          await ipBatch([`link del dev ${bridgeName}`]).catch(() => {});
+          await deleteLinks([bridgeName]).catch(() => {});
           throw err;
         }
         this.#logger.info('network created', { network: record.name, id, bridge: bridgeName, subnet: record.bridge?.subnet });
@@ -636,7 +637,7 @@ export class NetworkManager {
             { netnsPath, signal },
           );
         } catch (err) {
-          await ipBatch([`link del dev ${hostVeth}`]).catch(() => {});
+          await deleteLinks([hostVeth]).catch(() => {});
           throw err;
         }
         state.endpoints.push(record);
@@ -893,8 +894,8 @@ export class NetworkManager {
       async (state) => {
         await this.#helper.stop(signal);
         const links = await listLinks({ signal });
-        await ipBatch(
-          links.filter((l) => l.alias === this.#alias).map((l) => `link del dev ${l.name}`),
+        await deleteLinks(
+          links.filter((l) => l.alias === this.#alias).map((l) => l.name),
           { signal },
         );
         await firewall.remove(signal);
@@ -979,7 +980,7 @@ export class NetworkManager {
     state.networks = state.networks.filter((n) => n.id !== network.id);
     delete state.ipamCursor[network.id];
     await firewall.apply(this.#ruleset(state), signal);
-    if (network.bridge && (await linkExists(network.bridge.name))) await ipBatch([`link del dev ${network.bridge.name}`], { signal });
+    if (network.bridge) await deleteLinks([network.bridge.name], { signal });
     this.#logger.info('network removed', { network: network.name, id: network.id });
   }
 
@@ -1002,9 +1003,10 @@ export class NetworkManager {
     if (endpoints.length === 0) return;
     const ids = new Set(endpoints.map((e) => e.id));
     const hadPorts = state.ports.some((p) => ids.has(p.endpointId));
-    const doomed: string[] = [];
-    for (const e of endpoints) if (await linkExists(e.hostVeth)) doomed.push(`link del dev ${e.hostVeth}`);
-    await ipBatch(doomed, { signal });
+    await deleteLinks(
+      endpoints.map((e) => e.hostVeth),
+      { signal },
+    );
     state.endpoints = state.endpoints.filter((e) => !ids.has(e.id));
     state.ports = state.ports.filter((p) => !ids.has(p.endpointId));
     if (hadPorts) await (await this.firewall(signal)).apply(this.#ruleset(state), signal);
