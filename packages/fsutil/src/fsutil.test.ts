@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireFileLock, readJsonFile, withFileLock, writeJsonAtomic } from './index.js';
+import { acquireFileLock, readJsonFile, tryAcquireFileLock, withFileLock, writeJsonAtomic } from './index.js';
 
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 let dir: string;
@@ -77,6 +77,32 @@ describe('file locks', () => {
     await new Promise((r) => child.once('exit', r));
     const lock = await acquireFileLock(path, { timeoutMs: 5000 });
     await lock.release();
+  });
+
+  it('tryAcquire returns nothing while this or another live process holds the lock, and takes a dead owner\'s', async () => {
+    const path = join(dir, 'lock');
+    const mine = await acquireFileLock(path);
+    expect(await tryAcquireFileLock(path)).toBeUndefined();
+    await mine.release();
+
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { acquireFileLock } from ${JSON.stringify(dist)};
+      await acquireFileLock(${JSON.stringify(path)});
+      process.stdout.write('held\\n');
+      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    expect(await tryAcquireFileLock(path)).toBeUndefined();
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const taken = await tryAcquireFileLock(path);
+    expect(taken).toBeDefined();
+    // While taken by a probe, in-process waiters queue behind it.
+    const order: string[] = [];
+    const waiter = withFileLock(path, async () => void order.push('waiter'));
+    order.push('probe');
+    await taken!.release();
+    await waiter;
+    expect(order).toEqual(['probe', 'waiter']);
   });
 
   it('time out, and honour abort, while a live process holds the lock', async () => {

@@ -1,4 +1,4 @@
 export { readJsonFile, syncDirectory, tempPathFor, writeFileAtomic, writeJsonAtomic } from './atomic.js';
 export type { AtomicWriteOptions } from './atomic.js';
-export { acquireFileLock, withFileLock } from './lock.js';
+export { acquireFileLock, tryAcquireFileLock, withFileLock } from './lock.js';
 export type { FileLock, LockOptions } from './lock.js';

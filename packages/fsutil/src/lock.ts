@@ -116,8 +116,7 @@ export async function acquireFileLock(path: string, options: LockOptions = {}): 
 
   try {
     await waitQueued(previous, options);
-    const owner: Owner = { pid: process.pid, start: await processStart(process.pid), host: hostname() };
-    const content = JSON.stringify(owner);
+    const content = JSON.stringify(await ownerRecord());
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(options.signal);
@@ -133,6 +132,45 @@ export async function acquireFileLock(path: string, options: LockOptions = {}): 
     throw err;
   }
 
+  return heldLock(path, done);
+}
+
+/**
+ * Takes the lock file `path` only if nobody holds it: undefined at once when a live process
+ * (this one included) holds or awaits it. A lock left by a dead owner is broken and taken, so
+ * the caller can clean up what that owner left half-done.
+ */
+export async function tryAcquireFileLock(path: string): Promise<FileLock | undefined> {
+  if (inProcess.has(path)) return undefined;
+  // Claim this process's slot before the first await, so in-process callers queue behind us.
+  let releaseQueue!: () => void;
+  const mine = new Promise<void>((resolve) => (releaseQueue = resolve));
+  inProcess.set(path, mine);
+  const done = () => {
+    releaseQueue();
+    if (inProcess.get(path) === mine) inProcess.delete(path);
+  };
+  try {
+    const content = JSON.stringify(await ownerRecord());
+    if (!(await createExclusive(path, content))) {
+      await breakIfStale(path);
+      if (!(await createExclusive(path, content))) {
+        done();
+        return undefined;
+      }
+    }
+  } catch (err) {
+    done();
+    throw err;
+  }
+  return heldLock(path, done);
+}
+
+async function ownerRecord(): Promise<Owner> {
+  return { pid: process.pid, start: await processStart(process.pid), host: hostname() };
+}
+
+function heldLock(path: string, done: () => void): FileLock {
   let released = false;
   return {
     path,

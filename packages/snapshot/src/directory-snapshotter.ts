@@ -5,10 +5,10 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, createZstdCompress } from 'node:zlib';
 import { ErrorKind, errnoCode, throwIfAborted } from '@berth/errors';
-import { withFileLock, writeJsonAtomic } from '@berth/fsutil';
+import { acquireFileLock, tryAcquireFileLock, withFileLock, writeJsonAtomic } from '@berth/fsutil';
 import { noopLogger, type Logger } from '@berth/log';
 import { DigestStream, MediaType, chainIds, digestOf, isDigest, layerCompression, type Digest, type LayerCompression } from '@berth/oci';
-import { acquireOwnedLock, packTar, probeLock, type SnapshotCollection, type TarInput } from '@berth/store';
+import { packTar, type SnapshotCollection, type TarInput } from '@berth/store';
 import { SnapshotError, SnapshotErrorCode } from './errors.js';
 import { FsOps } from './fs-ops.js';
 import { mountAll, unmount, type Mount } from './mount.js';
@@ -209,7 +209,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
    */
   async #build(name: string, work: (dir: string) => Promise<SnapshotRecord>, signal?: AbortSignal): Promise<SnapshotRecord> {
     const tmp = join(this.root, 'tmp', name);
-    const lock = await acquireOwnedLock(`${tmp}.lock`, signal);
+    const lock = await acquireFileLock(`${tmp}.lock`, signal ? { signal } : {});
     try {
       const existing = await this.#readRecord(name);
       if (existing) return existing;
@@ -452,7 +452,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     const tmpDir = join(this.root, 'tmp');
     for (const entry of await readdir(tmpDir)) {
       if (entry.endsWith('.lock')) continue;
-      const lock = await probeLock(join(tmpDir, `${entry}.lock`));
+      const lock = await tryAcquireFileLock(join(tmpDir, `${entry}.lock`));
       if (!lock) continue;
       try {
         await rm(join(tmpDir, entry), { recursive: true, force: true });
@@ -469,7 +469,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
       const name = target?.split('/')[2];
       if (name && (await this.#readRecord(name))?.link === id) continue;
       // A link without its snapshot: keep it while an unpack of that snapshot is running.
-      const idle = name ? await probeLock(join(this.root, 'tmp', `${name}.lock`)) : undefined;
+      const idle = name ? await tryAcquireFileLock(join(this.root, 'tmp', `${name}.lock`)) : undefined;
       if (name && !idle) continue;
       await idle?.release();
       await unlink(join(linkDir, id)).catch(() => {});

@@ -299,7 +299,10 @@ for (const driver of drivers) {
         await s.unpack({ content, layers: ${JSON.stringify(img.layers)}, diffIds: ${JSON.stringify(img.diffIds)} });`;
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(child);
-      await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('stalled') && resolve()));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => d.toString().includes('stalled') && resolve());
+        child.once('exit', (code) => reject(new Error(`the unpacking child exited (${code}) before it stalled`)));
+      });
       const tmpName = `c-${chainIds(img.diffIds)[1]!.slice(7)}`;
       expect((await stat(join(root, 'tmp', tmpName, 'fs', 'big'))).size).toBeGreaterThan(0);
       await new Promise((r) => {

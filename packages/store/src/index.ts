@@ -30,7 +30,6 @@ export { TarReader } from './tar-reader.js';
 export type { TarEntryHandler, TarEntrySink, TarReaderOptions } from './tar-reader.js';
 export { encodeTarHeader, packTar } from './tar-writer.js';
 export type { TarInput } from './tar-writer.js';
-export { acquireOwnedLock, probeLock } from './owned-lock.js';
 export { createDecompressor, detectCompression, peekHead } from './compression.js';
 export { applyImageChanges, changeInstructions } from './config-changes.js';
 export { importImage } from './import-image.js';

@@ -3,12 +3,11 @@ import { appendFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ErrorKind, errnoCode, throwIfAborted } from '@berth/errors';
-import { withFileLock } from '@berth/fsutil';
+import { acquireFileLock, tryAcquireFileLock, withFileLock } from '@berth/fsutil';
 import { digestOf, isDigest, type Digest } from '@berth/oci';
 import type { ContentStore, ExpectedBlob, Ingest } from './content-store.js';
 import { StoreError, StoreErrorCode } from './errors.js';
 import type { LocalContentStore, WriteBlobOptions } from './local-content-store.js';
-import { acquireOwnedLock, probeLock } from './owned-lock.js';
 
 /** What a lease keeps from garbage collection: blobs by digest, snapshots by key (chain ID or container key). */
 export interface LeaseResources {
@@ -75,7 +74,7 @@ export class LeaseManager {
     throwIfAborted(options.signal);
     await mkdir(this.#o.dir, { recursive: true });
     const id = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
-    const lock = await acquireOwnedLock(join(this.#o.dir, `${id}.lock`), options.signal);
+    const lock = await acquireFileLock(join(this.#o.dir, `${id}.lock`), options.signal ? { signal: options.signal } : {});
     return new FileLease(id, join(this.#o.dir, `${id}.lease`), this.#o.gcLockPath, this.#o.content, lock.release);
   }
 
@@ -97,7 +96,7 @@ export class LeaseManager {
     const ids = new Set(names.filter((n) => n.endsWith('.lease') || n.endsWith('.lock')).map((n) => n.replace(/\.(lease|lock)$/, '')));
     for (const id of ids) {
       const leaseFile = join(this.#o.dir, `${id}.lease`);
-      const probe = await probeLock(join(this.#o.dir, `${id}.lock`));
+      const probe = await tryAcquireFileLock(join(this.#o.dir, `${id}.lock`));
       if (probe) {
         try {
           await rm(leaseFile, { force: true });

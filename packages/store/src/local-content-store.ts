@@ -5,12 +5,11 @@ import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { ErrorKind, abortError, errnoCode, throwIfAborted } from '@berth/errors';
-import { syncDirectory, writeFileAtomic } from '@berth/fsutil';
+import { acquireFileLock, syncDirectory, tryAcquireFileLock, writeFileAtomic } from '@berth/fsutil';
 import { noopLogger, type Logger } from '@berth/log';
 import { parseDigest, type Digest, type DigestAlgorithm } from '@berth/oci';
 import type { ContentStore, ExpectedBlob, Ingest } from './content-store.js';
 import { StoreError, StoreErrorCode } from './errors.js';
-import { acquireOwnedLock, probeLock } from './owned-lock.js';
 
 /** Options of a LocalContentStore: the directory holding `blobs/` and `ingest/`. */
 export interface LocalContentStoreOptions {
@@ -159,7 +158,7 @@ export class LocalContentStore implements ContentStore {
     const stem = join(this.#ingestDir, `${algorithm}-${hex}`);
     // One writer per digest across processes: a second pull of the same layer waits here and
     // then finds the blob committed.
-    const lock = await acquireOwnedLock(`${stem}.lock`, options.signal);
+    const lock = await acquireFileLock(`${stem}.lock`, options.signal ? { signal: options.signal } : {});
     try {
       if ((await this.stat(expected.digest))?.size === expected.size) {
         await lock.release();
@@ -218,7 +217,7 @@ export class LocalContentStore implements ContentStore {
     await this.#prepare();
     const algorithm = options.expected ? parseDigest(options.expected.digest).algorithm : (options.algorithm ?? 'sha256');
     const stem = join(this.#ingestDir, `tmp-${randomBytes(8).toString('hex')}`);
-    const lock = await acquireOwnedLock(`${stem}.lock`, options.signal);
+    const lock = await acquireFileLock(`${stem}.lock`, options.signal ? { signal: options.signal } : {});
     const partial = `${stem}.data`;
     try {
       const hash = createHash(algorithm);
@@ -302,7 +301,7 @@ export class LocalContentStore implements ContentStore {
       if (!name.endsWith('.data')) continue;
       throwIfAborted(options.signal);
       const stem = join(this.#ingestDir, name.slice(0, -'.data'.length));
-      const lock = await probeLock(`${stem}.lock`);
+      const lock = await tryAcquireFileLock(`${stem}.lock`);
       if (!lock) {
         kept.push(name);
         continue;
