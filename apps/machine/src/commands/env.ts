@@ -36,11 +36,11 @@ export function envCommand(app: () => App) {
         .option('no-proxy', { type: 'boolean', describe: "add the host's IP to NO_PROXY" }),
     handler: async (argv: Record<string, unknown>) => {
       const a = app();
+      if (argv.unset === true && argv.name) throw new MachineError('env --unset takes no host name', { code: 'ERR_USAGE', kind: ErrorKind.InvalidArgument, exitCode: 2 });
       const shell = typeof argv.shell === 'string' ? parseShell(argv.shell) : detectShell(a.io.env, a.io.platform);
       const noProxy = argv['no-proxy'] === true;
       const typed = [a.io.argv0, ...a.io.args];
       if (argv.unset === true) {
-        if (argv.name) throw new MachineError('env --unset takes no host name', { code: 'ERR_USAGE', kind: ErrorKind.InvalidArgument, exitCode: 2 });
         const vars: EnvVar[] = variables.map((name) => ({ name, value: undefined }));
         if (noProxy) vars.push({ name: a.io.env.no_proxy !== undefined && a.io.env.NO_PROXY === undefined ? 'no_proxy' : 'NO_PROXY', value: undefined });
         a.io.stdout.write(renderEnv(shell, vars, typed));
