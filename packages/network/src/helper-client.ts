@@ -161,7 +161,8 @@ export class HelperClient {
       await this.#waitGone(stale, signal);
     }
     const [file, ...args] = this.#command;
-    const child = spawn(file!, [...args, '--state-dir', this.#stateDir], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    // Detached in a session of its own, in /, so that it holds no terminal or working directory of the CLI.
+    const child = spawn(file!, [...args, '--state-dir', this.#stateDir], { detached: true, cwd: '/', stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       await new Promise<void>((resolve, reject) => {
         let out = '';
