@@ -5,11 +5,15 @@
 // from source through the @berth/source condition; modules reached only by a dynamic import
 // stay lazy inside the bundle, so a command loads only what it uses.
 import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { builtinModules } from 'node:module';
 import { build } from 'esbuild';
 
 const here = (path) => new URL(path, import.meta.url).pathname;
 const pkg = JSON.parse(await readFile(here('../package.json'), 'utf8'));
+// What `engine version` reports as the commit and build time (empty outside a git checkout).
+const commit = await new Promise((resolve) => execFile('git', ['rev-parse', '--short=7', 'HEAD'], { cwd: here('.') }, (err, out) => resolve(err ? '' : out.trim())));
+const buildTime = new Date().toISOString();
 
 // Node's builtin modules, imported as ES modules, are all loaded when the bundle starts (esbuild
 // hoists them to its top), and http/https even load Node's own undici there. Required as
@@ -63,7 +67,7 @@ await build({
   ...common,
   entryPoints: [here('../src/bin/engine.ts')],
   outfile: here('../dist/engine.mjs'),
-  define: { BERTH_VERSION: JSON.stringify(pkg.version), BERTH_BUNDLED: 'true' },
+  define: { BERTH_VERSION: JSON.stringify(pkg.version), BERTH_BUNDLED: 'true', BERTH_GIT_COMMIT: JSON.stringify(commit), BERTH_BUILD_TIME: JSON.stringify(buildTime) },
 });
 await build({ ...common, entryPoints: [here('../../../packages/network/src/helper-main.ts')], outfile: here('../dist/network-helper.mjs') });
 await build({ ...common, entryPoints: [here('../../../packages/engine/src/local/supervisor-main.ts')], outfile: here('../dist/supervisor.mjs') });

@@ -20,6 +20,7 @@ function inRanges(code, ranges) {
   return false;
 }
 
+// eslint-disable-next-line no-restricted-syntax -- it stands in for string-width, whose export is a default one
 export default function stringWidth(text, options = {}) {
   if (typeof text !== 'string' || text.length === 0) return 0;
   const plain = options.countAnsiEscapeCodes ? text : text.replace(ansi, '');

@@ -7,9 +7,15 @@ import { globalFlagDefs, parseGlobalFlags, resolveSettings } from './cli/setting
 import type { SignalRouter } from './cli/signal-router.js';
 import { splitAtFirstPositional, valueFlags } from './cli/split-args.js';
 
-/** Berth's version, set by the bundler; `dev` when run from source. */
+/** Berth's version, commit and build time, set by the bundler; `-dev` when run from source. */
 declare const BERTH_VERSION: string | undefined;
+declare const BERTH_GIT_COMMIT: string | undefined;
+declare const BERTH_BUILD_TIME: string | undefined;
 export const berthVersion = typeof BERTH_VERSION === 'string' ? BERTH_VERSION : '0.1.0-dev';
+export const berthBuild = {
+  commit: typeof BERTH_GIT_COMMIT === 'string' ? BERTH_GIT_COMMIT : '',
+  time: typeof BERTH_BUILD_TIME === 'string' ? BERTH_BUILD_TIME : '',
+};
 
 function rootHelp(): string {
   const rows = (list: readonly (readonly [string, string])[]) => list.map(([n, d]) => `  ${n.padEnd(11)} ${d}`).join('\n');
@@ -128,7 +134,7 @@ export async function runCli(argv: readonly string[], io: CliIo, signals: Signal
     const load = commandTable[path];
     if (!load) throw new UsageError(`'${path}' is not an engine command.`, '');
     spec = await load();
-    cli = new Cli({ io, settings: resolveSettings(flags, io.env), signals, version: berthVersion });
+    cli = new Cli({ io, settings: resolveSettings(flags, io.env), signals, version: berthVersion, build: berthBuild });
     const args = await parseCommand(path, spec, rest.slice(consumed), cli);
     if (!args) return 0;
     const status = await spec.run(args, cli);

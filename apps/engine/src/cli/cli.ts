@@ -21,16 +21,18 @@ export class Cli {
   readonly signal: AbortSignal;
   readonly signals: SignalRouter;
   readonly logger: Logger;
-  /** Berth's version. */
+  /** Berth's version, and the commit and time of this build (empty from source). */
   readonly version: string;
+  readonly build: { readonly commit: string; readonly time: string };
   #engine: Promise<Engine> | undefined;
 
-  constructor(init: { io: CliIo; settings: Settings; signals: SignalRouter; version: string }) {
+  constructor(init: { io: CliIo; settings: Settings; signals: SignalRouter; version: string; build?: { readonly commit: string; readonly time: string } }) {
     this.io = init.io;
     this.settings = init.settings;
     this.signals = init.signals;
     this.signal = init.signals.signal;
     this.version = init.version;
+    this.build = init.build ?? { commit: '', time: '' };
     this.logger =
       init.settings.logLevel === 'debug' || init.settings.logLevel === 'info'
         ? createTextLogger({ write: (line) => init.io.stderr.write(line), level: init.settings.logLevel })

@@ -60,6 +60,8 @@ export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverride
     insecureRegistries: [...new Set([...settings.insecureRegistries, ...(overrides.insecureRegistries ?? [])])],
     labels: [...settings.labels, ...(overrides.labels ?? [])],
     version: cli.version,
+    ...(cli.build.commit ? { gitCommit: cli.build.commit } : {}),
+    ...(cli.build.time ? { buildTime: cli.build.time } : {}),
     ...(runtime ? { runtime } : {}),
     ...(assets.supervisorCommand ? { supervisorCommand: assets.supervisorCommand } : {}),
     ...(Object.keys(network).length ? { network } : {}),

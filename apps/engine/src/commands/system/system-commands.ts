@@ -135,6 +135,8 @@ export const versionCommand: CommandSpec = {
         ` ${pad('Version')}${client.Version}`,
         ` ${pad('API version')}${client.ApiVersion}`,
         ` ${pad('Go version')}${client.GoVersion}`,
+        ` ${pad('Git commit')}${cli.build.commit}`,
+        ` ${pad('Built')}${cli.build.time}`,
         ` ${pad('OS/Arch')}${client.Os}/${client.Arch}`,
         ` ${pad('Context')}${client.Context}`,
         '',
