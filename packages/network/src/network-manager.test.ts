@@ -48,7 +48,7 @@ async function udpAsk(host: string, port: number): Promise<string> {
 
 describe.skipIf(skip)('NetworkManager with real namespaces', () => {
   beforeAll(async () => {
-    subnets = await freeSubnets(6);
+    subnets = await freeSubnets(7);
     stateDir = await rig.tempDir('state');
     // The embedded DNS server forwards to the host's resolvers; here a fake one on a loopback address.
     upstream = createSocket('udp4');
@@ -472,6 +472,26 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     expect(await must(['ip', 'route', 'show', 'default'], { ns: live.name })).toContain(net.ipam!.gateway);
     await fresh.releaseContainer({ containerId: `${id}-live` });
     expect(await fresh.pruneNetworks({ filter: (n) => n.name === `rec${id}` })).toEqual([`rec${id}`]);
+  });
+
+  it('the helper starts with the first published port and exits with the last', async () => {
+    const soloDir = join(await rig.tempDir('solo'), 'network');
+    const solo = new NetworkManager({ ...options, stateDir: soloDir, defaultBridge: `bt${id}s`, defaultSubnet: subnets[6], ruleTag: `s${id}` });
+    try {
+      const n = await rig.netns('solo');
+      await solo.connect({ containerId: `${id}-solo`, netnsPath: n.path, network: 'bridge' });
+      expect(await solo.helperPid()).toBeUndefined();
+      await solo.publish({ containerId: `${id}-solo`, ports: parsePublish('80') });
+      const pid = await solo.helperPid();
+      expect(pid).toBeGreaterThan(0);
+      expect((await run(['cat', `/proc/${pid}/cmdline`])).stdout).toContain(soloDir);
+      await solo.releaseContainer({ containerId: `${id}-solo` });
+      expect(await solo.helperPid()).toBeUndefined();
+      expect((await leftovers(`s${id}`, [], soloDir)).processes).toEqual([]);
+    } finally {
+      await solo.removeAll();
+    }
+    expect(await leftovers(`s${id}`, [`bt${id}s`], soloDir)).toEqual({ links: [], rules: [], processes: [] });
   });
 
   it('removeAll leaves no veth, bridge, rule or helper of the tag behind', async () => {
