@@ -1,6 +1,7 @@
 /* linux.resources written to the v1 controllers (also the hybrid layout's controllers). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cgroup.h"
@@ -27,7 +28,7 @@ need (const char *dir, const char *controller, const char *field, shim_error_t *
   if (dir)
     return 0;
   return shim_make_error_code (err, SHIM_CODE_INVALID_SPEC, ENOENT,
-                               "config.json: %s: the cgroup v1 `%s` controller is not mounted", field, controller);
+                               "%s: the cgroup v1 `%s` controller is not mounted", field, controller);
 }
 
 static bool
@@ -119,20 +120,29 @@ cgroup_v1_apply (const struct cgroup *cg, const struct spec_resources *r, shim_e
     {
       if (need (memory, "memory", "linux.resources.memory", err) < 0)
         return -1;
-      if (r->has_memory_limit && r->memory_limit != 0 && put_i64 (memory, "memory.limit_in_bytes", r->memory_limit, err) < 0)
-        return shim_error_wrap (err, "linux.resources.memory.limit");
-      if (r->has_memory_swap && r->memory_swap != 0)
+      bool set_limit = r->has_memory_limit && r->memory_limit != 0;
+      bool set_swap = r->has_memory_swap && r->memory_swap != 0 && exists (memory, "memory.memsw.limit_in_bytes");
+      if (r->has_memory_swap && r->memory_swap != 0 && r->memory_swap != -1 && !set_swap)
+        return shim_make_error_code (err, SHIM_CODE_INVALID_SPEC, ENOENT,
+                                     "linux.resources.memory.swap: this kernel has no swap accounting "
+                                     "(memory.memsw.limit_in_bytes)");
+      /* The kernel keeps memory <= memsw at every step: growing past the old memsw limit needs
+         memsw first, shrinking needs memory first. */
+      bool swap_first = false;
+      if (set_limit && set_swap)
         {
-          if (exists (memory, "memory.memsw.limit_in_bytes"))
-            {
-              if (put_i64 (memory, "memory.memsw.limit_in_bytes", r->memory_swap, err) < 0)
-                return shim_error_wrap (err, "linux.resources.memory.swap");
-            }
-          else if (r->memory_swap != -1)
-            return shim_make_error_code (err, SHIM_CODE_INVALID_SPEC, ENOENT,
-                                         "config.json: linux.resources.memory.swap: this kernel has no swap accounting "
-                                         "(memory.memsw.limit_in_bytes)");
+          cleanup_free char *cur = NULL;
+          cleanup_free char *path = xasprintf ("%s/memory.limit_in_bytes", memory);
+          if (read_file (path, &cur, NULL, err) < 0)
+            return -1;
+          swap_first = r->memory_swap == -1 || strtoull (cur, NULL, 10) < (unsigned long long) r->memory_swap;
         }
+      if (swap_first && put_i64 (memory, "memory.memsw.limit_in_bytes", r->memory_swap, err) < 0)
+        return shim_error_wrap (err, "linux.resources.memory.swap");
+      if (set_limit && put_i64 (memory, "memory.limit_in_bytes", r->memory_limit, err) < 0)
+        return shim_error_wrap (err, "linux.resources.memory.limit");
+      if (set_swap && !swap_first && put_i64 (memory, "memory.memsw.limit_in_bytes", r->memory_swap, err) < 0)
+        return shim_error_wrap (err, "linux.resources.memory.swap");
       if (r->has_memory_reservation && r->memory_reservation != 0
           && put_i64 (memory, "memory.soft_limit_in_bytes", r->memory_reservation, err) < 0)
         return shim_error_wrap (err, "linux.resources.memory.reservation");

@@ -323,6 +323,21 @@ undo_create (const struct cgroup *cg, size_t upto)
     remove_levels (cg->h[j].path, cg->h[j].created_depth);
 }
 
+/* v1 controllers, and linux.resources.unified on the hybrid layout's v2 hierarchy. */
+static int
+apply_v1 (const struct cgroup *cg, const struct spec_resources *r, shim_error_t *err)
+{
+  if (cgroup_v1_apply (cg, r, err) < 0)
+    return -1;
+  if (r->n_unified == 0)
+    return 0;
+  if (cg->v2_path == NULL)
+    return shim_make_error_code (err, SHIM_CODE_INVALID_SPEC, 0,
+                                 "linux.resources.unified: needs cgroup v2, this host has cgroup v1");
+  struct spec_resources only_unified = { .unified = r->unified, .n_unified = r->n_unified };
+  return cgroup_v2_apply (cg->v2_path, &only_unified, err);
+}
+
 int
 cgroup_create (struct cgroup *cg, const struct spec_resources *r, shim_error_t *err)
 {
@@ -343,23 +358,27 @@ cgroup_create (struct cgroup *cg, const struct spec_resources *r, shim_error_t *
   if (cg->layout == CGROUP_LAYOUT_V2)
     ret = cgroup_v2_enable_controllers (cg->v2_mount, cg->v2_path, err) < 0 ? -1 : cgroup_v2_apply (cg->v2_path, r, err);
   else
-    {
-      ret = cgroup_v1_apply (cg, r, err);
-      if (ret == 0 && r->n_unified)
-        {
-          if (cg->v2_path == NULL)
-            ret = shim_make_error_code (err, SHIM_CODE_INVALID_SPEC, 0,
-                                        "config.json: linux.resources.unified: needs cgroup v2, this host has cgroup v1");
-          else
-            {
-              struct spec_resources only_unified = { .unified = r->unified, .n_unified = r->n_unified };
-              ret = cgroup_v2_apply (cg->v2_path, &only_unified, err);
-            }
-        }
-    }
+    ret = apply_v1 (cg, r, err);
   if (ret < 0)
     undo_create (cg, cg->n);
   return ret;
+}
+
+int
+cgroup_update (const struct cgroup *cg, const struct spec_resources *r, shim_error_t *err)
+{
+  /* The device rules stay as created: rewriting them would briefly deny devices in use (v1) or
+     stack a second filter (v2), and runc's update leaves them alone too. */
+  struct spec_resources without_devices = *r;
+  without_devices.has_devices = false;
+  without_devices.n_devices = 0;
+  if (cg->layout == CGROUP_LAYOUT_V2)
+    {
+      if (cg->v2_path == NULL)
+        return shim_make_error (err, ENOENT, "the container's state records no cgroup v2 directory");
+      return cgroup_v2_apply (cg->v2_path, &without_devices, err);
+    }
+  return apply_v1 (cg, &without_devices, err);
 }
 
 int

@@ -50,6 +50,9 @@ int cgroup_resolve (const struct cgroup_env *env, const char *cgroups_path, cons
                     shim_error_t *err);
 /* Creates the directories and writes linux.resources. On error nothing is left behind. */
 int cgroup_create (struct cgroup *cg, const struct spec_resources *r, shim_error_t *err);
+/* Writes linux.resources to the existing cgroups of a container (`update`); device rules are
+   left as they are. */
+int cgroup_update (const struct cgroup *cg, const struct spec_resources *r, shim_error_t *err);
 /* Moves a process into every hierarchy. */
 int cgroup_enter (const struct cgroup *cg, pid_t pid, shim_error_t *err);
 /* Removes the container's cgroups; waits briefly for exiting processes to leave. */

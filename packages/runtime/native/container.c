@@ -431,6 +431,8 @@ write_state (struct launch *L, shim_error_t *err)
   st.log_path = (char *) L->o->log_path;
   st.attach_socket = (char *) L->o->attach_socket;
   st.cgroup = L->cgroup;
+  const struct json_value *res = json_get (json_get (L->spec->doc, "linux"), "resources");
+  st.resources = res && res->type == JSON_OBJECT ? res : NULL;
   return state_write (&st, L->spec->annotations, err);
 }
 

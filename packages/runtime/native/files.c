@@ -13,6 +13,12 @@ read_file_at (int dirfd, const char *path, char **out, size_t *len, shim_error_t
   cleanup_close int fd = openat (dirfd, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return shim_make_error (err, errno, "open `%s`", path);
+  return read_fd (fd, path, out, len, err);
+}
+
+int
+read_fd (int fd, const char *path, char **out, size_t *len, shim_error_t *err)
+{
   size_t cap = 4096, n = 0;
   char *buf = xmalloc (cap);
   for (;;)

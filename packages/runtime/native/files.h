@@ -11,6 +11,8 @@
 
 /* Reads a whole file into memory, NUL-terminated. */
 int read_file (const char *path, char **out, size_t *len, shim_error_t *err);
+/* Reads what is left of an open descriptor (stdin, a pipe or a socket); `path` names it in errors. */
+int read_fd (int fd, const char *path, char **out, size_t *len, shim_error_t *err);
 /* Like read_file, relative to a directory fd. */
 int read_file_at (int dirfd, const char *path, char **out, size_t *len, shim_error_t *err);
 /* Writes `data` to an existing file (cgroup and proc files): one write, no truncation games. */

@@ -1,6 +1,8 @@
 /* berth-runtime: an OCI runtime with runc's command line, plus a monitor per container that
    keeps its log and serves attach. */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "error.h"
 #include "exec.h"
 #include "lifecycle.h"
+#include "update.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "0.1.0"
@@ -32,6 +35,7 @@ static const char usage_text[]
       "  ps       list the container's processes (--format table|json)\n"
       "  pause    freeze every process of the container\n"
       "  resume   thaw a paused container\n"
+      "  update   change the resource limits of a container\n"
       "  spec     write a default config.json\n"
       "\n"
       "global options:\n"
@@ -57,7 +61,13 @@ static const char usage_text[]
       "  -p, --process FILE  a process.json; -t, --tty; -d, --detach; --console-socket; --pid-file;\n"
       "  --cwd DIR; -e, --env K=V; -u, --user UID[:GID]; -c, --cap CAP; -g, --additional-gids GID;\n"
       "  --no-new-privs; --preserve-fds N;\n"
-      "  --attach-socket PATH  Berth: serve the process's stdio there (starts when the first client connects)\n";
+      "  --attach-socket PATH  Berth: serve the process's stdio there (starts when the first client connects)\n"
+      "\n"
+      "update [options] <id>:\n"
+      "  -r, --resources FILE  an OCI linux.resources JSON file, - for stdin (the other options are then ignored)\n"
+      "  --memory, --memory-reservation, --memory-swap BYTES  with an optional unit (64m, 1g), -1 for unlimited\n"
+      "  --cpu-shares N; --cpu-quota USECS (-1 unlimited); --cpu-period USECS; --cpu-idle 0|1;\n"
+      "  --cpuset-cpus LIST; --cpuset-mems LIST; --pids-limit N (-1 unlimited); --blkio-weight 10..1000\n";
 
 struct args
 {
@@ -302,6 +312,161 @@ cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
   return container_exec (&o, exit_code, err);
 }
 
+/* Bytes as docker's units.RAMInBytes reads them: a number with an optional binary unit
+   (b, k, m, g, t, p; "kb", "KiB" alike), or -1 where `minus_one` allows unlimited. */
+static int
+parse_bytes (const char *opt, const char *v, bool minus_one, int64_t *out, shim_error_t *err)
+{
+  if (minus_one && strcmp (v, "-1") == 0)
+    {
+      *out = -1;
+      return 0;
+    }
+  char *end;
+  errno = 0;
+  double n = strtod (v, &end);
+  if (end == v || errno || n < 0 || v[0] == '-')
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a size in bytes (like 64m or 1g)", opt, v);
+  while (*end == ' ')
+    end++;
+  static const char units[] = "bkmgtp";
+  double mult = 1;
+  if (*end)
+    {
+      const char *u = strchr (units, *end | 0x20);
+      if (u == NULL)
+        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: unknown unit in `%s` (b, k, m, g, t or p)", opt, v);
+      for (const char *x = units; x < u; x++)
+        mult *= 1024;
+      end++;
+      if ((*end | 0x20) == 'i' && u != units)
+        end++;
+      if ((*end | 0x20) == 'b' && u != units)
+        end++;
+    }
+  if (*end || n * mult > 9.2e18)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a size in bytes (like 64m or 1g)", opt, v);
+  *out = (int64_t) (n * mult);
+  return 0;
+}
+
+static int
+parse_int (const char *opt, const char *v, int64_t min, int64_t *out, shim_error_t *err)
+{
+  char *end;
+  errno = 0;
+  long long n = strtoll (v, &end, 10);
+  if (*v == 0 || *end || errno || n < min)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a valid number", opt, v);
+  *out = n;
+  return 0;
+}
+
+static int
+cmd_update (struct args *a, const char *root, shim_error_t *err)
+{
+  struct update_options o = { .root = root };
+  struct spec_resources *r = &o.flags;
+  char **pos = NULL;
+  size_t n = 0;
+  for (a->i++; a->i < a->argc; a->i++)
+    {
+      const char *arg = a->argv[a->i];
+      const char *v;
+      int64_t x;
+      if (arg[0] != '-' || strcmp (arg, "-") == 0)
+        {
+          pos = push (pos, &n, arg);
+          continue;
+        }
+      if (is_opt (arg, "--resources") || is_opt (arg, "-r"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.resources_path = v;
+          continue;
+        }
+      if ((v = take_value (a, arg, err)) == NULL)
+        return -1;
+      o.any_flag = true;
+      if (is_opt (arg, "--memory") || is_opt (arg, "-m"))
+        {
+          if (parse_bytes ("--memory", v, true, &r->memory_limit, err) < 0)
+            return -1;
+          r->has_memory_limit = true;
+        }
+      else if (is_opt (arg, "--memory-reservation"))
+        {
+          if (parse_bytes ("--memory-reservation", v, true, &r->memory_reservation, err) < 0)
+            return -1;
+          r->has_memory_reservation = true;
+        }
+      else if (is_opt (arg, "--memory-swap"))
+        {
+          if (parse_bytes ("--memory-swap", v, true, &r->memory_swap, err) < 0)
+            return -1;
+          r->has_memory_swap = true;
+        }
+      else if (is_opt (arg, "--cpu-share") || is_opt (arg, "--cpu-shares"))
+        {
+          if (parse_int (arg, v, 0, &x, err) < 0)
+            return -1;
+          r->has_cpu_shares = true;
+          r->cpu_shares = (uint64_t) x;
+        }
+      else if (is_opt (arg, "--cpu-quota"))
+        {
+          if (parse_int ("--cpu-quota", v, -1, &r->cpu_quota, err) < 0)
+            return -1;
+          r->has_cpu_quota = true;
+        }
+      else if (is_opt (arg, "--cpu-period"))
+        {
+          if (parse_int ("--cpu-period", v, 0, &x, err) < 0)
+            return -1;
+          r->has_cpu_period = true;
+          r->cpu_period = (uint64_t) x;
+        }
+      else if (is_opt (arg, "--cpu-idle"))
+        {
+          if (parse_int ("--cpu-idle", v, 0, &r->cpu_idle, err) < 0)
+            return -1;
+          r->has_cpu_idle = true;
+        }
+      else if (is_opt (arg, "--cpuset-cpus"))
+        r->cpuset_cpus = (char *) v;
+      else if (is_opt (arg, "--cpuset-mems"))
+        r->cpuset_mems = (char *) v;
+      else if (is_opt (arg, "--pids-limit"))
+        {
+          if (parse_int ("--pids-limit", v, INT64_MIN, &r->pids_limit, err) < 0)
+            return -1;
+          r->has_pids_limit = true;
+        }
+      else if (is_opt (arg, "--blkio-weight"))
+        {
+          if (parse_int ("--blkio-weight", v, 0, &x, err) < 0)
+            return -1;
+          if (x > 1000)
+            return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "--blkio-weight: %lld is outside [10, 1000]", (long long) x);
+          r->has_blkio_weight = x != 0;
+          r->blkio_weight = (uint16_t) x;
+        }
+      else if (is_opt (arg, "--kernel-memory") || is_opt (arg, "--kernel-memory-tcp"))
+        shim_warning ("update: %s is obsolete and ignored", arg);
+      else if (is_opt (arg, "--cpu-rt-period") || is_opt (arg, "--cpu-rt-runtime") || is_opt (arg, "--cpu-burst"))
+        return shim_make_error_code (err, SHIM_CODE_UNSUPPORTED, EOPNOTSUPP, "update: %s is not supported by berth-runtime", arg);
+      else if (is_opt (arg, "--l3-cache-schema") || is_opt (arg, "--mem-bw-schema"))
+        return shim_make_error_code (err, SHIM_CODE_UNSUPPORTED, EOPNOTSUPP, "update: %s: Intel RDT is not supported by berth-runtime", arg);
+      else
+        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "update: unknown option %s", arg);
+    }
+  if (n != 1)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, n ? "update: expects one container id" : "update: missing container id");
+  o.id = pos[0];
+  return container_update (&o, err);
+}
+
 /* The commands whose options are only flags and --format. */
 static int
 cmd_simple (struct args *a, const char *root, const char *cmd, shim_error_t *err)
@@ -453,6 +618,8 @@ main (int argc, char **argv)
     r = cmd_create_run (&a, root, cmd, &exit_code, &err);
   else if (strcmp (cmd, "exec") == 0)
     r = cmd_exec (&a, root, &exit_code, &err);
+  else if (strcmp (cmd, "update") == 0)
+    r = cmd_update (&a, root, &err);
   else if (strcmp (cmd, "help") == 0)
     {
       fputs (usage_text, stdout);

@@ -770,14 +770,12 @@ parse_throttle (struct rd *rd, const struct json_value *blkio, const char *key, 
 }
 
 static int
-parse_resources (struct rd *rd, const struct json_value *linux, struct spec_resources *r)
+parse_resources_object (struct rd *rd, const struct json_value *res, struct spec_resources *r)
 {
-  const struct json_value *res, *mem, *cpu, *pids, *blkio, *devs;
+  const struct json_value *mem, *cpu, *pids, *blkio, *devs;
   const char *rp = "linux.resources";
-  if (get_object (rd, linux, "linux", "resources", &res) < 0)
+  if (want (rd, res, JSON_OBJECT, rp) < 0)
     return -1;
-  if (res == NULL)
-    return 0;
   if (get_object (rd, res, rp, "memory", &mem) < 0 || get_object (rd, res, rp, "cpu", &cpu) < 0
       || get_object (rd, res, rp, "pids", &pids) < 0 || get_object (rd, res, rp, "blockIO", &blkio) < 0
       || get_array (rd, res, rp, "devices", &devs) < 0)
@@ -889,6 +887,23 @@ parse_resources (struct rd *rd, const struct json_value *linux, struct spec_reso
       || refuse_if_set (rd, res, rp, "rdma", "RDMA limits are not supported by berth-runtime") < 0)
     return -1;
   return parse_kv_object (rd, res, rp, "unified", &r->unified, &r->n_unified);
+}
+
+static int
+parse_resources (struct rd *rd, const struct json_value *linux, struct spec_resources *r)
+{
+  const struct json_value *res;
+  if (get_object (rd, linux, "linux", "resources", &res) < 0)
+    return -1;
+  return res ? parse_resources_object (rd, res, r) : 0;
+}
+
+int
+spec_parse_resources (const struct json_value *res, const char *what, struct spec_resources *r, shim_error_t *err)
+{
+  struct rd rd = { .what = what, .err = err };
+  memset (r, 0, sizeof *r);
+  return parse_resources_object (&rd, res, r);
 }
 
 static const struct

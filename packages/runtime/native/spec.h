@@ -209,6 +209,9 @@ struct spec
 int spec_load (const char *bundle, struct spec **out, shim_error_t *err);
 /* Parses a config from memory (the copy kept in the state dir). */
 int spec_parse (const char *text, size_t len, const char *what, const char *bundle, struct spec **out, shim_error_t *err);
+/* Parses a linux.resources object on its own (`update -r`, the record in state.json); strings
+   point into `res`. */
+int spec_parse_resources (const struct json_value *res, const char *what, struct spec_resources *r, shim_error_t *err);
 /* Parses a process object on its own (`exec --process`). */
 int spec_parse_process (const char *text, size_t len, const char *what, struct spec_process **out, shim_error_t *err);
 bool spec_has_namespace (const struct spec *s, int flag);

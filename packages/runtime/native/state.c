@@ -79,6 +79,11 @@ state_write (const struct container_state *st, const struct json_value *annotati
       strbuf_add (&b, ",\"cgroup\":");
       cgroup_write_json (&b, st->cgroup);
     }
+  if (st->resources)
+    {
+      strbuf_add (&b, ",\"resources\":");
+      json_write_value (&b, st->resources);
+    }
   strbuf_add (&b, "}\n");
   cleanup_free char *path = xasprintf ("%s/state.json", st->dir);
   int r = write_file_atomic (path, b.p, b.len, 0600, err);
@@ -134,6 +139,7 @@ state_load (const char *root, const char *id, struct container_state **out, shim
   st->monitor_pid = (pid_t) get_number (doc, "monitorPid");
   st->log_path = dup_string (doc, "logPath");
   st->attach_socket = dup_string (doc, "attachSocket");
+  st->resources = json_get (doc, "resources");
   const struct json_value *cg = json_get (doc, "cgroup");
   if (cg && cgroup_from_json (cg, &st->cgroup, err) < 0)
     {
@@ -231,6 +237,11 @@ state_write_json (struct strbuf *b, const struct container_state *st)
       strbuf_add (b, ",\"cgroup\":");
       cgroup_write_json (b, st->cgroup);
     }
+  if (st->resources)
+    {
+      strbuf_add (b, ",\"resources\":");
+      json_write_value (b, st->resources);
+    }
   if (st->has_exit)
     {
       strbuf_addf (b, ",\"exitCode\":%d", st->exit_code);
@@ -240,6 +251,31 @@ state_write_json (struct strbuf *b, const struct container_state *st)
       strbuf_addf (b, ",\"oomKilled\":%s", st->oom_killed ? "true" : "false");
     }
   strbuf_add (b, "}");
+}
+
+int
+state_replace_field (const struct container_state *st, const char *key, const char *json, shim_error_t *err)
+{
+  struct strbuf b = { 0 };
+  strbuf_add (&b, "{");
+  for (size_t i = 0; i < st->doc->object.len; i++)
+    {
+      const char *k = st->doc->object.keys[i];
+      if (strcmp (k, key) == 0)
+        continue;
+      json_write_string (&b, k, strlen (k));
+      strbuf_add (&b, ":");
+      json_write_value (&b, st->doc->object.values[i]);
+      strbuf_add (&b, ",");
+    }
+  json_write_string (&b, key, strlen (key));
+  strbuf_add (&b, ":");
+  strbuf_add (&b, json);
+  strbuf_add (&b, "}\n");
+  cleanup_free char *path = xasprintf ("%s/state.json", st->dir);
+  int r = write_file_atomic (path, b.p, b.len, 0600, err);
+  free (b.p);
+  return r;
 }
 
 int

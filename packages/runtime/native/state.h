@@ -1,6 +1,7 @@
 /* The state directory of a container, <root>/<id>/:
-     state.json   written once by create: runc's state fields plus Berth's (pidStartTime,
-                  monitorPid, logPath, attachSocket, cgroup)
+     state.json   written by create: runc's state fields plus Berth's (pidStartTime,
+                  monitorPid, logPath, attachSocket, cgroup, resources); `update` rewrites
+                  its `resources`
      config.json  the bundle's config as it was at create (exec reads the container's settings)
      exec.fifo    exists between create and start
      exit.json    written by the monitor when the container's process ends
@@ -28,6 +29,7 @@ struct container_state
   unsigned long long monitor_start_time;
   char *log_path, *attach_socket;
   struct cgroup *cgroup;
+  const struct json_value *resources; /* linux.resources as created, then as updated */
   bool has_exit;
   int exit_code, exit_signal;
   char *finished;
@@ -55,6 +57,8 @@ const char *state_status (const struct container_state *st);
 bool state_process_alive (const struct container_state *st);
 /* The `state` output: runc's fields plus Berth's. */
 void state_write_json (struct strbuf *b, const struct container_state *st);
+/* Rewrites state.json with one top-level member replaced by `json` (update's `resources`). */
+int state_replace_field (const struct container_state *st, const char *key, const char *json, shim_error_t *err);
 /* Records how the process ended (the monitor calls this). */
 int state_write_exit (const char *dir, int wait_status, bool oom_killed, shim_error_t *err);
 

@@ -202,6 +202,41 @@ describe('berth-runtime command line', () => {
     expect((await cli('run', '--bundle', path, id)).stdout).toBe('CapEff:\t0000000000000400\nCapAmb:\t0000000000000400\n');
   });
 
+  it("update takes runc's flags (sizes with units, -1) or -r with a resources JSON on stdin", async () => {
+    const { id, path } = await bundle(['sleep', '30'], (c) => {
+      (c as Config & { linux: { resources?: unknown } }).linux.resources = { memory: { limit: 64 << 20 }, pids: { limit: 40 } };
+    });
+    expect(await detached('run', '-d', '--bundle', path, id)).toBe(0);
+    const state = JSON.parse((await cli('state', id)).stdout) as { cgroup: { layout: string; paths: Record<string, string> }; resources: unknown };
+    expect(state.resources).toEqual({ memory: { limit: 64 << 20 }, pids: { limit: 40 } });
+    const file = (controller: string, name: string) => {
+      const key = Object.keys(state.cgroup.paths).find((k) => k.split(',').includes(controller))!;
+      return readFile(join(state.cgroup.paths[key]!, name), 'utf8').then((t) => t.trim());
+    };
+    await cli('update', '--memory', '32m', '--memory-reservation', '16MiB', '--pids-limit', '9', '--cpu-share', '300', id);
+    let now = JSON.parse((await cli('state', id)).stdout) as { resources: unknown };
+    expect(now.resources).toEqual({ memory: { limit: 32 << 20, reservation: 16 << 20 }, cpu: { shares: 300 }, pids: { limit: 9 } });
+    if (state.cgroup.layout !== 'v2') {
+      expect(await file('memory', 'memory.limit_in_bytes')).toBe(String(32 << 20));
+      expect(await file('memory', 'memory.soft_limit_in_bytes')).toBe(String(16 << 20));
+      expect(await file('pids', 'pids.max')).toBe('9');
+      expect(await file('cpu', 'cpu.shares')).toBe('300');
+    }
+    const piped = spawn(shim, ['--root', root, 'update', '-r', '-', id], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const pipedErr: Buffer[] = [];
+    piped.stderr!.on('data', (d: Buffer) => pipedErr.push(d));
+    piped.stdin!.end(JSON.stringify({ memory: { limit: -1 }, pids: { limit: -1 } }));
+    // Node's stdin pipe is a socket: the runtime reads fd 0, it cannot reopen /dev/stdin.
+    expect([await new Promise((r) => piped.once('close', r)), Buffer.concat(pipedErr).toString()]).toEqual([0, '']);
+    now = JSON.parse((await cli('state', id)).stdout) as { resources: unknown };
+    expect(now.resources).toEqual({ memory: { limit: -1, reservation: 16 << 20, swap: -1 }, cpu: { shares: 300 }, pids: { limit: -1 } });
+    if (state.cgroup.layout !== 'v2') expect(await file('pids', 'pids.max')).toBe('max');
+    await expect(cli('update', '--memory', '12q', id)).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--memory: unknown unit in `12q`') });
+    await expect(cli('update', '--cpu-rt-runtime', '100', id)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('not supported') });
+    await expect(cli('update', '--memory', '1g')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('missing container id') });
+    await cli('delete', '--force', id);
+  });
+
   it('exec joins the cgroup and every namespace of the container', async () => {
     const { id, path } = await bundle(['sleep', '30']);
     expect(await detached('run', '-d', '--bundle', path, id)).toBe(0);

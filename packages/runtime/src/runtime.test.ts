@@ -457,6 +457,102 @@ describe('resources', () => {
   });
 });
 
+describe('update', () => {
+  const cgroupFile = async (id: string, controller: string, file: string) => {
+    const { cgroup } = await runtime.state(id);
+    const key = Object.keys(cgroup!.paths).find((k) => k.split(',').includes(controller))!;
+    return (await readFile(join(cgroup!.paths[key]!, file), 'utf8')).trim();
+  };
+  // The recorded limits apart from the device rules (docker's standard list, which update never changes).
+  const limits = async (id: string) => Object.fromEntries(Object.entries((await runtime.state(id)).resources ?? {}).filter(([k]) => k !== 'devices'));
+  // dd's block is one allocation it fills: 40 MiB of the container's memory, then exit 0.
+  const allocate40m = ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=40M', 'count=1'];
+
+  it('lowers and raises the memory limit of a running container: an OOM kill follows the new limit', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '300'], { memory: 64 << 20, memorySwap: 64 << 20 }) });
+    expect((await collectOutput(await runtime.exec(id, { args: allocate40m }))).exitCode).toBe(0);
+
+    await runtime.update(id, { memory: { limit: 24 << 20, swap: 24 << 20 } });
+    const state = await runtime.state(id);
+    expect(state.resources?.memory).toEqual({ limit: 24 << 20, swap: 24 << 20 });
+    expect((await runtime.readStats(id)).memory.limit).toBe(24 << 20);
+    if (state.cgroup!.layout !== 'v2') expect(await cgroupFile(id, 'memory', 'memory.limit_in_bytes')).toBe(String(24 << 20));
+    const killed = await collectOutput(await runtime.exec(id, { args: allocate40m }));
+    expect(killed.exitCode).toBe(137);
+    expect((await runtime.readStats(id)).memory.oomKills).toBeGreaterThan(0);
+    expect((await runtime.state(id)).status).toBe('running');
+
+    // Raising above the old memory+swap limit needs the swap limit written first: runc's order.
+    await runtime.update(id, { memory: { limit: 96 << 20, swap: 96 << 20 } });
+    expect((await collectOutput(await runtime.exec(id, { args: allocate40m }))).exitCode).toBe(0);
+    await runtime.kill(id, 'KILL');
+    await stopped(id);
+    expect((await runtime.state(id)).oomKilled).toBe(true);
+  });
+
+  it('changes the pids limit: forks fail at the new limit, and -1 lifts it', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '300'], { pidsLimit: 50 }) });
+    // sleep, the exec'd sh and its four background sleeps: six tasks fit under 50 ...
+    const forks = ['sh', '-c', 'for i in 1 2 3 4; do sleep 5 >/dev/null 2>&1 & done 2>/dev/null; jobs -p | wc -l'];
+    expect((await collectOutput(await runtime.exec(id, { args: forks }))).stdout.trim()).toBe('4');
+    await runtime.update(id, { pids: { limit: 3 } });
+    expect((await runtime.readStats(id)).pids.limit).toBe(3);
+    expect((await runtime.state(id)).resources?.pids).toEqual({ limit: 3 });
+    // ... but not under 3 (the leftover sleeps of the first exec count too).
+    const limited = await collectOutput(await runtime.exec(id, { args: forks }));
+    expect(limited.stdout.trim()).not.toBe('4');
+    await runtime.update(id, { pids: { limit: -1 } });
+    expect((await runtime.readStats(id)).pids.limit).toBeUndefined();
+  });
+
+  it('merges into the recorded limits: cpu, cpuset and the unchanged memory limits', async () => {
+    const id = newId();
+    await runtime.create(id, { bundle: await bundle(id, ['sleep', '300'], { memory: 64 << 20, cpuShares: 512 }) });
+    await runtime.update(id, { cpu: { quota: 25000, period: 50000, cpus: '0' } });
+    await runtime.update(id, { cpu: { shares: 256, quota: 0 } }); // 0: unchanged
+    expect(await limits(id)).toEqual({ memory: { limit: 64 << 20, swap: 128 << 20 }, cpu: { shares: 256, quota: 25000, period: 50000, cpus: '0' } });
+    const { cgroup } = await runtime.state(id);
+    if (cgroup!.layout === 'v2') return;
+    expect(await cgroupFile(id, 'cpu', 'cpu.shares')).toBe('256');
+    expect(await cgroupFile(id, 'cpu', 'cpu.cfs_quota_us')).toBe('25000');
+    expect(await cgroupFile(id, 'cpu', 'cpu.cfs_period_us')).toBe('50000');
+    expect(await cgroupFile(id, 'cpuset', 'cpuset.cpus')).toBe('0');
+    expect(await cgroupFile(id, 'memory', 'memory.limit_in_bytes')).toBe(String(64 << 20));
+  });
+
+  it('refuses bad values and stopped containers, leaving the limits as they were', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '300'], { memory: 64 << 20, memorySwap: 64 << 20 }) });
+    await expect(runtime.update(id, { memory: { limit: 128 << 20 } })).rejects.toSatisfy(
+      (e) => hasCode(e, RuntimeErrorCode.InvalidSpec) && /swap 67108864 is below the memory limit 134217728/.test((e as Error).message),
+    );
+    await expect(runtime.update(id, { cpu: { period: 10 } })).rejects.toSatisfy((e) => hasKind(e, 'InvalidArgument') && /cpu\.period/.test((e as Error).message));
+    expect(await limits(id)).toEqual({ memory: { limit: 64 << 20, swap: 64 << 20 } });
+    expect((await runtime.readStats(id)).memory.limit).toBe(64 << 20);
+    await expect(runtime.update('no-such-container', { pids: { limit: 5 } })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotFound));
+    await runtime.kill(id, 'KILL');
+    await stopped(id);
+    await expect(runtime.update(id, { pids: { limit: 5 } })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
+  });
+
+  it('drives runc update the same way', async (ctx) => {
+    if (!(await exec('runc', ['--version']).then(() => true, () => false))) return ctx.skip('runc is not installed');
+    const runc = new Runtime({ runtime: 'runc', root: join(dir, 'runc-update-state') });
+    const id = newId();
+    await runc.runDetached(id, { bundle: await bundle(id, ['sleep', '300'], { memory: 64 << 20, pidsLimit: 30 }) });
+    try {
+      await runc.update(id, { memory: { limit: 32 << 20 }, pids: { limit: 7 } });
+      const stats = await runc.readStats(id);
+      expect(stats.memory.limit).toBe(32 << 20);
+      expect(stats.pids.limit).toBe(7);
+    } finally {
+      await runc.delete(id, { force: true });
+    }
+  });
+});
+
 describe('stats', () => {
   it('reads memory, cpu and pids from the cgroup, and records an OOM kill', async () => {
     const id = newId();

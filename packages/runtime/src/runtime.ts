@@ -9,7 +9,7 @@ import { abortError, errnoCode, throwIfAborted } from '@berth/errors';
 import { noopLogger, type Logger } from '@berth/log';
 import { attachSocket, type AttachSession } from './attach.js';
 import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
-import type { ProcessSpec, RuntimeSpec } from './oci-spec.js';
+import type { LinuxResources, ProcessSpec, RuntimeSpec } from './oci-spec.js';
 import { cgroupPathsOfProcess, readCgroupStats, type CgroupLayout, type CgroupPaths, type ContainerStats } from './stats.js';
 
 /** Which OCI runtime a `Runtime` drives: Berth's own shim, runc, crun, or a path to another. */
@@ -47,6 +47,8 @@ export interface ContainerState {
   readonly attachSocket?: string;
   readonly monitorPid?: number;
   readonly cgroup?: CgroupPaths;
+  /** berth-runtime only: the limits in force, linux.resources of the config merged with every `update`. */
+  readonly resources?: LinuxResources;
 }
 
 /**
@@ -154,6 +156,7 @@ function toState(raw: Record<string, unknown>): ContainerState {
     ...(typeof raw.attachSocket === 'string' ? { attachSocket: raw.attachSocket } : {}),
     ...(typeof raw.monitorPid === 'number' ? { monitorPid: raw.monitorPid } : {}),
     ...(cgroup?.layout && cgroup.paths ? { cgroup: { layout: cgroup.layout, paths: cgroup.paths } } : {}),
+    ...(raw.resources && typeof raw.resources === 'object' ? { resources: raw.resources as LinuxResources } : {}),
   };
 }
 
@@ -256,6 +259,25 @@ export class Runtime {
   async resume(id: string, options: { readonly signal?: AbortSignal } = {}): Promise<void> {
     await this.checkPresent(id);
     await this.invoke(['resume', id], options.signal);
+  }
+
+  /**
+   * Changes the resource limits of a created, running or paused container, as `runc update -r`
+   * does: what `resources` sets replaces the current value, 0 and absent fields leave it as it
+   * is, -1 lifts a memory, swap, quota or pids limit. berth-runtime records the merged limits in
+   * the container's state (`state().resources`); runc and crun keep them in their own state.
+   */
+  async update(id: string, resources: LinuxResources, options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    throwIfAborted(options.signal);
+    await this.checkPresent(id);
+    const dir = await mkdtemp(join(tmpdir(), 'berth-update-'));
+    try {
+      const file = join(dir, 'resources.json');
+      await writeFile(file, JSON.stringify(resources));
+      await this.invoke(['update', '--resources', file, id], options.signal);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** The host pids of the container's processes. */

@@ -1,5 +1,5 @@
 /* cgroup logic that cannot run for real on a hybrid host: v2 path resolution, controller
-   delegation and resource files, against a temporary directory standing in for /sys/fs/cgroup.
+   delegation, resource files and their update, against a temporary directory standing in for /sys/fs/cgroup.
    The eBPF device filter does run for real, on the hybrid host's unified hierarchy. */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,7 @@
 #include "cgroup.h"
 #include "check.h"
 #include "files.h"
+#include "update.h"
 
 static char *
 slurp (const char *dir, const char *file)
@@ -104,6 +105,85 @@ v2_files (void)
   remove_tree (root, &err);
 }
 
+/* `update` on v2: merged with the recorded limits, so values that depend on each other (cpu.max
+   holds quota and period, memory.swap.max is swap minus memory) come out right when only one
+   changes; device rules are left alone; the merged record survives a JSON round trip. */
+static void
+v2_update (void)
+{
+  char tmpl[] = "/tmp/berth-cgupdate-XXXXXX";
+  char *leaf = mkdtemp (tmpl);
+  CHECK (leaf);
+  shim_error_t err = NULL;
+  const char *files[] = { "memory.max", "memory.swap.max", "memory.low", "cpu.weight", "cpu.max", "pids.max",
+                          "cpuset.cpus", "memory.high" };
+  /* Plain files are not truncated by a write as cgroup files are: empty them before each update. */
+#define RESET_FILES()                                                                                                  \
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)                                                          \
+  touch (leaf, files[i], "")
+  RESET_FILES ();
+  struct cgroup cg = { .layout = CGROUP_LAYOUT_V2, .v2_path = leaf };
+  struct spec_device_rule rules[] = { { false, 'a', -1, -1, "rwm" } };
+  struct spec_resources current = { .has_memory_limit = true, .memory_limit = 64 << 20, .has_memory_swap = true,
+                                    .memory_swap = 128 << 20, .has_cpu_quota = true, .cpu_quota = 50000,
+                                    .has_cpu_period = true, .cpu_period = 100000, .has_pids_limit = true,
+                                    .pids_limit = 20, .has_devices = true, .devices = rules, .n_devices = 1 };
+
+  struct spec_resources period_only = { .has_cpu_period = true, .cpu_period = 200000 };
+  resources_merge (&current, &period_only);
+  CHECK (resources_check (&current, &err) == 0);
+  /* A device program cannot be attached to a plain directory: reaching it would fail here. */
+  CHECK (cgroup_update (&cg, &current, &err) == 0);
+  CHECK_STR (slurp (leaf, "cpu.max"), "50000 200000");
+  CHECK_STR (slurp (leaf, "memory.swap.max"), "67108864");
+
+  struct spec_resources memory_down = { .has_memory_limit = true, .memory_limit = 32 << 20, .has_pids_limit = true,
+                                        .pids_limit = 0, .cpuset_cpus = "" };
+  resources_merge (&current, &memory_down);
+  RESET_FILES ();
+  CHECK (cgroup_update (&cg, &current, &err) == 0);
+  CHECK_STR (slurp (leaf, "memory.max"), "33554432");
+  CHECK_STR (slurp (leaf, "memory.swap.max"), "100663296"); /* 128M total - 32M */
+  CHECK_STR (slurp (leaf, "pids.max"), "20");              /* 0 leaves it as it was */
+
+  /* -1 lifts memory, and swap with it; -1 lifts the quota and the pids limit. */
+  struct spec_resources unlimited = { .has_memory_limit = true, .memory_limit = -1, .has_cpu_quota = true,
+                                      .cpu_quota = -1, .has_pids_limit = true, .pids_limit = -1,
+                                      .unified = (struct kv[]){ { "memory.high", "9000000" } }, .n_unified = 1 };
+  resources_merge (&current, &unlimited);
+  RESET_FILES ();
+  CHECK (cgroup_update (&cg, &current, &err) == 0);
+  CHECK_STR (slurp (leaf, "memory.max"), "max");
+  CHECK_STR (slurp (leaf, "memory.swap.max"), "max");
+  CHECK_STR (slurp (leaf, "cpu.max"), "max 200000");
+  CHECK_STR (slurp (leaf, "pids.max"), "max");
+  CHECK_STR (slurp (leaf, "memory.high"), "9000000");
+
+  /* What the kernel would refuse half-way is refused before anything is written. */
+  struct spec_resources swap_below = { .has_memory_limit = true, .memory_limit = 64 << 20, .has_memory_swap = true,
+                                       .memory_swap = 32 << 20 };
+  struct spec_resources copy = current;
+  resources_merge (&copy, &swap_below);
+  CHECK (resources_check (&copy, &err) < 0);
+  CHECK (strstr (err->msg, "below the memory limit") != NULL);
+  shim_error_release (&err);
+
+  struct strbuf json = { 0 };
+  resources_write_json (&json, &current);
+  CHECK_STR (json.p, "{\"memory\":{\"limit\":-1,\"swap\":-1},\"cpu\":{\"quota\":-1,\"period\":200000},"
+                     "\"pids\":{\"limit\":-1},\"devices\":[{\"allow\":false,\"type\":\"a\",\"access\":\"rwm\"}],"
+                     "\"unified\":{\"memory.high\":\"9000000\"}}");
+  struct json_value *doc = NULL;
+  struct spec_resources back;
+  CHECK (json_parse (json.p, json.len, "record", &doc, &err) == 0);
+  CHECK (spec_parse_resources (doc, "record", &back, &err) == 0);
+  struct strbuf again = { 0 };
+  resources_write_json (&again, &back);
+  CHECK_STR (again.p, json.p);
+#undef RESET_FILES
+  remove_tree (leaf, &err);
+}
+
 /* Denies /dev/null (c 1:3) to a child moved into a fresh v2 cgroup, and checks /dev/zero stays open. */
 static void
 device_filter (void)
@@ -149,6 +229,7 @@ int
 main (void)
 {
   v2_files ();
+  v2_update ();
   device_filter ();
   return 0;
 }
