@@ -336,11 +336,22 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     expect(second.ipam?.subnet).toBe(`${pool}.1.0/24`);
     expect(second.attachable).toBe(true);
 
-    const custom = await pooled.createNetwork({ name: `cust${id}`, subnet: `${pool}.5.0/24`, gateway: `${pool}.5.254`, ipRange: `${pool}.5.128/25` });
+    const custom = await pooled.createNetwork({
+      name: `cust${id}`,
+      subnet: `${pool}.5.0/24`,
+      gateway: `${pool}.5.254`,
+      ipRange: `${pool}.5.128/25`,
+      options: { 'com.docker.network.driver.mtu': '1400' },
+    });
     expect(custom.ipam).toEqual({ subnet: `${pool}.5.0/24`, gateway: `${pool}.5.254`, ipRange: `${pool}.5.128/25` });
+    expect(custom.mtu).toBe(1400);
     const r = await rig.netns('rng');
     const er = await pooled.connect({ containerId: `${id}-rng`, netnsPath: r.path, network: custom.name });
     expect(er.ipAddress).toBe(`${pool}.5.129`);
+    // The veth takes the bridge's MTU on both ends.
+    expect(JSON.parse(await must(['ip', '-j', 'link', 'show', 'eth0'], { ns: r.name }))[0].mtu).toBe(1400);
+    expect(JSON.parse(await must(['ip', '-j', 'link', 'show', er.hostVeth]))[0].mtu).toBe(1400);
+    expect(JSON.parse(await must(['ip', '-j', 'link', 'show', custom.bridgeName!]))[0].mtu).toBe(1400);
     expect(await must(['ip', 'route', 'show', 'default'], { ns: r.name })).toContain(`via ${pool}.5.254`);
     const s = await rig.netns('sta');
     const es = await pooled.connect({ containerId: `${id}-sta`, pid: undefined, netnsPath: s.path, network: custom.name, ip: `${pool}.5.10`, mac: '02:AA:bb:cc:dd:ee' });
