@@ -109,14 +109,23 @@ export class ContainerIo {
       queue.stop();
     };
 
-    const connect = async (socket: string) => {
+    const connect = async (socket: string, beforeStart: boolean) => {
       if (closed || session) return;
-      try {
-        session = await attachSocket(socket);
-      } catch (err) {
-        holdLive?.();
-        this.#ctx.logger.debug('attach socket unavailable', { containerId: record.id, error: err });
-        return;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          session = await attachSocket(socket);
+          break;
+        } catch (err) {
+          // Before start the monitor may not listen yet when the runtime's create returns: nothing
+          // runs, so nothing is missed while we try again for a moment.
+          if (beforeStart && attempt < 200) {
+            await new Promise((r) => setTimeout(r, attempt < 20 ? 1 : 10));
+            continue;
+          }
+          holdLive?.();
+          this.#ctx.logger.debug('attach socket unavailable', { containerId: record.id, error: err });
+          return;
+        }
       }
       if (closed) {
         session.close();
@@ -174,11 +183,11 @@ export class ContainerIo {
     if (stream) {
       const socket = this.#ctx.layout.attachSocket(record.id);
       if (isRunning(record)) {
-        await connect(socket);
+        await connect(socket, false);
       } else {
         // Attached before start: connect between the runtime's create and start (in this process),
         // or as soon as another process has started it.
-        cancelHook = this.#lifecycle.addBeforeStart(record.id, (s) => connect(s));
+        cancelHook = this.#lifecycle.addBeforeStart(record.id, (s) => connect(s, true));
         void this.#connectWhenStarted(record, socket, stopWatch.signal, connect);
       }
     }
@@ -194,7 +203,7 @@ export class ContainerIo {
     };
   }
 
-  async #connectWhenStarted(record: ContainerRecord, socket: string, signal: AbortSignal, connect: (socket: string) => Promise<void>): Promise<void> {
+  async #connectWhenStarted(record: ContainerRecord, socket: string, signal: AbortSignal, connect: (socket: string, beforeStart: boolean) => Promise<void>): Promise<void> {
     const runs = record.state.runCount;
     while (!signal.aborted) {
       const next = this.#ctx.watch.next(record.id, { signal });
@@ -205,7 +214,7 @@ export class ContainerIo {
       }
       if (now.state.runCount > runs && isRunning(now)) {
         next.cancel();
-        await connect(socket);
+        await connect(socket, false);
         return;
       }
       await next.changed;

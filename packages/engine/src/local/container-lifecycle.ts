@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -39,6 +39,12 @@ import { monitorGone } from './record-watch.js';
 import { validateRestartPolicy } from './restart-policy.js';
 
 const run = promisify(execFile);
+
+/** The parent of a process (field 4 of /proc/<pid>/stat); 0 when it is gone. */
+async function parentPid(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0) || 0;
+}
 
 /** What the lifecycle needs from its owner beyond the shared context. */
 export interface LifecycleOptions {
@@ -576,37 +582,41 @@ export class ContainerLifecycle {
       if (host.ConsoleSize && spec.process) spec.process.consoleSize = { height: host.ConsoleSize[0], width: host.ConsoleSize[1] };
       await writeJsonAtomic(layout.containerFile(id, 'config.json'), spec, { durable: false });
       await mkdir(join(layout.runRoot, 'attach'), { recursive: true });
+      const pidFile = join(layout.runRoot, 'attach', `${id.slice(0, 32)}.pid`);
       const createOptions = {
         bundle: layout.container(id),
+        pidFile,
         ...(record.logPath ? { logPath: record.logPath } : {}),
         attachSocket: layout.attachSocket(id),
         ...(record.config.OpenStdin ? { openStdin: true } : {}),
         ...(record.config.OpenStdin && record.config.StdinOnce ? { stdinOnce: true } : {}),
         ...(signal ? { signal } : {}),
       };
-      // Delete what a crashed run may have left under this id in the runtime.
-      await runtime.delete(id, { force: true }).catch(() => {});
       const hooks = [...(this.#beforeStart.get(id) ?? [])];
+      const split = hooks.length > 0 || this.#needsNetworkSetup(record);
+      // One runtime exec when nothing has to happen between create and start; a run that crashed
+      // may have left its id in the runtime, which is deleted and the create tried again.
+      const launch = () => (split ? runtime.create(id, createOptions) : runtime.runDetached(id, createOptions));
+      await launch().catch(async (err: unknown) => {
+        if (!hasCode(err, RuntimeErrorCode.Exists)) throw err;
+        await runtime.delete(id, { force: true });
+        await launch();
+      });
+      runtimeCreated = true;
+      const pid = Number((await readFile(pidFile, 'utf8')).trim());
+      await rm(pidFile, { force: true });
       let networking = record.networking;
-
-      if (hooks.length === 0 && !this.#needsNetworkSetup(record)) {
-        await runtime.runDetached(id, createOptions);
-        runtimeCreated = true;
-      } else {
-        await runtime.create(id, createOptions);
-        runtimeCreated = true;
+      if (split) {
         if (this.#needsNetworkSetup(record)) {
-          const created = await runtime.state(id, signal ? { signal } : {});
           networked = true;
-          networking = await this.#connect(record, created.pid, signal);
+          networking = await this.#connect(record, pid, signal);
           if (etc && !record.networking.mode.startsWith('container:')) await this.#etcFiles(record, signal);
         }
         for (const hook of hooks) await hook(createOptions.attachSocket);
         await runtime.start(id, signal ? { signal } : {});
       }
-      const state = await runtime.state(id, signal ? { signal } : {});
-      const pid = state.pid;
-      const monitorPid = state.monitorPid ?? 0;
+      // The runtime's monitor is the parent of the container's init.
+      const monitorPid = await parentPid(pid);
       const now = nowRfc3339();
       const healthcheck = record.config.Healthcheck;
       const hasHealth = healthcheck?.Test?.length && healthcheck.Test[0] !== 'NONE';
@@ -690,8 +700,8 @@ export class ContainerLifecycle {
     let oomKilled = false;
     let finishedAt = nowRfc3339();
     // The monitor closes attach connections before it records the exit: give it the moment it needs.
-    for (let i = 0; i < 500 && record.state.monitorPid > 0 && (await processAlive(record.state.monitorPid, record.state.monitorStartTime)); i++) {
-      await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1000 && record.state.monitorPid > 0 && (await processAlive(record.state.monitorPid, record.state.monitorStartTime)); i++) {
+      await new Promise((r) => setTimeout(r, i < 20 ? 1 : 10));
     }
     try {
       const state = await runtime.state(id);
@@ -885,8 +895,11 @@ export class ContainerLifecycle {
   async #removeLocked(record: ContainerRecord, volumes: boolean): Promise<void> {
     const id = record.id;
     await this.#ctx.containers.write({ ...record, state: { ...record.state, status: 'removing' } }).catch(() => {});
-    await this.#ctx.runtime.delete(id, { force: true }).catch(() => {});
-    if (this.#needsNetworkSetup(record)) await this.#ctx.network().releaseContainer({ containerId: id }).catch(() => {});
+    // A finished run was deleted from the runtime and its network released when it ended.
+    if (record.state.status !== 'exited' && record.state.status !== 'created') {
+      await this.#ctx.runtime.delete(id, { force: true }).catch(() => {});
+      if (this.#needsNetworkSetup(record)) await this.#ctx.network().releaseContainer({ containerId: id }).catch(() => {});
+    }
     await this.#unmountRootfs(id);
     await (await this.#ctx.snapshotter()).remove(record.snapshotKey).catch((err: unknown) => {
       if (!hasKind(err, 'NotFound')) throw err;

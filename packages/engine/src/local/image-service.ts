@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { ErrorKind, hasKind, throwIfAborted } from '@berth/errors';
-import { chainIds, familiarReference, parseReference, parsePlatform, type Digest, type ImageConfig } from '@berth/oci';
+import { chainIds, familiarName, familiarReference, parseReference, parsePlatform, type Digest, type ImageConfig } from '@berth/oci';
 import type { Credentials, CredentialStore, RegistryClient } from '@berth/registry';
 import { importImage, loadImages, saveImages, type ImageUser, type ImageRecord } from '@berth/store';
 import { EngineErrorCode, engineError, type ImportOptions, type PullOptions, type PushOptions } from '../engine.js';
@@ -388,7 +388,10 @@ export class ImageService {
       const result = await operation.result;
       throwIfAborted(signal);
       const name = familiarReference(result.reference);
-      await this.#ctx.images.add({ target: result.descriptor, names: [name], ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
+      // As docker: the tag and the digest reference (RepoDigests) both name the pulled image.
+      const byDigest = `${familiarName(result.reference)}@${result.descriptor.digest}`;
+      const names = result.reference.digest ? [name] : [name, byDigest];
+      await this.#ctx.images.add({ target: result.descriptor, names, ...(platform ? { platform } : {}), ...(signal ? { signal } : {}) });
       this.#sizes.delete(result.configDescriptor.digest);
       await this.#ctx.events.append({ Type: 'image', Action: 'pull', Actor: { ID: name, Attributes: { name } } });
     } finally {

@@ -44,6 +44,16 @@ async function run(body: Parameters<LocalEngine['createContainer']>[0], name?: s
   return { id: Id, code: StatusCode, ...output };
 }
 
+/** Waits until the container has logged `text` (a shell that is ready for signals says so). */
+async function logged(id: string, text: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { stdout } = await collect((await engine.containerLogs(id, { stdout: true })).output);
+    if (stdout.includes(text)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`container ${id} never logged ${text}`);
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-le-'));
   engine = new LocalEngine({
@@ -128,13 +138,15 @@ describe('LocalEngine containers', () => {
   });
 
   it('stops with the stop signal, then kills after the timeout', async () => {
-    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "exit 7" USR1; while true; do sleep 0.1; done'], StopSignal: 'SIGUSR1', HostConfig: { NetworkMode: 'none' } });
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "exit 7" USR1; echo ready; while true; do sleep 0.1; done'], StopSignal: 'SIGUSR1', HostConfig: { NetworkMode: 'none' } });
     await engine.startContainer(Id);
+    await logged(Id, 'ready');
     expect(await engine.stopContainer(Id, { timeout: 10 })).toBe(true);
     expect((await engine.inspectContainer(Id)).State).toMatchObject({ Status: 'exited', ExitCode: 7 });
     expect(await engine.stopContainer(Id)).toBe(false);
-    const stubborn = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.1; done'], HostConfig: { NetworkMode: 'none' } });
+    const stubborn = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.1; done'], HostConfig: { NetworkMode: 'none' } });
     await engine.startContainer(stubborn.Id);
+    await logged(stubborn.Id, 'ready');
     await engine.stopContainer(stubborn.Id, { timeout: 1 });
     expect((await engine.inspectContainer(stubborn.Id)).State).toMatchObject({ Status: 'exited', ExitCode: 137 });
   });
@@ -180,8 +192,9 @@ describe('LocalEngine containers', () => {
   });
 
   it('pauses, unpauses, kills with a signal and renames', async () => {
-    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "exit 5" HUP; while true; do sleep 0.1; done'], HostConfig: { NetworkMode: 'none' } }, { name: 'pausable' });
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "exit 5" HUP; echo ready; while true; do sleep 0.1; done'], HostConfig: { NetworkMode: 'none' } }, { name: 'pausable' });
     await engine.startContainer(Id);
+    await logged(Id, 'ready');
     await engine.pauseContainer(Id);
     expect((await engine.inspectContainer(Id)).State).toMatchObject({ Status: 'paused', Paused: true, Running: true });
     expect((await engine.listContainers({ filters: { status: ['paused'] } })).map((c) => c.Id)).toEqual([Id]);
