@@ -260,8 +260,11 @@ describe.skipIf(skip)('NetworkManager with real namespaces', () => {
     expect(await udpAsk('127.0.0.1', m!.hostPort)).toBe(`pong ${eu.gateway}`);
     const viaDnat = await run(['socat', '-T', '3', '-', `UDP4:${outside.hostAddress}:${m!.hostPort}`], { ns: outside.name, input: 'ping\n' });
     expect(viaDnat.stdout.trim()).toBe(`pong ${outside.address}`);
+    expect((await manager.listRules()).some((r) => new RegExp(`dport ${m!.hostPort}\\b`).test(r))).toBe(true);
     await manager.releaseContainer({ containerId: `${id}-udp` });
     expect(await manager.listPorts(`${id}-udp`)).toEqual([]);
+    expect((await manager.listRules()).some((r) => new RegExp(`dport ${m!.hostPort}\\b`).test(r))).toBe(false);
+    expect(await udpAsk('127.0.0.1', m!.hostPort).catch((e: Error) => e.message)).toMatch(/no UDP reply/);
   });
 
   it('a container that exited unseen frees its host port, address and name at the next connect or publish', async () => {

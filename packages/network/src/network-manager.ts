@@ -682,8 +682,13 @@ export class NetworkManager {
         const endpoints = state.endpoints.filter((e) => e.containerId === options.containerId);
         const hadPorts = state.ports.some((p) => p.containerId === options.containerId);
         if (endpoints.length === 0 && !hadPorts) return;
-        state.ports = state.ports.filter((p) => p.containerId !== options.containerId);
+        // Ports leading to the endpoints go with them (and their rules); none should be left over.
         await this.#release(state, endpoints, signal);
+        const rest = state.ports.filter((p) => p.containerId !== options.containerId);
+        if (rest.length !== state.ports.length) {
+          state.ports = rest;
+          await (await this.firewall(signal)).apply(this.#ruleset(state), signal);
+        }
         await commit();
         await this.#syncHelper(state, signal);
       },
