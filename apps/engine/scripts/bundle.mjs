@@ -46,9 +46,30 @@ const workspaceWithoutSideEffects = {
   },
 };
 
+// undici is half of the bundle and only registry work (pull, push, login) uses it. It rides along
+// as text, compiled the first time a registry is contacted, so that every other command starts
+// without reading it as code.
+const registryDir = here('../../../packages/registry/src/');
+const undiciAsText = {
+  name: 'undici-as-text',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-as-text' }));
+    b.onLoad({ filter: /.*/, namespace: 'undici-as-text' }, async () => {
+      const entry = await b.resolve('undici', { kind: 'import-statement', resolveDir: registryDir });
+      if (entry.errors.length) return { errors: entry.errors };
+      const inner = await build({ entryPoints: [entry.path], bundle: true, platform: 'node', format: 'cjs', target: 'node22', minify: true, write: false, legalComments: 'none', logLevel: 'warning' });
+      const source = JSON.stringify(inner.outputFiles[0].text);
+      return {
+        contents: `const m = { exports: {} }; new Function('module', 'exports', 'require', ${source})(m, m.exports, require); module.exports = m.exports;`,
+        loader: 'js',
+      };
+    });
+  },
+};
+
 const common = {
   bundle: true,
-  plugins: [lazyBuiltins, workspaceWithoutSideEffects],
+  plugins: [lazyBuiltins, workspaceWithoutSideEffects, undiciAsText],
   alias: { 'string-width': here('./string-width.mjs') },
   platform: 'node',
   format: 'esm',
