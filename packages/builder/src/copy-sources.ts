@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
 import { ErrorKind, throwIfAborted } from '@berth/errors';
+import { writeFileAtomic } from '@berth/fsutil';
 import type { Digest } from '@berth/oci';
 import type { BuildContext, ContextEntry } from './build-context.js';
 import type { InlineSource } from './dockerfile-ast.js';
@@ -30,8 +31,8 @@ export function hasWildcards(source: string): boolean {
   return /(^|[^\\])[*?[]/.test(source);
 }
 
-// Go's filepath.Match for one whole path: wildcards never cross a `/`.
-function globToRegex(pattern: string): RegExp {
+/** Go's filepath.Match of one whole path as a regular expression: wildcards never cross a `/`. */
+export function globToRegex(pattern: string): RegExp {
   let re = '^';
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i]!;
@@ -102,6 +103,31 @@ export function matchSources(context: BuildContext, source: string): SourceMatch
  */
 export class ContentHashCache {
   readonly #digests = new Map<string, { stamp: string; digest: string }>();
+  #changed = false;
+
+  /**
+   * A cache filled from `path` (written by `save`), empty when there is none or it is
+   * unreadable: the builder keeps one per context directory, so a rebuild reads no
+   * unchanged file.
+   */
+  static async load(path: string): Promise<ContentHashCache> {
+    const cache = new ContentHashCache();
+    try {
+      const saved = JSON.parse(await readFile(path, 'utf8')) as Record<string, { stamp: string; digest: string }>;
+      for (const [k, v] of Object.entries(saved)) if (typeof v?.stamp === 'string' && typeof v.digest === 'string') cache.#digests.set(k, v);
+    } catch {
+      // No cache yet, or one cut short: start empty.
+    }
+    return cache;
+  }
+
+  /** Writes the cache to `path` when something was added since it was loaded. */
+  async save(path: string): Promise<void> {
+    if (!this.#changed) return;
+    await mkdir(dirname(path), { recursive: true });
+    await writeFileAtomic(path, JSON.stringify(Object.fromEntries(this.#digests)), { durable: false });
+    this.#changed = false;
+  }
 
   get(root: string, entry: ContextEntry): string | undefined {
     const hit = this.#digests.get(root + '\0' + entry.path);
@@ -109,6 +135,7 @@ export class ContentHashCache {
   }
 
   set(root: string, entry: ContextEntry, digest: string): void {
+    this.#changed = true;
     this.#digests.set(root + '\0' + entry.path, { stamp: stamp(entry), digest });
   }
 

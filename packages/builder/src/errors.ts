@@ -18,6 +18,16 @@ export const BuilderErrorCode = {
   ChecksumMismatch: 'ERR_BUILD_CHECKSUM_MISMATCH',
   /** A remote ADD source could not be fetched. */
   RemoteSource: 'ERR_BUILD_REMOTE_SOURCE',
+  /** The options of a build are unusable (a missing handle, a relative path, a bad output). */
+  InvalidOptions: 'ERR_BUILD_INVALID_OPTIONS',
+  /** A RUN exited with a non-zero status (the error's `exitCode` is that status). */
+  RunFailed: 'ERR_BUILD_RUN_FAILED',
+  /** A base image (FROM, `COPY --from`, a mount's `from`) is not in the store and could not be pulled. */
+  BaseImage: 'ERR_BUILD_BASE_IMAGE',
+  /** What the Dockerfile asks cannot be done here: another platform, a git source, a secret not given. */
+  Unsupported: 'ERR_BUILD_UNSUPPORTED',
+  /** A COPY/ADD could not be applied to the image (a file where a directory must be, an unknown --chown user). */
+  CopyFailed: 'ERR_BUILD_COPY_FAILED',
 } as const;
 export type BuilderErrorCode = (typeof BuilderErrorCode)[keyof typeof BuilderErrorCode];
 
@@ -71,3 +81,10 @@ export class BuildContextError extends BerthError {}
 
 /** Errors about planning the stages of a build (`--target`, stage references). */
 export class BuildPlanError extends BerthError {}
+
+/**
+ * Errors of executing a build: a failing RUN (with docker's message, `The command '/bin/sh -c
+ * exit 3' returned a non-zero code: 3`, and `exitCode` 3, which the docker CLI exits with),
+ * base images, COPY/ADD application, options.
+ */
+export class BuildError extends BerthError {}

@@ -1,4 +1,4 @@
-export { BuilderErrorCode, BuildContextError, BuildPlanError, DockerfileError, ExpansionError } from './errors.js';
+export { BuilderErrorCode, BuildContextError, BuildError, BuildPlanError, DockerfileError, ExpansionError } from './errors.js';
 export type { DockerfileErrorOptions } from './errors.js';
 export { expandWord } from './word-expansion.js';
 export type { EscapeToken, ExpansionOptions, ExpansionResult } from './word-expansion.js';
@@ -31,3 +31,11 @@ export { fetchRemoteSource, isRemoteSource, remoteFileName } from './remote-sour
 export type { FetchRemoteSourceOptions, RemoteSource } from './remote-source.js';
 export { packContext, unpackContext } from './context-tar.js';
 export type { DockerfileSource, PackContextOptions, PackedContext, UnpackContextOptions, UnpackedContext } from './context-tar.js';
+export { buildImage } from './build-image.js';
+export type { BuildContextSource, BuildImageOptions, BuildNetwork, BuildNetworkAttachment, BuildOperation, BuildResult } from './build-image.js';
+export { buildErrorMessage } from './build-messages.js';
+export type { BuildMessage, Operation } from './build-messages.js';
+export type { BuildOutput } from './build-output.js';
+export type { EtcFiles } from './run-container.js';
+export { BuildCacheAnnotation, buildCacheGroup, listBuildCache, pruneBuildCache } from './build-cache.js';
+export type { BuildCacheOptions, BuildCacheRecord, PruneBuildCacheOptions, PruneBuildCacheResult } from './build-cache.js';

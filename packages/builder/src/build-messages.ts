@@ -1,0 +1,113 @@
+import { describeError, isBerthError } from '@berth/errors';
+
+/**
+ * One message of a build's output, shaped like docker's JSON messages on `POST /build` with
+ * the classic builder: `{stream}` lines (`Step 2/5 : RUN make`, ` ---> Using cache`, RUN
+ * output), `{status, id, progressDetail}` while a base image is pulled, `{aux: {ID}}` with the
+ * image ID at the end.
+ */
+export interface BuildMessage {
+  readonly stream?: string;
+  readonly status?: string;
+  readonly id?: string;
+  readonly progressDetail?: { readonly current?: number; readonly total?: number };
+  readonly aux?: { readonly ID: string };
+  readonly errorDetail?: { readonly code?: number; readonly message: string };
+  readonly error?: string;
+}
+
+/**
+ * docker's last message of a failed build, `{errorDetail: {code, message}, error}`: the code
+ * is a failing RUN's exit status (the docker CLI exits with it), absent otherwise.
+ */
+export function buildErrorMessage(err: unknown): BuildMessage {
+  const message = describeError(err);
+  const code = isBerthError(err) ? err.exitCode : undefined;
+  return { errorDetail: { ...(code !== undefined ? { code } : {}), message }, error: message };
+}
+
+/**
+ * Long work that reports as it goes: iterate it for messages (the iteration throws the
+ * work's error at the end), await `result` for the outcome. Either alone is enough, as with
+ * the registry client's pull.
+ */
+export interface Operation<R, M> extends AsyncIterable<M> {
+  readonly result: Promise<R>;
+}
+
+/** Runs `work`, buffering what it emits for one consumer. */
+export function startOperation<R, M>(work: (emit: (message: M) => void) => Promise<R>): Operation<R, M> {
+  const buffer: M[] = [];
+  let finished = false;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const result = (async () =>
+    work((message) => {
+      if (finished) return;
+      buffer.push(message);
+      notify();
+    }))();
+  result.then(
+    () => {
+      finished = true;
+      notify();
+    },
+    (error: unknown) => {
+      failure = { error };
+      finished = true;
+      notify();
+    },
+  );
+  result.catch(() => {});
+  return {
+    result,
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (buffer.length) yield buffer.shift()!;
+        if (finished) {
+          if (failure) throw failure.error;
+          return;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
+
+/**
+ * Keeps the output of stages that build in parallel in the order the classic builder would
+ * print it: the earliest unfinished stage streams live, later ones are held back and flushed
+ * as the ones before them finish.
+ */
+export class OrderedOutput<M> {
+  readonly #emit: (message: M) => void;
+  readonly #held: M[][];
+  readonly #done: boolean[];
+  #head = 0;
+
+  constructor(count: number, emit: (message: M) => void) {
+    this.#emit = emit;
+    this.#held = Array.from({ length: count }, () => []);
+    this.#done = Array.from({ length: count }, () => false);
+  }
+
+  /** Writes a message of the stage at `position` (its place in the printed order). */
+  write(position: number, message: M): void {
+    if (position === this.#head) this.#emit(message);
+    else this.#held[position]!.push(message);
+  }
+
+  /** Marks the stage at `position` finished, releasing what later stages held. */
+  finish(position: number): void {
+    this.#done[position] = true;
+    while (this.#head < this.#done.length && this.#done[this.#head]) {
+      this.#head++;
+      if (this.#head < this.#held.length) for (const m of this.#held[this.#head]!.splice(0)) this.#emit(m);
+    }
+  }
+}
