@@ -5,6 +5,7 @@ import type { CommandSpec, ParsedArgs } from './cli/command-spec.js';
 import { commandTable, commonCommands, managementCommands, otherCommands } from './cli/command-table.js';
 import { globalFlagDefs, parseGlobalFlags, resolveSettings } from './cli/settings.js';
 import type { SignalRouter } from './cli/signal-router.js';
+import { parseOptions } from './cli/parse-options.js';
 import { splitAtFirstPositional, valueFlags } from './cli/split-args.js';
 
 /** Berth's version, commit and build time, set by the bundler; `-dev` when run from source. */
@@ -66,8 +67,19 @@ function countMessage(path: string, [min, max]: readonly [number, number], got: 
   return undefined;
 }
 
-async function parseCommand(path: string, spec: CommandSpec, args: readonly string[], cli: Cli): Promise<ParsedArgs | undefined> {
+async function helpOf(path: string, spec: CommandSpec, cli: Cli): Promise<string> {
   const { default: yargs } = await import('yargs');
+  return yargs([])
+    .scriptName(`engine ${path}`)
+    .usage(`Usage:  engine ${path} ${spec.usage}\n\n${spec.describe}`)
+    .options(spec.options ?? {})
+    .help(false)
+    .version(false)
+    .wrap(Math.min(120, cli.io.stdout.columns ?? 100))
+    .getHelp();
+}
+
+async function parseCommand(path: string, spec: CommandSpec, args: readonly string[], cli: Cli): Promise<ParsedArgs | undefined> {
   const options = spec.options ?? {};
   let optionArgs = [...args];
   let trailing: string[] = [];
@@ -76,30 +88,17 @@ async function parseCommand(path: string, spec: CommandSpec, args: readonly stri
     optionArgs = split.options;
     trailing = split.positional;
   }
-  const parser = yargs(optionArgs)
-    .scriptName(`engine ${path}`)
-    .usage(`Usage:  engine ${path} ${spec.usage}\n\n${spec.describe}`)
-    .options(options)
-    .parserConfiguration({ 'boolean-negation': false, 'parse-positional-numbers': false, 'halt-at-non-option': false, 'strip-dashed': false, 'greedy-arrays': false })
-    .strictOptions()
-    .help(false)
-    .version(false)
-    .wrap(Math.min(120, cli.io.stdout.columns ?? 100))
-    .exitProcess(false)
-    .fail((message: string | null, err: Error | undefined) => {
-      throw err ?? new UsageError(message ?? 'invalid arguments', path);
-    });
   if (optionArgs.includes('--help')) {
-    cli.out((await parser.getHelp()) + '\n');
+    cli.out((await helpOf(path, spec, cli)) + '\n');
     return undefined;
   }
-  const parsed = (await parser.parseAsync()) as Record<string, unknown> & { _: (string | number)[] };
-  const positional = [...parsed._.map(String), ...trailing];
+  const { values, positional: parsed } = parseOptions(optionArgs, options, path);
+  const positional = [...parsed, ...trailing];
   if (spec.args) {
     const problem = countMessage(path, spec.args, positional.length);
     if (problem) throw new UsageError(problem, path);
   }
-  return { ...parsed, _args: positional };
+  return { ...values, _args: positional };
 }
 
 /**
