@@ -134,11 +134,109 @@ describe.skipIf(skip)('buildImage', () => {
       await unmount(view);
     }
   });
+
+  it('reuses unchanged steps and rebuilds only what follows a changed COPY, across store instances', async () => {
+    const ctx = await context({
+      Dockerfile: `FROM ${base}\nRUN echo one > /one\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\nCOPY b.txt /b.txt\nRUN echo done\n`,
+      'a.txt': 'a1\n',
+      'b.txt': 'b1\n',
+    });
+    const first = await build(ctx);
+    expect(first.error).toBeUndefined();
+    expect(first.text).not.toContain('Using cache');
+
+    // A second build from fresh handles on the same root: the cache is on disk, not in memory.
+    const fresh = { images: new ImageStore({ root: join(dir, 'root') }), snapshotter: await createSnapshotter({ root: join(dir, 'root', 'snapshots') }) };
+    const again = await build(ctx, fresh);
+    expect(again.imageId).toBe(first.imageId);
+    expect(again.text.match(/Using cache/g)).toHaveLength(5);
+    expect(again.text).not.toContain('Running in');
+
+    await writeFile(join(ctx, 'b.txt'), 'b2\n');
+    const changed = await build(ctx);
+    expect(changed.error).toBeUndefined();
+    const steps = changed.text.split(/^Step /m).slice(1);
+    expect(steps.map((st) => st.includes('Using cache'))).toEqual([false, true, true, true, false, false]);
+    expect(changed.imageId).not.toBe(first.imageId);
+
+    await writeFile(join(ctx, 'a.txt'), 'a2\n');
+    const earlier = await build(ctx);
+    const steps2 = earlier.text.split(/^Step /m).slice(1);
+    expect(steps2.map((st) => st.includes('Using cache'))).toEqual([false, true, false, false, false, false]);
+
+    const noCache = await build(ctx, { noCache: true });
+    expect(noCache.text).not.toContain('Using cache');
+  });
+
+  it('builds only the stages the target needs, in parallel, with COPY --from a stage and an image', async () => {
+    // Stage a waits for a file stage b writes into a shared cache mount: built one after the other, a would give up.
+    const ctx = await context({
+      Dockerfile: [
+        `FROM ${base} AS a`,
+        'RUN --mount=type=cache,target=/sync,id=parallel-${SEED} i=0; while [ ! -f /sync/b ]; do i=$((i+1)); [ $i -gt 300 ] && exit 7; sleep 0.1; done; echo from-a > /a.txt',
+        `FROM ${base} AS b`,
+        'RUN --mount=type=cache,target=/sync,id=parallel-${SEED} echo from-b > /b.txt && touch /sync/b',
+        `FROM ${base} AS unused`,
+        'RUN exit 9',
+        `FROM ${base} AS final`,
+        'COPY --from=a /a.txt /out/',
+        'COPY --from=1 /b.txt /out/',
+        `COPY --from=${base} /etc/passwd /out/passwd`,
+        'FROM final AS later',
+        'RUN exit 8',
+      ].join('\n').replaceAll('${SEED}', String(Date.now())),
+    });
+    const built = await build(ctx, { target: 'final', tags: ['multi:1'] });
+    expect(built.error).toBeUndefined();
+    expect(built.text).not.toContain('exit 9');
+    expect(built.text).not.toContain('exit 8');
+    expect(built.text).toMatch(/^Step 1\/8 : FROM \S+ AS a$/m);
+    expect(built.text).toMatch(/^Step 5\/8 : FROM \S+ AS final$/m);
+    const out = await exportFiles('multi:1', ['out/a.txt', 'out/b.txt', 'out/passwd']);
+    expect(out).toEqual({ 'out/a.txt': 'from-a\n', 'out/b.txt': 'from-b\n', 'out/passwd': expect.stringContaining('root:x:0:0') });
+  });
+
+  it('fails a RUN with docker\'s message and exit code, tags nothing and leaves nothing behind', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN echo before\nRUN echo failing; exit 3\nRUN echo never\n` });
+    const built = await build(ctx, { tags: ['failing:1'] });
+    expect(built.error).toMatchObject({ code: BuilderErrorCode.RunFailed, exitCode: 3, message: "The command '/bin/sh -c echo failing; exit 3' returned a non-zero code: 3" });
+    expect(built.text).toContain('failing\n');
+    expect(built.text).not.toContain('never');
+    expect(await images.find('failing:1')).toBeUndefined();
+    await expectNothingLeft();
+  });
+
+  it('names the file and line of a bad Dockerfile', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN true\nFORM x\n` });
+    const built = await build(ctx);
+    expect(built.error).toMatchObject({ code: 'ERR_DOCKERFILE_SYNTAX', message: 'Dockerfile:3: unknown instruction: FORM (did you mean FROM?)' });
+    const bad = await context({ Dockerfile: `FROM ${base}\nEXPOSE 80/tcpx\n` });
+    expect((await build(bad)).error).toMatchObject({ message: expect.stringMatching(/^Dockerfile:2: /) });
+  });
 });
 
-void readdir;
-void readlink;
-void hasCode;
-void BuilderErrorCode;
-void listBuildCache;
-void pruneBuildCache;
+async function exportFiles(image: string, paths: readonly string[]): Promise<Record<string, string>> {
+  const details = await images.inspect(image);
+  const view = join(dir, `view-${++seq}`);
+  await mkdir(view);
+  const { mountAll, unmount } = await import('@berth/snapshot');
+  await mountAll(await snapshotter.view(chainIds(details.config.rootfs.diff_ids).at(-1)!), view);
+  try {
+    const out: Record<string, string> = {};
+    for (const p of paths) out[p] = await readFile(join(view, p), 'utf8');
+    return out;
+  } finally {
+    await unmount(view);
+    await rm(view, { recursive: true });
+  }
+}
+
+// No build container in the runtime, no mount under the work dir, no active snapshot.
+async function expectNothingLeft(): Promise<void> {
+  expect(await runtime.list()).toEqual([]);
+  const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '');
+  expect(mounts.filter((m) => m.startsWith(join(dir, 'work')))).toEqual([]);
+  expect((await snapshotter.list()).filter((s) => s.kind === 'active')).toEqual([]);
+  expect(await readdir(join(dir, 'work'))).toEqual([]);
+}
+
