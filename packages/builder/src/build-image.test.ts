@@ -213,6 +213,98 @@ describe.skipIf(skip)('buildImage', () => {
     const bad = await context({ Dockerfile: `FROM ${base}\nEXPOSE 80/tcpx\n` });
     expect((await build(bad)).error).toMatchObject({ message: expect.stringMatching(/^Dockerfile:2: /) });
   });
+
+  it('applies .dockerignore and build args, and keys the cache on the args a step reads', async () => {
+    const ctx = await context({
+      Dockerfile: `ARG BASE=${base}\nFROM $BASE\nARG FLAVOR=plain\nARG UNUSED_HERE\nCOPY . /ctx/\nRUN echo "$FLAVOR" > /flavor\nRUN echo constant > /constant\n`,
+      '.dockerignore': '*.log\nsecret/\n!secret/keep.txt\n',
+      'keep.txt': 'keep\n',
+      'debug.log': 'log\n',
+      'secret/key': 'key\n',
+      'secret/keep.txt': 'kept\n',
+    });
+    const plain = await build(ctx, { tags: ['args:plain'], buildArgs: { NOT_DECLARED: 'x' } });
+    expect(plain.error).toBeUndefined();
+    expect(plain.text).toContain('[Warning] One or more build-args [NOT_DECLARED] were not consumed\n');
+    const files = await exportFiles('args:plain', ['flavor', 'ctx/keep.txt', 'ctx/secret/keep.txt']);
+    expect(files).toEqual({ flavor: 'plain\n', 'ctx/keep.txt': 'keep\n', 'ctx/secret/keep.txt': 'kept\n' });
+    await expect(exportFiles('args:plain', ['ctx/debug.log'])).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(exportFiles('args:plain', ['ctx/secret/key'])).rejects.toMatchObject({ code: 'ENOENT' });
+    const history = (await images.inspect('args:plain')).config.history!;
+    // Only args with a value are in the environment, as docker records them.
+    expect(history.at(-2)!.created_by).toBe('|1 FLAVOR=plain /bin/sh -c echo "$FLAVOR" > /flavor');
+
+    const fancy = await build(ctx, { tags: ['args:fancy'], buildArgs: { FLAVOR: 'fancy' } });
+    expect((await exportFiles('args:fancy', ['flavor'])).flavor).toBe('fancy\n');
+    // ARG (as written) and COPY read nothing that changed; both RUNs have FLAVOR in their environment.
+    const steps = fancy.text.split(/^Step /m).slice(1);
+    expect(steps.map((st) => st.includes('Using cache'))).toEqual([false, true, true, true, false, false]);
+  });
+
+  it('keeps RUN cache mounts between builds, and bind-mounts the context read-only', async () => {
+    const id = `counter-${Date.now()}`;
+    const ctx = await context({
+      Dockerfile: `FROM ${base}\nARG RUN_NO\nRUN --mount=type=cache,target=/cache,id=${id} --mount=type=bind,source=input,target=/input echo "$RUN_NO" >> /cache/runs && cp /cache/runs /runs && cat /input/data >> /runs && ! touch /input/new 2>/dev/null\nRUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs-seen\n`,
+      'input/data': 'input\n',
+    });
+    expect((await build(ctx, { tags: ['cachemount:1'], buildArgs: { RUN_NO: '1' } })).error).toBeUndefined();
+    expect((await build(ctx, { tags: ['cachemount:2'], buildArgs: { RUN_NO: '2' } })).error).toBeUndefined();
+    expect(await exportFiles('cachemount:2', ['runs', 'tmpfs-seen'])).toEqual({ runs: '1\n2\ninput\n', 'tmpfs-seen': 'x\n' });
+    // The mount targets are no part of the image.
+    await expect(exportFiles('cachemount:2', ['cache/runs'])).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(exportFiles('cachemount:2', ['input/data'])).rejects.toMatchObject({ code: 'ENOENT' });
+    const records = await listBuildCache({ images });
+    expect(records.some((r) => r.type === 'exec.cachemount')).toBe(true);
+  });
+
+  it('writes --output as a directory and as a tar, and --iidfile', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base} AS build\nRUN mkdir /dist && echo artifact > /dist/app\nFROM scratch\nCOPY --from=build /dist /\n`, 'unused.txt': 'x' });
+    const local = join(dir, `out-${++seq}`);
+    const tarFile = join(dir, `out-${++seq}.tar`);
+    const iid = join(dir, `iid-${++seq}`);
+    const built = await build(ctx, { outputs: [{ type: 'local', dest: local }, { type: 'tar', dest: tarFile }], iidFile: iid });
+    expect(built.error).toBeUndefined();
+    expect(await readFile(join(local, 'app'), 'utf8')).toBe('artifact\n');
+    expect(await readdir(local)).toEqual(['app']);
+    const { stdout } = await run('tar', ['-tf', tarFile]);
+    expect(stdout.split('\n').filter(Boolean).map((l) => l.replace(/^\.\//, ''))).toEqual(['app']);
+    expect(await readFile(iid, 'utf8')).toBe(built.imageId);
+  });
+
+  it('cleans up containers, mounts and snapshots when the build is aborted mid-RUN', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN --mount=type=cache,target=/c,id=abort-${Date.now()} echo started && sleep 60\n` });
+    const controller = new AbortController();
+    const operation = buildImage({ context: { dir: ctx }, images, snapshotter, runtime, registry: client, workDir: join(dir, 'work'), signal: controller.signal });
+    const seen: string[] = [];
+    let error: unknown;
+    try {
+      for await (const m of operation) {
+        if (m.stream) seen.push(m.stream);
+        if (m.stream === 'started\n') controller.abort();
+      }
+    } catch (err) {
+      error = err;
+    }
+    expect(seen).toContain('started\n');
+    expect(error).toMatchObject({ kind: 'Canceled' });
+    await expect(operation.result).rejects.toMatchObject({ kind: 'Canceled' });
+    await expectNothingLeft();
+  });
+
+  it('keeps the cache through garbage collection until builder prune removes it', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN echo gc-${Date.now()} > /gc\n` });
+    const first = await build(ctx);
+    expect(first.error).toBeUndefined();
+    await images.gc({ snapshots: snapshotter });
+    const cached = await build(ctx);
+    expect(cached.text).toContain('Using cache');
+    expect(cached.imageId).toBe(first.imageId);
+    const pruned = await pruneBuildCache({ images, gc: { snapshots: snapshotter } });
+    expect(pruned.removed.length).toBeGreaterThan(0);
+    expect((await listBuildCache({ images })).filter((r) => r.type === 'regular')).toEqual([]);
+    const rebuilt = await build(ctx);
+    expect(rebuilt.text).not.toContain('Using cache');
+  });
 });
 
 async function exportFiles(image: string, paths: readonly string[]): Promise<Record<string, string>> {
