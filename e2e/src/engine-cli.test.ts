@@ -94,6 +94,24 @@ describe('engine run', () => {
     term.write('exit 9\r');
     expect(await exited).toBe(9);
   });
+
+  it('detaches from -it on ctrl-p ctrl-q and leaves the container running', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const term = pty.spawn(process.execPath, [engineBin, 'run', '-it', '--name', 'detachable', ...none, 'busybox', 'sh'], { cols: 80, rows: 24, env: engineEnv(home!, { TERM: 'xterm' }) as Record<string, string> });
+    let screen = '';
+    term.onData((s) => (screen += s));
+    const exited = new Promise<number>((resolve) => term.onExit((x) => resolve(x.exitCode)));
+    for (let i = 0; i < 200 && !/# /.test(screen); i++) await new Promise((r) => setTimeout(r, 50));
+    term.write('\x10\x11');
+    const status = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still attached after 10 s'), 10_000))]);
+    if (typeof status === 'string') term.kill();
+    try {
+      expect(status).toBe(0);
+      expect((await e(['inspect', '-f', '{{.State.Running}}', 'detachable'])).stdout).toBe('true\n');
+    } finally {
+      await e(['rm', '-f', 'detachable']);
+    }
+  });
 });
 
 describe('container lifecycle', () => {
