@@ -7,6 +7,8 @@ import { errorResponse } from './error-status.js';
 import { parseFilters } from './filters.js';
 import type { Filters } from '../types/common.js';
 
+const maxJsonBody = 16 << 20;
+
 /** The two ends of a hijacked connection: what the client sends, and where the output goes. */
 export interface HijackedConnection {
   readonly input: Readable;
@@ -137,7 +139,13 @@ export class ApiExchange {
   async #readBody(): Promise<Buffer> {
     if (this.#transport.kind === 'response') {
       const parts: Buffer[] = [];
-      for await (const part of this.req) parts.push(part as Buffer);
+      let size = 0;
+      for await (const part of this.req) {
+        size += (part as Buffer).length;
+        // JSON bodies are small (a create body is a few KiB); a huge one is a client error, not something to buffer.
+        if (size > maxJsonBody) throw engineError(`request body is larger than ${maxJsonBody} bytes`, EngineErrorCode.InvalidParameter, 'InvalidArgument');
+        parts.push(part as Buffer);
+      }
       return Buffer.concat(parts);
     }
     const socket = this.#transport.socket;
