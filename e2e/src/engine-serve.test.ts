@@ -174,5 +174,20 @@ describe('docker CLI against engine serve', () => {
       req.end();
     });
     expect(noCert).toMatch(/^refused/);
+    const overTls = new Docker({
+      protocol: 'https',
+      host: '127.0.0.1',
+      port,
+      ca: readFileSync(certs.ca),
+      cert: readFileSync(join(certs.clientDir, 'cert.pem')),
+      key: readFileSync(join(certs.clientDir, 'key.pem')),
+    });
+    expect((await overTls.version()).ApiVersion).toBe('1.47');
+    const c = await overTls.createContainer({ Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+    await c.start();
+    expect((await c.wait()).StatusCode).toBe(0);
+    await c.remove();
+    const uncertified = new Docker({ protocol: 'https', host: '127.0.0.1', port, ca: readFileSync(certs.ca) });
+    await expect(uncertified.version()).rejects.toThrow();
   });
 });
