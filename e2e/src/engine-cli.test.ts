@@ -5,6 +5,8 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as pty from 'node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRegistry } from '@berth/tools/registry-rig';
+import { pushBusyboxImage } from '@berth/tools/test-images';
 import { engine, engineBin, engineEnv, engineUnavailable, eventually, makeEngineHome, startServe, type EngineHome } from './engine-harness.js';
 
 // The `engine` CLI daemonless (the local engine in the CLI process) with real containers: every
@@ -238,6 +240,41 @@ describe('images', () => {
     expect((await readdir(out)).includes('secret')).toBe(false);
     const bad = await e(['build', '-f', join(context, 'nope'), context]);
     expect(bad.code).toBe(1);
+  });
+});
+
+describe('registries', () => {
+  it('logs in, pulls and pushes with the stored credentials, and logs out', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const registry = await startRegistry({ auth: 'token' });
+    try {
+      const [user, password] = Object.entries(registry.users)[0]!;
+      await pushBusyboxImage(registry, 'private/box:1');
+      const ref = `${registry.host}/private/box:1`;
+      const denied = await e(['pull', ref]);
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toMatch(/^engine: /);
+      const bad = await engine(home!, ['login', '-u', user, '--password-stdin', registry.host], { input: 'wrong-password\n' });
+      expect(bad.code).toBe(1);
+      const login = await engine(home!, ['login', '-u', user, '--password-stdin', registry.host], { input: `${password}\n` });
+      expect(login).toMatchObject({ code: 0, stdout: 'Login Succeeded\n' });
+      // As docker stores it: the password, or (when the registry hands one out) an identity token instead.
+      const config = JSON.parse(await readFile(join(home!.home, '.docker', 'config.json'), 'utf8')) as { auths: Record<string, { auth: string; identitytoken?: string }> };
+      const entry = config.auths[registry.host]!;
+      expect(Buffer.from(entry.auth, 'base64').toString()).toBe(entry.identitytoken ? `${user}:` : `${user}:${password}`);
+      const pulled = await e(['pull', ref]);
+      expect(pulled.code).toBe(0);
+      expect(pulled.stdout.split('\n').filter(Boolean).pop()).toBe(ref);
+      expect((await e(['tag', ref, `${registry.host}/private/copy:2`])).code).toBe(0);
+      const pushed = await e(['push', `${registry.host}/private/copy:2`]);
+      expect(pushed.code).toBe(0);
+      expect(pushed.stdout).toMatch(/2: digest: sha256:[0-9a-f]{64} size: \d+/);
+      expect((await e(['logout', registry.host])).stdout).toBe(`Removing login credentials for ${registry.host}\n`);
+      expect((await e(['rmi', ref, `${registry.host}/private/copy:2`])).code).toBe(0);
+      expect((await e(['pull', ref])).code).toBe(1);
+    } finally {
+      await registry.stop();
+    }
   });
 });
 
