@@ -305,6 +305,115 @@ describe.skipIf(skip)('buildImage', () => {
     const rebuilt = await build(ctx);
     expect(rebuilt.text).not.toContain('Using cache');
   });
+
+  it('runs ONBUILD triggers of the base image, heredocs, USER and --network=none', async () => {
+    const parent = await context({ Dockerfile: `FROM ${base}\nONBUILD RUN echo triggered > /triggered\nONBUILD COPY child.txt /child.txt\n` });
+    expect((await build(parent, { tags: ['onbuild-parent:1'] })).error).toBeUndefined();
+    expect((await images.inspect('onbuild-parent:1')).config.config?.OnBuild).toEqual(['RUN echo triggered > /triggered', 'COPY child.txt /child.txt']);
+    const child = await context({
+      Dockerfile: [
+        'FROM onbuild-parent:1',
+        'RUN <<EOF',
+        'echo line one > /heredoc',
+        'echo line two >> /heredoc',
+        'EOF',
+        'RUN <<EOF',
+        '#!/bin/sh',
+        'echo "script $0" > /script',
+        'EOF',
+        'ENV WHO=world',
+        'COPY <<EOF /inline.txt',
+        'inline $WHO',
+        'EOF',
+        'RUN mkdir -m 777 /shared',
+        'USER 1000:1000',
+        'RUN id -u > /shared/uid && touch /shared/owned',
+        'RUN --network=none wc -l < /proc/net/dev > /shared/netdev-lines',
+      ].join('\n'),
+      'child.txt': 'child\n',
+    });
+    const built = await build(child, { tags: ['onbuild-child:1'] });
+    expect(built.error).toBeUndefined();
+    expect(built.text).toContain('# Executing 2 build triggers\n');
+    const files = await exportFiles('onbuild-child:1', ['triggered', 'child.txt', 'heredoc', 'script', 'inline.txt', 'shared/uid', 'shared/netdev-lines']);
+    expect(files).toEqual({
+      triggered: 'triggered\n',
+      'child.txt': 'child\n',
+      heredoc: 'line one\nline two\n',
+      script: 'script /dev/pipes/EOF\n',
+      'inline.txt': 'inline world\n',
+      'shared/uid': '1000\n',
+      // A header of two lines and the loopback device: nothing else in a network of its own.
+      'shared/netdev-lines': '3\n',
+    });
+    const details = await images.inspect('onbuild-child:1');
+    expect(details.config.config?.OnBuild ?? null).toBeNull();
+    expect(details.config.config?.User).toBe('1000:1000');
+  });
+
+  it('downloads ADD URLs with --checksum, unpacks local archives, and applies --chown and --chmod', async () => {
+    const { createServer } = await import('node:http');
+    let requests = 0;
+    const server = createServer((req, res) => {
+      requests++;
+      if (req.url === '/files/data.bin') res.end('remote data\n');
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const { createHash } = await import('node:crypto');
+      const sum = `sha256:${createHash('sha256').update('remote data\n').digest('hex')}`;
+      const ctx = await context({
+        Dockerfile: [
+          `FROM ${base}`,
+          `ADD --checksum=${sum} http://127.0.0.1:${port}/files/data.bin /downloads/`,
+          'ADD bundle.tar /unpacked',
+          'COPY --chown=user:nogroup --chmod=640 plain.txt /owned/plain.txt',
+          'COPY --chown=1000 plain.txt /owned/numeric.txt',
+          'RUN stat -c "%U %G %a" /owned/plain.txt > /modes && stat -c "%u %g %a" /owned/numeric.txt /owned /downloads/data.bin >> /modes',
+        ].join('\n'),
+        'plain.txt': 'plain\n',
+      });
+      const tarDir = join(dir, `tarsrc-${++seq}`);
+      await mkdir(join(tarDir, 'pkg'), { recursive: true });
+      await writeFile(join(tarDir, 'pkg/inside'), 'inside\n');
+      await run('tar', ['-C', tarDir, '--owner=7', '--group=8', '-cf', join(ctx, 'bundle.tar'), 'pkg']);
+      const built = await build(ctx, { tags: ['add:1'] });
+      expect(built.error).toBeUndefined();
+      const files = await exportFiles('add:1', ['downloads/data.bin', 'unpacked/pkg/inside', 'modes']);
+      expect(files).toEqual({
+        'downloads/data.bin': 'remote data\n',
+        'unpacked/pkg/inside': 'inside\n',
+        // The directory made for the first --chown copy is that owner's, as docker makes it.
+        modes: 'user nogroup 640\n1000 1000 644\n1000 65534 755\n0 0 600\n',
+      });
+      // With --checksum the key needs no download: a cached build fetches nothing.
+      const before = requests;
+      const again = await build(ctx);
+      expect(again.imageId).toBe(built.imageId);
+      expect(requests).toBe(before);
+
+      const wrong = await context({ Dockerfile: `FROM ${base}\nADD --checksum=sha256:${'0'.repeat(64)} http://127.0.0.1:${port}/files/data.bin /x\n` });
+      expect((await build(wrong)).error).toMatchObject({ code: BuilderErrorCode.ChecksumMismatch });
+      await expectNothingLeft();
+    } finally {
+      server.close();
+    }
+  });
+
+  it('takes a context tar as POST /build sends it, adds --label steps, and with -q shows only the ID', async () => {
+    const ctx = await context({ 'build/Dockerfile.app': `FROM ${base}\nCOPY app.txt /\n`, 'app.txt': 'app\n' });
+    const { packContext } = await import('./context-tar.js');
+    const packed = await packContext({ dir: ctx, dockerfile: { path: 'build/Dockerfile.app' } });
+    const built = await build(ctx, { context: { tar: packed.stream }, dockerfile: packed.dockerfile, labels: { 'z.label': 'last', 'a.label': 'first $HOME' }, quiet: true, tags: ['tarctx:1'] });
+    expect(built.error).toBeUndefined();
+    expect(built.messages).toEqual([{ aux: { ID: built.imageId } }, { stream: `${built.imageId}\n` }]);
+    const details = await images.inspect('tarctx:1');
+    expect(details.config.config?.Labels).toMatchObject({ 'a.label': 'first $HOME', 'z.label': 'last' });
+    expect(details.config.history!.slice(-2).map((h) => h.created_by)).toEqual(['/bin/sh -c #(nop)  LABEL a.label=first $HOME', '/bin/sh -c #(nop)  LABEL z.label=last']);
+    expect(await exportFiles('tarctx:1', ['app.txt'])).toEqual({ 'app.txt': 'app\n' });
+  });
 });
 
 async function exportFiles(image: string, paths: readonly string[]): Promise<Record<string, string>> {
