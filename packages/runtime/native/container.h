@@ -14,6 +14,9 @@ struct container_options
   const char *console_socket;
   const char *pid_file;
   const char *log_path;      /* Berth: json-file log of stdout/stderr */
+  long long log_max_size;    /* Berth: rotate the log at this size (docker's max-size); 0 never */
+  int log_max_files;         /* Berth: files kept, the live one included (docker's max-file) */
+  bool log_compress;         /* Berth: gzip the rotated files (docker's compress) */
   const char *attach_socket; /* Berth: unix socket serving attach */
   bool create_only;          /* `create`: stop before exec until `start` */
   bool detach;               /* `run -d` */

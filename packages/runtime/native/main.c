@@ -11,6 +11,7 @@
 #include "error.h"
 #include "exec.h"
 #include "lifecycle.h"
+#include "monitor.h"
 #include "update.h"
 
 #ifndef BERTH_VERSION
@@ -56,6 +57,9 @@ static const char usage_text[]
       "  --attach-socket PATH   Berth: serve attach on this unix socket\n"
       "  --open-stdin           Berth: give the process a stdin fed by attach clients\n"
       "  --stdin-once           Berth: close that stdin when the first writer detaches\n"
+      "  --log-max-size SIZE    Berth: rotate the log at SIZE (docker's max-size: 10m = 10000000 bytes)\n"
+      "  --log-max-file N       Berth: keep N files, the live one included (docker's max-file, default 1)\n"
+      "  --log-compress         Berth: gzip the rotated files (docker's compress)\n"
       "\n"
       "exec [options] <id> <command> [args...]:\n"
       "  -p, --process FILE  a process.json; -t, --tty; -d, --detach; --console-socket; --pid-file;\n"
@@ -141,6 +145,57 @@ need_id (char **pos, size_t n, size_t want, const char *cmd, shim_error_t *err)
   return 0;
 }
 
+/* Bytes as docker reads them: a number with an optional unit (b, k, m, g, t, p; "kb", "KiB"
+   alike), binary as units.RAMInBytes for memory, decimal as units.FromHumanSize for a log's
+   max-size; -1 where `minus_one` allows unlimited. */
+static int
+parse_bytes (const char *opt, const char *v, bool minus_one, bool decimal, int64_t *out, shim_error_t *err)
+{
+  if (minus_one && strcmp (v, "-1") == 0)
+    {
+      *out = -1;
+      return 0;
+    }
+  char *end;
+  errno = 0;
+  double n = strtod (v, &end);
+  if (end == v || errno || n < 0 || v[0] == '-')
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a size in bytes (like 64m or 1g)", opt, v);
+  while (*end == ' ')
+    end++;
+  static const char units[] = "bkmgtp";
+  double mult = 1;
+  if (*end)
+    {
+      const char *u = strchr (units, *end | 0x20);
+      if (u == NULL)
+        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: unknown unit in `%s` (b, k, m, g, t or p)", opt, v);
+      for (const char *x = units; x < u; x++)
+        mult *= decimal ? 1000 : 1024;
+      end++;
+      if ((*end | 0x20) == 'i' && u != units)
+        end++;
+      if ((*end | 0x20) == 'b' && u != units)
+        end++;
+    }
+  if (*end || n * mult > 9.2e18)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a size in bytes (like 64m or 1g)", opt, v);
+  *out = (int64_t) (n * mult);
+  return 0;
+}
+
+static int
+parse_int (const char *opt, const char *v, int64_t min, int64_t *out, shim_error_t *err)
+{
+  char *end;
+  errno = 0;
+  long long n = strtoll (v, &end, 10);
+  if (*v == 0 || *end || errno || n < min)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a valid number", opt, v);
+  *out = n;
+  return 0;
+}
+
 static int
 cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_code, shim_error_t *err)
 {
@@ -190,6 +245,26 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
             return -1;
           o.attach_socket = absolute (v);
         }
+      else if (is_opt (arg, "--log-max-size"))
+        {
+          int64_t size;
+          if ((v = take_value (a, arg, err)) == NULL || parse_bytes ("--log-max-size", v, false, true, &size, err) < 0)
+            return -1;
+          if (size <= 0)
+            return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "--log-max-size: max-size must be a positive number");
+          o.log_max_size = size;
+        }
+      else if (is_opt (arg, "--log-max-file"))
+        {
+          int64_t files;
+          if ((v = take_value (a, arg, err)) == NULL || parse_int ("--log-max-file", v, INT64_MIN, &files, err) < 0)
+            return -1;
+          if (files < 1 || files > 1000000)
+            return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "--log-max-file: max-file cannot be less than 1");
+          o.log_max_files = (int) files;
+        }
+      else if (strcmp (arg, "--log-compress") == 0)
+        o.log_compress = true;
       else if (is_opt (arg, "--preserve-fds"))
         {
           if ((v = take_value (a, arg, err)) == NULL || parse_count (v, &o.preserve_fds, err) < 0)
@@ -214,6 +289,14 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
     return -1;
   if (o.create_only && o.detach)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "create: -d is implied");
+  if ((o.log_max_size || o.log_max_files || o.log_compress) && !o.log_path)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: --log-max-size, --log-max-file and --log-compress need --log-path", cmd);
+  if (o.log_compress && (o.log_max_files < 2 || o.log_max_size == 0))
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0,
+                                 "%s: compress cannot be true when max-file is less than 2 or max-size is not set", cmd);
+  if (o.log_compress && !monitor_can_compress ())
+    return shim_make_error_code (err, SHIM_CODE_UNSUPPORTED, ENOTSUP,
+                                 "%s: --log-compress: this berth-runtime was built without zlib", cmd);
   o.id = pos[0];
   o.bundle = absolute (bundle);
   return container_start (&o, exit_code, err);
@@ -312,56 +395,6 @@ cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
   return container_exec (&o, exit_code, err);
 }
 
-/* Bytes as docker's units.RAMInBytes reads them: a number with an optional binary unit
-   (b, k, m, g, t, p; "kb", "KiB" alike), or -1 where `minus_one` allows unlimited. */
-static int
-parse_bytes (const char *opt, const char *v, bool minus_one, int64_t *out, shim_error_t *err)
-{
-  if (minus_one && strcmp (v, "-1") == 0)
-    {
-      *out = -1;
-      return 0;
-    }
-  char *end;
-  errno = 0;
-  double n = strtod (v, &end);
-  if (end == v || errno || n < 0 || v[0] == '-')
-    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a size in bytes (like 64m or 1g)", opt, v);
-  while (*end == ' ')
-    end++;
-  static const char units[] = "bkmgtp";
-  double mult = 1;
-  if (*end)
-    {
-      const char *u = strchr (units, *end | 0x20);
-      if (u == NULL)
-        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: unknown unit in `%s` (b, k, m, g, t or p)", opt, v);
-      for (const char *x = units; x < u; x++)
-        mult *= 1024;
-      end++;
-      if ((*end | 0x20) == 'i' && u != units)
-        end++;
-      if ((*end | 0x20) == 'b' && u != units)
-        end++;
-    }
-  if (*end || n * mult > 9.2e18)
-    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a size in bytes (like 64m or 1g)", opt, v);
-  *out = (int64_t) (n * mult);
-  return 0;
-}
-
-static int
-parse_int (const char *opt, const char *v, int64_t min, int64_t *out, shim_error_t *err)
-{
-  char *end;
-  errno = 0;
-  long long n = strtoll (v, &end, 10);
-  if (*v == 0 || *end || errno || n < min)
-    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: `%s` is not a valid number", opt, v);
-  *out = n;
-  return 0;
-}
-
 static int
 cmd_update (struct args *a, const char *root, shim_error_t *err)
 {
@@ -391,19 +424,19 @@ cmd_update (struct args *a, const char *root, shim_error_t *err)
       o.any_flag = true;
       if (is_opt (arg, "--memory") || is_opt (arg, "-m"))
         {
-          if (parse_bytes ("--memory", v, true, &r->memory_limit, err) < 0)
+          if (parse_bytes ("--memory", v, true, false, &r->memory_limit, err) < 0)
             return -1;
           r->has_memory_limit = true;
         }
       else if (is_opt (arg, "--memory-reservation"))
         {
-          if (parse_bytes ("--memory-reservation", v, true, &r->memory_reservation, err) < 0)
+          if (parse_bytes ("--memory-reservation", v, true, false, &r->memory_reservation, err) < 0)
             return -1;
           r->has_memory_reservation = true;
         }
       else if (is_opt (arg, "--memory-swap"))
         {
-          if (parse_bytes ("--memory-swap", v, true, &r->memory_swap, err) < 0)
+          if (parse_bytes ("--memory-swap", v, true, false, &r->memory_swap, err) < 0)
             return -1;
           r->has_memory_swap = true;
         }

@@ -10,8 +10,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+#ifdef HAVE_ZLIB
+#include <zlib.h>
+#endif
 
 #include "json.h"
 #include "sync.h"
@@ -43,6 +48,9 @@ struct loop
   struct strbuf pending[3]; /* partial log lines per stream */
   bool exited;
   int status;
+  int log_fd;
+  long long log_size;
+  pid_t compress_pid; /* the child gzipping <log>.1, or 0 */
 };
 
 static void
@@ -76,6 +84,95 @@ write_all (int fd, const char *p, size_t n)
     }
 }
 
+bool
+monitor_can_compress (void)
+{
+#ifdef HAVE_ZLIB
+  return true;
+#else
+  return false;
+#endif
+}
+
+#ifdef HAVE_ZLIB
+/* In a child: <log>.1 to <log>.1.gz (through a temporary name, so a reader never opens half a
+   file), then <log>.1 goes. */
+static void __attribute__ ((noreturn)) compress_rotated (const char *log_path)
+{
+  syscall (SYS_close_range, 3U, ~0U, 0U);
+  char *src = xasprintf ("%s.1", log_path);
+  char *dst = xasprintf ("%s.1.gz", log_path);
+  char *tmp = xasprintf ("%s.1.gz.tmp", log_path);
+  int in = open (src, O_RDONLY | O_CLOEXEC);
+  int fd = in < 0 ? -1 : open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  gzFile out = fd < 0 ? NULL : gzdopen (fd, "wb");
+  bool ok = out != NULL;
+  char buf[65536];
+  ssize_t n;
+  while (ok && (n = read (in, buf, sizeof buf)) != 0)
+    ok = n > 0 ? gzwrite (out, buf, (unsigned) n) == (int) n : errno == EINTR;
+  if (out && gzclose (out) != Z_OK)
+    ok = false;
+  if (ok && rename (tmp, dst) == 0)
+    unlink (src);
+  else
+    unlink (tmp);
+  _exit (ok ? 0 : 1);
+}
+#endif
+
+static void
+log_rotate (struct loop *l)
+{
+  const struct monitor_options *o = l->o;
+  if (l->compress_pid > 0)
+    {
+      /* The previous <log>.1 must be compressed before it moves to <log>.2.gz. */
+      SHIM_RETRY (waitpid (l->compress_pid, NULL, 0));
+      l->compress_pid = 0;
+    }
+  close (l->log_fd);
+  l->log_fd = -1;
+  if (o->log_max_files > 1)
+    {
+      const char *ext = o->log_compress ? ".gz" : "";
+      cleanup_free char *last = xasprintf ("%s.%d%s", o->log_path, o->log_max_files - 1, ext);
+      unlink (last);
+      for (int i = o->log_max_files - 1; i > 1; i--)
+        {
+          cleanup_free char *to = xasprintf ("%s.%d%s", o->log_path, i, ext);
+          cleanup_free char *from = xasprintf ("%s.%d%s", o->log_path, i - 1, ext);
+          rename (from, to);
+        }
+      cleanup_free char *first = xasprintf ("%s.1", o->log_path);
+      rename (o->log_path, first);
+    }
+  else
+    unlink (o->log_path);
+  l->log_fd = open (o->log_path, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  l->log_size = 0;
+#ifdef HAVE_ZLIB
+  if (o->log_compress && o->log_max_files > 1)
+    {
+      pid_t pid = fork ();
+      if (pid == 0)
+        compress_rotated (o->log_path);
+      l->compress_pid = pid > 0 ? pid : 0;
+    }
+#endif
+}
+
+static void
+log_write (struct loop *l, const char *p, size_t n)
+{
+  if (l->o->log_max_size > 0 && l->log_size >= l->o->log_max_size && l->o->log_path)
+    log_rotate (l);
+  if (l->log_fd < 0)
+    return;
+  write_all (l->log_fd, p, n);
+  l->log_size += (long long) n;
+}
+
 static void
 log_record (struct loop *l, int stream, const char *line, size_t n)
 {
@@ -87,7 +184,7 @@ log_record (struct loop *l, int stream, const char *line, size_t n)
   strbuf_add (&b, stream == ATTACH_STDERR ? ",\"stream\":\"stderr\",\"time\":\"" : ",\"stream\":\"stdout\",\"time\":\"");
   format_rfc3339 (&b, &now);
   strbuf_add (&b, "\"}\n");
-  write_all (l->o->log_fd, b.p, b.len);
+  log_write (l, b.p, b.len);
   free (b.p);
 }
 
@@ -144,7 +241,7 @@ broadcast (struct loop *l, int type, const char *data, size_t n)
 static void
 output (struct loop *l, int stream, const char *data, size_t n)
 {
-  if (l->o->log_fd >= 0)
+  if (l->log_fd >= 0)
     log_output (l, stream, data, n);
   broadcast (l, stream, data, n);
   if (l->o->local)
@@ -350,6 +447,8 @@ reap (struct loop *l)
       pid_t p = waitpid (-1, &status, WNOHANG);
       if (p <= 0)
         return;
+      if (p == l->compress_pid)
+        l->compress_pid = 0;
       if (p == l->o->pid)
         {
           l->exited = true;
@@ -437,6 +536,40 @@ local_stdin (struct loop *l)
   queue_stdin (l, buf, (size_t) n);
 }
 
+/* After the exit frame: a socket closed with unread input resets the connection, and a client
+   whose write then fails may drop the output and the exit it had not read yet. So the clients
+   get end of stream and are read until they close too (bounded: one that does not is let go). */
+static void
+linger_clients (struct loop *l)
+{
+  struct timespec start, now;
+  clock_gettime (CLOCK_MONOTONIC, &start);
+  size_t open_clients = l->n_clients;
+  bool done[MAX_CLIENTS] = { false };
+  while (open_clients > 0)
+    {
+      struct pollfd pfd[MAX_CLIENTS];
+      for (size_t i = 0; i < l->n_clients; i++)
+        pfd[i] = (struct pollfd) { .fd = done[i] ? -1 : l->clients[i].fd, .events = POLLIN };
+      clock_gettime (CLOCK_MONOTONIC, &now);
+      long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+      if (elapsed >= 1000 || poll (pfd, l->n_clients, (int) (1000 - elapsed)) <= 0)
+        return;
+      for (size_t i = 0; i < l->n_clients; i++)
+        {
+          if (done[i] || pfd[i].revents == 0)
+            continue;
+          char buf[4096];
+          ssize_t n = read (l->clients[i].fd, buf, sizeof buf);
+          if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+            {
+              done[i] = true;
+              open_clients--;
+            }
+        }
+    }
+}
+
 int
 monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *err)
 {
@@ -447,7 +580,11 @@ monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *er
                     .sync_fd = o->sync_fd,
                     .fifo_fd = o->fifo_fd,
                     .listen_fd = o->listen_fd,
-                    .local_in = o->local && o->in_fd >= 0 };
+                    .local_in = o->local && o->in_fd >= 0,
+                    .log_fd = o->log_fd };
+  struct stat log_st;
+  if (l.log_fd >= 0 && fstat (l.log_fd, &log_st) == 0)
+    l.log_size = log_st.st_size;
   int fds[] = { l.out_fd, l.err_fd, l.in_fd };
   for (size_t i = 0; i < 3; i++)
     if (fds[i] >= 0)
@@ -570,18 +707,21 @@ monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *er
     }
 
   for (int s = 1; s <= 2; s++)
-    if (o->log_fd >= 0 && l.pending[s].len)
+    if (l.log_fd >= 0 && l.pending[s].len)
       log_record (&l, s, l.pending[s].p, l.pending[s].len);
   int code = WIFEXITED (l.status) ? WEXITSTATUS (l.status) : 128 + WTERMSIG (l.status);
   unsigned char be[4] = { (unsigned char) (code >> 24), (unsigned char) (code >> 16), (unsigned char) (code >> 8),
                           (unsigned char) code };
   broadcast (&l, ATTACH_EXIT, (const char *) be, 4);
-  for (size_t i = l.n_clients; i > 0; i--)
+  for (size_t i = 0; i < l.n_clients; i++)
     {
-      struct client *c = &l.clients[i - 1];
+      struct client *c = &l.clients[i];
       write_all (c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
-      drop_client (&l, i - 1);
+      shutdown (c->fd, SHUT_WR);
     }
+  linger_clients (&l);
+  for (size_t i = l.n_clients; i > 0; i--)
+    drop_client (&l, i - 1);
   if (l.in_fd >= 0 && l.in_fd != l.out_fd)
     close (l.in_fd);
   if (l.out_fd >= 0)
@@ -592,6 +732,8 @@ monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *er
     close (l.sync_fd);
   if (l.fifo_fd >= 0)
     close (l.fifo_fd);
+  if (l.log_fd >= 0 && l.log_fd != o->log_fd)
+    close (l.log_fd);
   for (int s = 0; s < 3; s++)
     free (l.pending[s].p);
   free (l.stdin_buf.p);

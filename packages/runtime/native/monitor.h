@@ -8,7 +8,13 @@
    all output is type 1), 3 exit (payload: the exit code as a big-endian i32; sent last, then the
    socket closes). From a client: 0 stdin data, 4 close stdin, 5 resize (payload: rows and columns
    as big-endian u16). Output goes to every client attached at that moment; nothing is replayed
-   (the log keeps the history). */
+   (the log keeps the history).
+
+   The json-file log rotates as docker's json-file driver does (max-size, max-file, compress):
+   before a record is written to a log that holds max-size bytes or more, <log>.N-1 goes,
+   <log>.K becomes <log>.K+1, <log> becomes <log>.1 and a new <log> is started. With max-file 1
+   the log starts over (as a new file, so that a reader following it sees the change). With
+   compress a child process gzips <log>.1 into <log>.1.gz; the next rotation waits for it. */
 #ifndef BERTH_MONITOR_H
 #define BERTH_MONITOR_H
 
@@ -36,6 +42,10 @@ struct monitor_options
   int in_fd;             /* the process's stdin (pipe or master), or -1 */
   bool tty;
   int log_fd;    /* json-file log, or -1 */
+  const char *log_path;   /* its path, to rotate it */
+  long long log_max_size; /* rotate once the log holds this many bytes; 0: never */
+  int log_max_files;      /* files kept, the live one included (<log>, <log>.1, ...); 1 truncates */
+  bool log_compress;      /* gzip rotated files (<log>.1.gz, ...) */
   int listen_fd;      /* attach socket, or -1 */
   int first_client_fd; /* a client accepted before the loop started, or -1 */
   bool stdin_once;
@@ -43,6 +53,8 @@ struct monitor_options
   bool local_tty; /* our stdin is a terminal: SIGWINCH resizes the container's */
 };
 
+/* True when this build can gzip rotated logs (it was linked with zlib). */
+bool monitor_can_compress (void);
 /* Runs until the process has exited and its output is drained; *wait_status is waitpid's. */
 int monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *err);
 /* Creates the listening attach socket at `path` (removing a stale one). */

@@ -137,6 +137,7 @@ state_load (const char *root, const char *id, struct container_state **out, shim
   st->owner = dup_string (doc, "owner");
   st->annotations = json_get (doc, "annotations");
   st->monitor_pid = (pid_t) get_number (doc, "monitorPid");
+  st->monitor_start_time = (unsigned long long) get_number (doc, "monitorStartTime");
   st->log_path = dup_string (doc, "logPath");
   st->attach_socket = dup_string (doc, "attachSocket");
   st->resources = json_get (doc, "resources");
@@ -195,11 +196,25 @@ state_process_alive (const struct container_state *st)
   return pstate != 'Z' && pstate != 'X';
 }
 
+/* The monitor outlives the process by the time it takes to drain its output into the log and
+   record the exit; until then the container is not stopped yet, so that whoever waits for the
+   stop finds the whole log and the exit code. */
+static bool
+monitor_finishing (const struct container_state *st)
+{
+  if (st->monitor_pid <= 0 || st->monitor_start_time == 0)
+    return false;
+  char pstate = 0;
+  return process_start_time (st->monitor_pid, &pstate) == st->monitor_start_time && pstate != 'Z' && pstate != 'X';
+}
+
 const char *
 state_status (const struct container_state *st)
 {
-  if (st->has_exit || !state_process_alive (st))
+  if (st->has_exit)
     return STATUS_STOPPED;
+  if (!state_process_alive (st))
+    return monitor_finishing (st) ? STATUS_RUNNING : STATUS_STOPPED;
   cleanup_free char *fifo = xasprintf ("%s/exec.fifo", st->dir);
   if (access (fifo, F_OK) == 0)
     return STATUS_CREATED;

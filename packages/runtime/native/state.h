@@ -51,7 +51,8 @@ int state_write (const struct container_state *st, const struct json_value *anno
 /* ERR_CONTAINER_NOT_FOUND when there is no such container. */
 int state_load (const char *root, const char *id, struct container_state **out, shim_error_t *err);
 void state_free (struct container_state *st);
-/* created, running, paused or stopped, from the files and the live process. */
+/* created, running, paused or stopped, from the files and the live process; a container whose
+   process is gone stays running while its monitor is still writing the log and the exit. */
 const char *state_status (const struct container_state *st);
 /* True while the container's init process exists (and is not a zombie). */
 bool state_process_alive (const struct container_state *st);

@@ -1,6 +1,8 @@
 export { Runtime, collectOutput } from './runtime.js';
 export type { ContainerState, ContainerStatus, CreateOptions, ExecOptions, ExecProcess, RunningProcess, RuntimeName, RuntimeOptions } from './runtime.js';
 export { RuntimeError, RuntimeErrorCode } from './errors.js';
+export { jsonFileLogRotation, readJsonFileLog } from './json-file-log.js';
+export type { JsonFileLogRecord, LogRotation, ReadJsonFileLogOptions } from './json-file-log.js';
 export { buildSpec, mergeEnv } from './spec-builder.js';
 export type { ImageRunConfig, NamespaceMode, RunMount, RunOptions } from './spec-builder.js';
 export { allCapabilities, availableCapabilities, defaultCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';

@@ -186,6 +186,29 @@ describe('monitor', () => {
     await expect(access(socket)).rejects.toThrow();
   });
 
+  it("log driver none: without a log path nothing is written, attach still gets the output", async () => {
+    const id = newId();
+    const own = join(dir, `${id}-none`);
+    await mkdir(own);
+    const socket = join(own, 'attach.sock');
+    const b = await bundle(id, ['sh', '-c', 'read go; echo out; echo err >&2']);
+    await runtime.create(id, { bundle: b, attachSocket: socket, openStdin: true });
+    expect((await runtime.state(id)).logPath).toBeUndefined();
+    const session = await runtime.attach(id);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    session.stdout.on('data', (d: Buffer) => out.push(d));
+    session.stderr.on('data', (d: Buffer) => err.push(d));
+    await runtime.start(id);
+    session.stdin.end('go\n');
+    expect(await session.exit).toBe(0);
+    expect([Buffer.concat(out).toString(), Buffer.concat(err).toString()]).toEqual(['out\n', 'err\n']);
+    await stopped(id);
+    // Nothing in the bundle, the state directory or beside the socket looks like a log.
+    const { stdout } = await exec('find', [b, join(runtime.root!, id), own, '-maxdepth', '1', '-name', '*log*']);
+    expect(stdout).toBe('');
+  });
+
   it('relays a tty over attach and resizes it', async () => {
     const id = newId();
     const socket = join(dir, `${id}.sock`);

@@ -9,6 +9,7 @@ import { abortError, errnoCode, throwIfAborted } from '@berth/errors';
 import { noopLogger, type Logger } from '@berth/log';
 import { attachSocket, type AttachSession } from './attach.js';
 import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
+import type { LogRotation } from './json-file-log.js';
 import type { LinuxResources, ProcessSpec, RuntimeSpec } from './oci-spec.js';
 import { cgroupPathsOfProcess, readCgroupStats, type CgroupLayout, type CgroupPaths, type ContainerStats } from './stats.js';
 
@@ -62,8 +63,13 @@ export interface CreateOptions {
   /** runc's console socket: receives the pty master of a terminal container. */
   readonly consoleSocket?: string;
   readonly noPivot?: boolean;
-  /** berth-runtime: the container's stdout and stderr go to this file in docker's json-file format. */
+  /**
+   * berth-runtime: the container's stdout and stderr go to this file in docker's json-file
+   * format. Without it (docker's `none` log driver) nothing is kept; attach still works.
+   */
   readonly logPath?: string;
+  /** berth-runtime: rotate `logPath` as docker's json-file driver does (`jsonFileLogRotation` reads docker's --log-opt). */
+  readonly logRotation?: LogRotation;
   /** berth-runtime: serve attach on this unix socket (see `attach`). */
   readonly attachSocket?: string;
   /** berth-runtime: give the process a stdin that attached clients feed (docker's -i). */
@@ -354,12 +360,22 @@ export class Runtime {
 
   private createArgs(o: CreateOptions): string[] {
     if (!o.bundle.startsWith('/')) throw new RuntimeError(`bundle: ${JSON.stringify(o.bundle)} is not an absolute path`, RuntimeErrorCode.InvalidSpec);
-    const monitorOnly = [o.logPath && '--log-path', o.attachSocket && '--attach-socket', o.openStdin && '--open-stdin', o.stdinOnce && '--stdin-once'].filter(Boolean);
+    const monitorOnly = [o.logPath && '--log-path', o.logRotation && '--log-max-size', o.attachSocket && '--attach-socket', o.openStdin && '--open-stdin', o.stdinOnce && '--stdin-once'].filter(Boolean);
     if (monitorOnly.length && !this.hasMonitor) {
       throw new RuntimeError(
         `${this.runtime} has no monitor: ${monitorOnly.join(', ')} need berth-runtime (logs and attach are unavailable with runc and crun)`,
         RuntimeErrorCode.NotSupported,
       );
+    }
+    const rotation = o.logRotation;
+    if (rotation && this.hasMonitor) {
+      if (!o.logPath) throw new RuntimeError('logRotation: needs logPath', RuntimeErrorCode.InvalidSpec);
+      if (!Number.isSafeInteger(rotation.maxSize) || rotation.maxSize <= 0) {
+        throw new RuntimeError(`logRotation.maxSize: ${rotation.maxSize} is not a positive number of bytes`, RuntimeErrorCode.InvalidSpec);
+      }
+      if (rotation.maxFiles !== undefined && (!Number.isSafeInteger(rotation.maxFiles) || rotation.maxFiles < 1)) {
+        throw new RuntimeError(`logRotation.maxFiles: ${rotation.maxFiles} is less than 1`, RuntimeErrorCode.InvalidSpec);
+      }
     }
     return [
       '--bundle', o.bundle,
@@ -367,6 +383,8 @@ export class Runtime {
       ...(o.consoleSocket ? ['--console-socket', o.consoleSocket] : []),
       ...(o.noPivot ? ['--no-pivot'] : []),
       ...(o.logPath ? ['--log-path', o.logPath] : []),
+      ...(rotation ? ['--log-max-size', String(rotation.maxSize), '--log-max-file', String(rotation.maxFiles ?? 1)] : []),
+      ...(rotation?.compress ? ['--log-compress'] : []),
       ...(o.attachSocket ? ['--attach-socket', o.attachSocket] : []),
       ...(o.openStdin ? ['--open-stdin'] : []),
       ...(o.stdinOnce ? ['--stdin-once'] : []),
