@@ -21,7 +21,8 @@ import {
 // with the real engine bundle, then driven with the real engine and docker CLIs over mutual TLS.
 const skip = (await missingTools()).join(', ') || machineUnavailable() || (await engineBundleUnavailable());
 
-describe.skipIf(!!skip)('machine with the generic driver on rig hosts', () => {
+// Each case provisions real hosts: give it minutes, not the default seconds.
+describe.skipIf(!!skip)('machine with the generic driver on rig hosts', { timeout: 300_000 }, () => {
   let rig: HostRig;
   let store: string;
   let work: string;
@@ -61,7 +62,7 @@ describe.skipIf(!!skip)('machine with the generic driver on rig hosts', () => {
   });
 
   it('creates h1, lists it, and points the engine and docker CLIs at it over mutual TLS', async () => {
-    const created = await create(h1, 'h1', ['--engine-label', 'team=e2e', '--engine-env', 'BERTH_E2E=1']);
+    const created = await create(h1, 'h1', ['--engine-label', 'team=e2e', '--engine-env', 'BERTH_E2E=1', '--tls-san', 'engine.h1.test']);
     expect(created.stderr).toContain('Installed iproute2');
     expect(created.code).toBe(0);
     expect(created.stdout).toBe('');
@@ -95,8 +96,21 @@ describe.skipIf(!!skip)('machine with the generic driver on rig hosts', () => {
     const flags = (await ok(['config', 'h1'])).stdout.trim().split('\n').map((f) => f.replace(/"/g, ''));
     expect((await runCli('docker', [...flags, 'version', '--format', '{{.Server.Version}}'], { env: { DOCKER_CONFIG: dockerEnv.DOCKER_CONFIG } })).stdout).toMatch(/^\d/);
     expect((await ok(['version', 'h1'])).stdout).toMatch(/^\d+\.\d+\.\d+/);
-    // The service got the --engine-env value.
+    // The service got the --engine-env value; the certificate names the --tls-san.
     expect(await readFile(h1.path('/etc/berth/engine.env'), 'utf8')).toContain('BERTH_E2E="1"');
+    const san = await runCli('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', join(store, 'machines', 'h1', 'server.pem')]);
+    expect(san.stdout).toContain(`IP Address:${h1.ip}`);
+    expect(san.stdout).toContain('DNS:engine.h1.test');
+  });
+
+  it('inspects, provisions again and upgrades a host', async () => {
+    const inspected = JSON.parse((await ok(['inspect', 'h1'])).stdout) as Record<string, unknown>;
+    expect(inspected).toMatchObject({ name: 'h1', driverName: 'generic', status: 'ready', driver: { ipAddress: h1.ip, sshKeyFile: 'id_ed25519' }, provision: { osId: 'debian', init: 'supervised', installedPackages: ['iproute2'] } });
+    expect((await ok(['inspect', '-f', '{{.driver.ipAddress}}', 'h1'])).stdout).toBe(`${h1.ip}\n`);
+    const again = await ok(['provision', 'h1']);
+    expect(again.stderr).toContain('already there');
+    expect((await ok(['version', 'h1'])).stdout).toMatch(/^\d/);
+    expect((await ok(['upgrade', 'h1'])).stderr).toMatch(/The engine is already \d/);
   });
 
   it('runs commands and a terminal over ssh, and copies files both ways with scp', async () => {
@@ -203,6 +217,27 @@ describe.skipIf(!!skip)('machine with the generic driver on rig hosts', () => {
     expect(h2.ip).not.toBe(second);
     await ok(['rm', '-y', 'h2'], withHosts);
   }
+
+  it('provisions a systemd host: the engine runs as an enabled unit and comes back after a reboot', async () => {
+    const s1 = await rig.addHost({ name: 's1', init: 'systemd' });
+    try {
+      const created = await create(s1, 's1');
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stderr).toContain('(x64, apt, systemd)');
+      expect((await machine(['ssh', 's1', 'systemctl', 'is-enabled', 'berth-engine;', 'systemctl', 'is-active', 'berth-engine'])).stdout).toBe('enabled\nactive\n');
+      const env = { ...(await envOf('s1')), DOCKER_CONFIG: join(work, 'docker-config') };
+      expect((await runCli('docker', ['import', busybox.tar, 'busybox:latest'], { env })).code).toBe(0);
+      expect((await runCli('docker', ['run', '--network', 'none', 'busybox', 'echo', 'from systemd'], { env })).stdout).toBe('from systemd\n');
+      await ok(['restart', 's1']);
+      expect((await machine(['ssh', 's1', 'systemctl', 'is-active', 'berth-engine'])).stdout).toBe('active\n');
+      expect((await runCli('docker', ['version', '--format', '{{.Server.Version}}'], { env })).stdout).toMatch(/^\d/);
+      await ok(['rm', '-y', 's1']);
+      expect((await s1.exec('systemctl cat berth-engine >/dev/null 2>&1 || test -e /opt/berth')).code).not.toBe(0);
+    } finally {
+      await machine(['rm', '-f', 's1']);
+      await s1.remove();
+    }
+  });
 
   it('creates three hosts in parallel with one CA, then removes them in one rm', async () => {
     const hosts = await Promise.all(['p1', 'p2', 'p3'].map((name) => rig.addHost({ name })));

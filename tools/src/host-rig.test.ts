@@ -79,6 +79,26 @@ describe.skipIf(missing.length > 0)('HostRig', () => {
     expect((await ssh(h1, 'cat /root/kept')).stdout.trim()).toBe('kept');
   });
 
+  it('boots a host with systemd as its service manager, which reboots and powers off', async () => {
+    const sd = await rig.addHost({ name: 'sd', init: 'systemd' });
+    try {
+      expect((await ssh(sd, 'cat /proc/1/comm; test -d /run/systemd/system && echo booted; systemctl is-active ssh.service')).stdout).toBe('systemd\nbooted\nactive\n');
+      // Only sshd among this machine's services.
+      expect((await sd.exec('systemctl is-active docker.service')).stdout.trim()).not.toBe('active');
+      const pid = sd.pid;
+      await sd.exec('systemctl reboot');
+      await expect.poll(() => sd.pid !== pid && sd.state === 'running', { timeout: 60_000, interval: 100 }).toBe(true);
+      await sd.waitRunning();
+      await sd.stopSsh();
+      await expect(ssh(sd, 'true')).rejects.toThrow();
+      await sd.startSsh();
+      await sd.exec('systemctl poweroff');
+      await sd.waitOff();
+    } finally {
+      await sd.remove();
+    }
+  });
+
   it('leaves no bridge, veth, mount, cgroup or directory behind', async () => {
     const other = await HostRig.create();
     const h = await other.addHost({ name: 'gone' });

@@ -43,6 +43,12 @@ export interface RigHostOptions {
    * a provisioner finds them missing and must install them.
    */
   readonly removePackages?: readonly string[];
+  /**
+   * What runs as pid 1: busybox init (default; no service manager, /etc/rc.local at boot) or
+   * systemd (this machine's, booting multi-user.target with the services this machine enabled
+   * masked, so that the host has a real service manager and only sshd running).
+   */
+  readonly init?: 'busybox' | 'systemd';
 }
 
 /** The result of a command run inside a host. */
@@ -228,6 +234,7 @@ export class RigHost {
   readonly user = 'root';
   readonly port = 22;
   readonly removePackages: readonly string[];
+  readonly init: 'busybox' | 'systemd';
   #ip: string;
   #child: ChildProcess | undefined;
   #pid1 = 0;
@@ -237,8 +244,9 @@ export class RigHost {
   readonly #veth: string;
 
   /** @internal Made by `HostRig.addHost`. */
-  constructor(rig: HostRig, name: string, ip: string, dir: string, veth: string, removePackages: readonly string[]) {
+  constructor(rig: HostRig, name: string, ip: string, dir: string, veth: string, removePackages: readonly string[], init: 'busybox' | 'systemd') {
     this.rig = rig;
+    this.init = init;
     this.name = name;
     this.#ip = ip;
     this.#dir = dir;
@@ -317,12 +325,13 @@ export class RigHost {
 
   /** Stops the host's sshd listener (sessions already open stay). */
   async stopSsh(): Promise<void> {
-    await this.check('kill "$(cat /run/sshd.pid)"; for i in $(seq 50); do [ -e /run/sshd.pid ] || exit 0; sleep 0.1; done; exit 1');
+    if (this.init === 'systemd') await this.check('systemctl stop ssh.service');
+    else await this.check('kill "$(cat /run/sshd.pid)"; for i in $(seq 50); do [ -e /run/sshd.pid ] || exit 0; sleep 0.1; done; exit 1');
   }
 
   /** Starts the host's sshd again and waits until it answers. */
   async startSsh(): Promise<void> {
-    await this.check('/usr/sbin/sshd');
+    await this.check(this.init === 'systemd' ? 'systemctl start ssh.service' : '/usr/sbin/sshd');
     await waitForPort(this.#ip, this.port, 10_000);
   }
 
@@ -379,12 +388,24 @@ export class RigHost {
     for (const file of ['.bashrc', '.profile']) {
       await writeInUpper(upper, `/root/${file}`, await readFile(`/etc/skel/${file}`, 'utf8').catch(() => ''));
     }
-    // busybox init: no getty, the rc.local a sysvinit host runs at boot, then sshd.
-    await writeInUpper(upper, '/etc/inittab', '::sysinit:/bin/sh -c "[ -x /etc/rc.local ] && /etc/rc.local; /usr/sbin/sshd"\n');
+    if (this.init === 'systemd') {
+      // The host boots multi-user.target, as a server does, so that what a provisioner enables
+      // starts at boot; the services this machine enabled (docker, databases, timers) are masked.
+      for (const unit of [...(await enabledUnits()), 'console-getty.service', 'getty@tty1.service', 'systemd-logind.service']) {
+        if (['ssh.service', 'sshd.service'].includes(unit) || unit.endsWith('.target')) continue;
+        await mkdirInUpper(upper, '/etc/systemd/system');
+        const mask = join(upper, 'etc/systemd/system', unit);
+        await rm(mask, { force: true });
+        await symlink('/dev/null', mask);
+      }
+    } else {
+      // busybox init: no getty, the rc.local a sysvinit host runs at boot, then sshd.
+      await writeInUpper(upper, '/etc/inittab', '::sysinit:/bin/sh -c "[ -x /etc/rc.local ] && /etc/rc.local; /usr/sbin/sshd"\n');
+    }
     await writeInUpper(upper, '/etc/hostname', `${this.name}\n`);
     await writeInUpper(upper, '/etc/hosts', `127.0.0.1\tlocalhost\n127.0.1.1\t${this.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
-    // Debian's reboot/poweroff talk to systemd, which this host does not run; busybox's talk to init.
-    for (const cmd of ['reboot', 'poweroff', 'halt']) {
+    // Debian's reboot/poweroff talk to systemd; a busybox-init host needs busybox's, which talk to init.
+    for (const cmd of this.init === 'systemd' ? [] : ['reboot', 'poweroff', 'halt']) {
       await mkdirInUpper(upper, '/usr/sbin');
       const link = join(upper, 'usr/sbin', cmd);
       await rm(link, { force: true });
@@ -433,7 +454,11 @@ umount -l /.rig-old
 rmdir /.rig-old
 hostname ${this.name}
 ip link set lo up
-exec /usr/bin/env -i CONSOLE=/dev/null PATH=${hostPath} /bin/busybox init
+${
+      this.init === 'systemd'
+        ? `exec /usr/bin/env -i container=berth-rig PATH=${hostPath} /lib/systemd/systemd --unit=multi-user.target --log-target=journal`
+        : `exec /usr/bin/env -i CONSOLE=/dev/null PATH=${hostPath} /bin/busybox init`
+    }
 `;
     await writeFile(join(this.#dir, 'start.sh'), start);
     // Join the host's cgroups first, so that the cgroup namespace is rooted there.
@@ -455,11 +480,13 @@ exec /usr/bin/env -i CONSOLE=/dev/null PATH=${hostPath} /bin/busybox init
       this.#state = 'off';
       if (signal === 'SIGHUP') void this.boot().catch(() => {});
     });
-    const deadline = Date.now() + 15_000;
+    // Generous: under load (other tests, an engine starting at boot) a boot can take a while.
+    const deadline = Date.now() + 60_000;
     for (;;) {
       const children = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').catch(() => '');
       const pid = Number(children.trim().split(' ')[0]);
-      if (pid > 0 && (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'busybox') {
+      const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+      if (pid > 0 && comm === (this.init === 'systemd' ? 'systemd' : 'busybox')) {
         this.#pid1 = pid;
         break;
       }
@@ -479,7 +506,7 @@ exec /usr/bin/env -i CONSOLE=/dev/null PATH=${hostPath} /bin/busybox init
     await sh('nsenter', [...ns, 'link', 'set', 'eth0', 'up']);
     await sh('nsenter', [...ns, 'route', 'add', 'default', 'via', this.rig.gateway]);
     this.#state = 'running';
-    await waitForPort(this.#ip, this.port, 15_000);
+    await waitForPort(this.#ip, this.port, 60_000);
   }
 
   /** @internal Removes packages from the host's view, as asked in the options. */
@@ -505,6 +532,16 @@ exec /usr/bin/env -i CONSOLE=/dev/null PATH=${hostPath} /bin/busybox init
     await rm(this.#dir, { recursive: true, force: true });
     this.rig.forget(this);
   }
+}
+
+/** The units this machine enabled (the entries of /etc/systemd/system/*.wants/). */
+async function enabledUnits(): Promise<string[]> {
+  const units = new Set<string>();
+  for (const dir of await readdir('/etc/systemd/system').catch(() => [] as string[])) {
+    if (!dir.endsWith('.wants')) continue;
+    for (const unit of await readdir(join('/etc/systemd/system', dir)).catch(() => [] as string[])) units.add(unit);
+  }
+  return [...units];
 }
 
 /** Kills a host from its pid file (pid 1 of its namespace, checked by start time) and removes its cgroups. */
@@ -617,7 +654,7 @@ export class HostRig {
     if (!/^[a-z0-9][a-z0-9-]{0,19}$/.test(options.name)) throw new Error(`host-rig: bad host name ${JSON.stringify(options.name)}`);
     if (this.#hosts.has(options.name)) throw new Error(`host-rig: host ${options.name} exists`);
     const ip = await this.allocateIp();
-    const host = new RigHost(this, options.name, ip, join(this.dir, 'hosts', options.name), `vr${this.id}${this.#made++}`, options.removePackages ?? []);
+    const host = new RigHost(this, options.name, ip, join(this.dir, 'hosts', options.name), `vr${this.id}${this.#made++}`, options.removePackages ?? [], options.init ?? 'busybox');
     this.#hosts.set(options.name, host);
     try {
       await host.prepare();

@@ -99,7 +99,7 @@ export class App {
 
   /** Prints progress events as docker-machine does, prefixed with the host's name. */
   progress = (event: HostProgress): void => {
-    const telling: readonly string[] = ['detect', 'packages', 'wait-engine', 'cleanup'];
+    const telling: readonly string[] = ['detect', 'packages', 'upload', 'wait-engine', 'cleanup'];
     if (event.status === 'start' || this.options.debug || telling.includes(event.phase)) {
       this.note(`(${event.machine}) ${event.message}`);
     }

@@ -677,7 +677,8 @@ export class HostManager {
   async summary(name: string, options: { readonly timeoutMs: number; readonly resources?: boolean }): Promise<HostSummary> {
     let driverName = 'not found';
     let labels: readonly string[] = [];
-    const partial: { -readonly [K in keyof HostSummary]?: HostSummary[K] } = {};
+    // What was learned before the deadline, for the Timeout row.
+    const partial: { url?: string; engineVersion?: string } = {};
     const work = (async (): Promise<HostSummary> => {
       let host: LoadedHost;
       try {
@@ -696,7 +697,6 @@ export class HostManager {
       } catch (err) {
         return { name, driverName, state: MachineState.Error, url: '', engineVersion: '', error: describeError(err), labels };
       }
-      partial.state = state;
       if (state !== MachineState.Running) return { name, driverName, state, url: '', engineVersion: '', error: config.status === HostStatus.Creating ? 'being created' : '', labels };
       const url = await driver.url().catch(() => '');
       partial.url = url;

@@ -163,3 +163,56 @@ describe.skipIf(missing.length > 0 || process.arch !== 'x64')('SshProvisioner on
     }
   }, 180_000);
 });
+
+describe.skipIf(missing.length > 0 || process.arch !== 'x64')('SshProvisioner on a systemd rig host', () => {
+  let rig: HostRig;
+  let host: RigHost;
+  let dir: string;
+  let session: SshSession;
+  let provisioner: SshProvisioner;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-provision-sd-'));
+    rig = await HostRig.create({ nat: false });
+    host = await rig.addHost({ name: 'sd', init: 'systemd' });
+    session = await SshSession.connect({
+      host: host.ip,
+      port: 22,
+      username: 'root',
+      privateKeys: [await readFile(host.keyPath, 'utf8')],
+      hostKey: { knownHostsPath: join(dir, 'known_hosts'), alias: 'sd' },
+    });
+    provisioner = new SshProvisioner({ session });
+  }, 120_000);
+
+  afterAll(async () => {
+    session?.close();
+    await rig?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs the engine as a systemd unit that keeps its children on stop and restarts it on failure', async () => {
+    const facts = await provisioner.detect();
+    expect(facts.init).toBe(InitSystem.Systemd);
+    // The "engine" starts a child that stands for a container's monitor, then waits.
+    await provisioner.installBundle(facts, await testBundle(dir, 'sd1', 'sleep 1001 &\nexec sleep 1000'));
+    await provisioner.installService(facts, ['serve'], ['PROXY=http://p:1']);
+    await provisioner.restartEngine(facts);
+    expect((await host.exec('systemctl is-enabled berth-engine; systemctl is-active berth-engine')).stdout).toBe('enabled\nactive\n');
+    const engine = (await host.check('systemctl show -p MainPID --value berth-engine')).trim();
+    expect(await readFile(host.path(`/proc/${engine}/environ`), 'utf8')).toContain('PROXY=http://p:1');
+    await provisioner.stopEngine(facts);
+    // KillMode=process: the engine stops, the container's process stays.
+    expect((await host.exec('systemctl is-active berth-engine')).stdout.trim()).toBe('inactive');
+    expect((await host.exec('ps -eo args | grep -c "^sleep 1001"')).stdout.trim()).toBe('1');
+    await host.exec('pkill -x -f "sleep 1001"');
+
+    await provisioner.installBundle(facts, await testBundle(dir, 'sd2', 'exit 1'));
+    await provisioner.restartEngine(facts);
+    await expect.poll(() => provisioner.engineRestarts(facts), { timeout: 30_000, interval: 500 }).toBeGreaterThanOrEqual(3);
+    expect(await provisioner.engineLog(facts)).toContain('berth-engine');
+
+    await provisioner.uninstall(facts, []);
+    expect((await host.exec('test -e /etc/systemd/system/berth-engine.service || systemctl cat berth-engine >/dev/null 2>&1')).code).not.toBe(0);
+  }, 120_000);
+});
