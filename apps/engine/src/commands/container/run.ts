@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { hasKind, isBerthError } from '@berth/errors';
 import type { ContainerStream, Engine } from '@berth/engine';
 import { EngineError, EngineErrorCode } from '@berth/engine/engine';
@@ -126,8 +127,11 @@ async function runContainer(args: ParsedArgs, cli: Cli): Promise<number> {
   const release = !tty && args['sig-proxy'] !== false ? proxySignals(cli, engine, id) : () => undefined;
   try {
     if (stream) await connectTerminal(cli, stream, { stdin: body.AttachStdin === true, tty });
-    if (stream && (await stillRunning(engine, id)) && !autoRemove) return 0;
-    const result = await wait.result;
+    // Output ends when the container exits, or when the user detached (ctrl-p ctrl-q). The exit
+    // usually arrives at once; only when it does not is the container asked whether it still runs.
+    const settled = await Promise.race([wait.result.then((r) => ({ r })), sleep(200, undefined, { ref: false }).then(() => undefined)]);
+    if (!settled && stream && (await stillRunning(engine, id))) return 0;
+    const result = settled?.r ?? (await wait.result);
     if (result.Error?.Message) cli.err(`engine: ${result.Error.Message}\n`);
     return result.StatusCode;
   } finally {
