@@ -465,7 +465,13 @@ export class RemoteEngine implements Engine {
 
   buildImage(context: Readable, options?: BuildOptions & CallOptions): AsyncIterable<JsonMessage> {
     const o = options ?? {};
-    const json = (v: unknown) => (v === undefined ? undefined : JSON.stringify(v));
+    // As docker's client: empty maps left out, keys sorted (Go marshals maps in key order).
+    const json = (v: Readonly<Record<string, unknown>> | readonly string[] | undefined) => {
+      if (v === undefined) return undefined;
+      if (Array.isArray(v)) return v.length ? JSON.stringify(v) : undefined;
+      const keys = Object.keys(v).sort();
+      return keys.length ? JSON.stringify(Object.fromEntries(keys.map((k) => [k, (v as Record<string, unknown>)[k]]))) : undefined;
+    };
     return this.#progressLines({
       method: 'POST',
       path: '/build',

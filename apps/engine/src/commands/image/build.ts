@@ -57,7 +57,8 @@ async function contextOf(cli: Cli, path: string, file: string | undefined): Prom
   if (/^(https?|git):\/\//.test(path) || path.startsWith('git@')) {
     throw engineError('building from a URL or git repository is not supported: clone or download it and build from the directory', EngineErrorCode.NotImplemented, 'NotImplemented');
   }
-  const dockerfile = file === '-' ? { content: (await readAll(cli.io.stdin)).toString('utf8') } : file ? { path: file } : undefined;
+  // docker reads a relative -f against the current directory, not the context.
+  const dockerfile = file === '-' ? { content: (await readAll(cli.io.stdin)).toString('utf8') } : file ? { path: resolve(file) } : undefined;
   return packContext({ dir: path, signal: cli.signal, ...(dockerfile ? { dockerfile } : {}) });
 }
 
