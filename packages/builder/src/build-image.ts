@@ -94,8 +94,12 @@ export interface BuildImageOptions {
   readonly images: ImageStore;
   readonly snapshotter: Snapshotter;
   readonly runtime: Runtime;
-  /** Pulls base images the store lacks (or all with `pull`); without it a missing base image fails the build. */
-  readonly registry?: RegistryClient;
+  /**
+   * Pulls base images the store lacks (or all with `pull`); without it a missing base image
+   * fails the build. A function is called only when a pull is needed, so a cached build never
+   * loads the registry client.
+   */
+  readonly registry?: RegistryClient | (() => Promise<RegistryClient>);
   /** The `default` network of RUN containers (see BuildNetwork). */
   readonly buildNetwork?: BuildNetwork;
   /** Scratch space that dies with the host (`<runRoot>/builder`): mounts, bundles, the unpacked context. */
@@ -434,7 +438,8 @@ export class BuildSession {
       throw new BuildError(`image ${name} is not in the store, and this build cannot pull`, { code: BuilderErrorCode.BaseImage, kind: ErrorKind.NotFound });
     }
     try {
-      const pull = o.registry.pull(ref, { content: this.lease.content, platform: this.platform, signal });
+      const registry = typeof o.registry === 'function' ? await o.registry() : o.registry;
+      const pull = registry.pull(ref, { content: this.lease.content, platform: this.platform, signal });
       for await (const event of pull) {
         write({
           status: event.status,

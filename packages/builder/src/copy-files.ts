@@ -1,5 +1,5 @@
-import { constants as fsConstants, mkdirSync, chownSync, lstatSync, readlinkSync, type Stats } from 'node:fs';
-import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, chmodSync, chownSync, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
+import { chmod, copyFile, lchown, lstat, lutimes, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ErrorKind, errnoCode, throwIfAborted } from '@berth/errors';
 import { resolveUser } from '@berth/runtime';
@@ -32,6 +32,7 @@ export interface SourceEntry {
   readonly uid: number;
   readonly gid: number;
   readonly mtimeMs: number;
+  readonly size?: number;
   readonly linkTarget?: string;
   /** Where a file's content is read from. */
   readonly abs: string;
@@ -53,6 +54,7 @@ export function contextSourceEntry(context: BuildContext, entry: ContextEntry, r
     uid: entry.uid,
     gid: entry.gid,
     mtimeMs: entry.mtimeMs,
+    size: entry.size,
     ...(entry.linkTarget !== undefined ? { linkTarget: entry.linkTarget } : {}),
     abs: entry.path === '' ? context.root : join(context.root, entry.path),
   };
@@ -85,6 +87,7 @@ export async function* directoryTree(abs: string, info?: Stats, skip?: (rel: str
       uid: st.uid,
       gid: st.gid,
       mtimeMs: st.mtimeMs,
+      size: st.size,
       ...(type === 'symlink' ? { linkTarget: await readlink(path) } : {}),
       abs: path,
     };
@@ -220,35 +223,39 @@ export class ImageRoot {
     const mode = attrs.mode ?? entry.mode & 0o7777;
     const mtime = new Date(entry.mtimeMs);
     const existing = lstatOrUndefined(path);
+    // Metadata calls are synchronous, as GNU tar makes them: a COPY of many small files is
+    // dominated by them, and a round trip through the thread pool costs more than the call.
     if (entry.type === 'directory') {
       if (existing?.isDirectory()) {
         // The destination directory itself keeps what it has; docker only merges into it.
         if (isRoot) return;
       } else {
-        if (existing) await rm(path, { recursive: true, force: true });
-        await mkdir(path, { mode: 0o700 });
+        if (existing) rmSync(path, { recursive: true, force: true });
+        mkdirSync(path, { mode: 0o700 });
         if (isRoot) {
           const made = attrs.owner ?? { uid: 0, gid: 0 };
-          await lchown(path, made.uid, made.gid);
-          await chmod(path, attrs.mode ?? 0o755);
+          lchownSync(path, made.uid, made.gid);
+          chmodSync(path, attrs.mode ?? 0o755);
           return;
         }
       }
-      await lchown(path, owner.uid, owner.gid);
-      await chmod(path, mode);
-      await lutimes(path, mtime, mtime);
+      lchownSync(path, owner.uid, owner.gid);
+      chmodSync(path, mode);
+      lutimesSync(path, mtime, mtime);
       return;
     }
-    if (existing) await rm(path, { recursive: existing.isDirectory(), force: true });
+    if (existing) rmSync(path, { recursive: existing.isDirectory(), force: true });
     if (entry.type === 'file') {
-      await copyFile(entry.abs, path, fsConstants.COPYFILE_FICLONE);
-      await lchown(path, owner.uid, owner.gid);
-      await chmod(path, mode);
-      await lutimes(path, mtime, mtime);
+      // Big files go through the thread pool, so a server using this stays responsive.
+      if (entry.size === undefined || entry.size >= largeFile) await copyFile(entry.abs, path, fsConstants.COPYFILE_FICLONE);
+      else copyFileSync(entry.abs, path, fsConstants.COPYFILE_FICLONE);
+      lchownSync(path, owner.uid, owner.gid);
+      chmodSync(path, mode);
+      lutimesSync(path, mtime, mtime);
     } else if (entry.type === 'symlink') {
-      await symlink(entry.linkTarget!, path);
-      await lchown(path, owner.uid, owner.gid);
-      await lutimes(path, mtime, mtime);
+      symlinkSync(entry.linkTarget!, path);
+      lchownSync(path, owner.uid, owner.gid);
+      lutimesSync(path, mtime, mtime);
     }
   }
 
@@ -264,6 +271,8 @@ export class ImageRoot {
     if (attrs.mtime) await lutimes(path, attrs.mtime, attrs.mtime);
   }
 }
+
+const largeFile = 1 << 20;
 
 function lstatOrUndefined(path: string): Stats | undefined {
   try {
