@@ -413,6 +413,77 @@ describe.skipIf(skip)('buildImage', () => {
     expect(details.config.history!.slice(-2).map((h) => h.created_by)).toEqual(['/bin/sh -c #(nop)  LABEL a.label=first $HOME', '/bin/sh -c #(nop)  LABEL z.label=last']);
     expect(await exportFiles('tarctx:1', ['app.txt'])).toEqual({ 'app.txt': 'app\n' });
   });
+
+  it('keeps a COPY --link layer when the steps below it change, with --exclude, --parents and globs', async () => {
+    const ctx = await context({
+      Dockerfile: `FROM ${base}\nARG BELOW\nRUN echo "$BELOW" > /below\nCOPY --link --exclude=*.skip site/ /srv/site/\nCOPY --parents src/*/main.txt /tree/\nCOPY src/*/main.txt /flat/\n`,
+      'site/index.html': '<h1>hi</h1>\n',
+      'site/draft.skip': 'draft\n',
+      'src/a/main.txt': 'a\n',
+      'src/b/main.txt': 'b\n',
+    });
+    const one = await build(ctx, { tags: ['link:1'], buildArgs: { BELOW: 'one' } });
+    const two = await build(ctx, { tags: ['link:2'], buildArgs: { BELOW: 'two' } });
+    expect(one.error).toBeUndefined();
+    expect(two.error).toBeUndefined();
+    const [c1, c2] = [await images.inspect('link:1'), await images.inspect('link:2')];
+    // The RUN below differs; the linked layer is the same blob.
+    expect(c1.config.rootfs.diff_ids[1]).not.toBe(c2.config.rootfs.diff_ids[1]);
+    expect(c1.config.rootfs.diff_ids[2]).toBe(c2.config.rootfs.diff_ids[2]);
+    expect(c1.manifest.layers[2]!.digest).toBe(c2.manifest.layers[2]!.digest);
+    expect(await exportFiles('link:2', ['below', 'srv/site/index.html', 'tree/src/a/main.txt', 'tree/src/b/main.txt', 'flat/main.txt'])).toMatchObject({
+      below: 'two\n',
+      'srv/site/index.html': '<h1>hi</h1>\n',
+      'tree/src/a/main.txt': 'a\n',
+      'tree/src/b/main.txt': 'b\n',
+    });
+    await expect(exportFiles('link:2', ['srv/site/draft.skip'])).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('binds a stage into a RUN, serialises sharing=locked cache mounts, and RUN --network=host sees the host', async () => {
+    const id = `locked-${Date.now()}`;
+    const ctx = await context({
+      Dockerfile: [
+        `FROM ${base} AS data`,
+        'RUN mkdir /data && echo from-stage > /data/file',
+        `FROM ${base} AS one`,
+        `RUN --mount=type=cache,target=/c,id=${id},sharing=locked [ ! -e /c/busy ] && touch /c/busy && sleep 0.5 && rm /c/busy && echo one >> /c/log`,
+        `FROM ${base} AS two`,
+        `RUN --mount=type=cache,target=/c,id=${id},sharing=locked [ ! -e /c/busy ] && touch /c/busy && sleep 0.5 && rm /c/busy && echo two >> /c/log`,
+        `FROM ${base}`,
+        'COPY --from=one /etc/passwd /one',
+        'COPY --from=two /etc/passwd /two',
+        'RUN --mount=type=bind,from=data,source=/data,target=/mnt cat /mnt/file > /bound',
+        'RUN --network=host wc -l < /proc/net/dev > /host-netdev-lines',
+      ].join('\n'),
+    });
+    const built = await build(ctx, { tags: ['mounts:1'] });
+    expect(built.error).toBeUndefined();
+    const files = await exportFiles('mounts:1', ['bound', 'host-netdev-lines']);
+    expect(files.bound).toBe('from-stage\n');
+    const hostLines = (await readFile('/proc/net/dev', 'utf8')).trim().split('\n').length;
+    expect(files['host-netdev-lines']).toBe(`${hostLines}\n`);
+  });
+
+  it('pulls again with --pull, refuses another platform, and builds an image the registry client pushes', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN echo pushed > /pushed\n` });
+    const pulled = await build(ctx, { pull: true, tags: [`${registry.host}/built/app:1`] });
+    expect(pulled.error).toBeUndefined();
+    expect(pulled.messages.some((m) => m.status !== undefined)).toBe(true);
+    const other = (await import('@berth/oci')).hostPlatform().architecture === 'arm64' ? 'linux/amd64' : 'linux/arm64';
+    expect((await build(ctx, { platform: other })).error).toMatchObject({ code: BuilderErrorCode.Unsupported });
+
+    const record = await images.resolve(`${registry.host}/built/app:1`);
+    const push = client.push(`${registry.host}/built/app:1`, { content: images.content, manifestDigest: record.target.digest, mediaType: record.target.mediaType });
+    for await (const _ of push) void _;
+    const pushed = await push.result;
+    expect(pushed.digest).toBe(record.target.digest);
+    // What the registry serves is the image the build made, config and all.
+    const res = await fetch(`${registry.url}/v2/built/app/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const manifest = (await res.json()) as { config: { digest: string }; layers: unknown[] };
+    expect(manifest.config.digest).toBe(pulled.imageId);
+    expect(manifest.layers).toHaveLength((await images.inspect(record.id)).config.rootfs.diff_ids.length);
+  });
 });
 
 async function exportFiles(image: string, paths: readonly string[]): Promise<Record<string, string>> {

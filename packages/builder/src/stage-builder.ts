@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind } from '@berth/errors';
-import { MediaType, formatPlatform, shortId, type ContainerConfig, type Descriptor, type Digest } from '@berth/oci';
+import { MediaType, digestOf, formatPlatform, shortId, type ContainerConfig, type Descriptor, type Digest, type ImageConfig } from '@berth/oci';
 import type { NamespaceMode, RunMount as RuntimeMount } from '@berth/runtime';
 import type { BuildMessage } from './build-messages.js';
 import type { PlannedStage } from './build-plan.js';
@@ -46,6 +46,8 @@ interface StepInputs {
   readonly sources?: string;
   /** Remote ADD sources downloaded to compute the key. */
   readonly remote?: Map<string, RemoteSource>;
+  /** `COPY --link`: the key of its layer alone, which does not depend on the parent. */
+  readonly linkKey?: Digest;
 }
 
 // The mount points every RUN container gets.
@@ -178,8 +180,8 @@ export class StageBuilder {
       }
       case 'COPY':
       case 'ADD': {
-        const { layer, single } = await this.#copy(step, instruction, inputs);
-        next = { config: current, createdBy: fileCreatedBy(current, copyHistoryText(instruction, inputs.sources ?? inputs.key, single)), ...(layer ? { layer } : {}) };
+        const { layer, text } = instruction.link ? await this.#linkedCopy(step, instruction, inputs) : await this.#copy(step, instruction, inputs, this.#state.chainId);
+        next = { config: current, createdBy: fileCreatedBy(current, text), ...(layer ? { layer } : {}) };
         break;
       }
       case 'WORKDIR': {
@@ -254,14 +256,10 @@ export class StageBuilder {
         else if (mount.type === 'bind') extra[`mount${i}`] = (await hashCopySources(s.context, [mount.source ?? '/'], { cache: await s.hashCache, signal: s.signal })).digest;
       }
     }
-    const key = stepCacheKey({
-      parent: this.#key,
-      step,
-      platform: formatPlatform(s.platform),
-      ...(sources ? { sources } : {}),
-      ...(Object.keys(extra).length ? { extra } : {}),
-    });
-    return { key, ...(sources ? { sources } : {}), ...(remote ? { remote } : {}) };
+    const keyOf = (parent: string): Digest =>
+      stepCacheKey({ parent, step, platform: formatPlatform(s.platform), ...(sources ? { sources } : {}), ...(Object.keys(extra).length ? { extra } : {}) });
+    const linked = (instruction.kind === 'COPY' || instruction.kind === 'ADD') && instruction.link;
+    return { key: keyOf(this.#key), ...(linked ? { linkKey: keyOf('link') } : {}), ...(sources ? { sources } : {}), ...(remote ? { remote } : {}) };
   }
 
   async #download(url: string, checksum: string | undefined): Promise<RemoteSource> {
@@ -273,9 +271,9 @@ export class StageBuilder {
 
   // Runs `work` on a writable root of the step (with `stubs` as mount points), then turns the
   // changes into the step's layer. Whatever happens, no mount or active snapshot is left.
-  async #withRootfs(name: string, stubs: readonly MountStub[] | undefined, work: (rootfs: StepRootfs, dir: string) => Promise<void>) {
+  async #withRootfs(name: string, stubs: readonly MountStub[] | undefined, work: (rootfs: StepRootfs, dir: string) => Promise<void>, parent = this.#state.chainId) {
     const s = this.#session;
-    await s.ensureSnapshot(this.#state);
+    if (parent) await s.ensureSnapshot(this.#state);
     const dir = join(s.scratch, `${name}-${randomBytes(6).toString('hex')}`);
     await mkdir(dir, { recursive: true });
     try {
@@ -283,7 +281,7 @@ export class StageBuilder {
         snapshotter: s.options.snapshotter,
         lease: s.lease,
         key: `build-${randomBytes(16).toString('hex')}`,
-        parent: this.#state.chainId,
+        parent,
         dir: join(dir, 'fs'),
         ...(stubs ? { stubs } : {}),
         signal: s.signal,
@@ -372,7 +370,8 @@ export class StageBuilder {
     return layer;
   }
 
-  async #copy(step: ExpandedStep, instruction: CopyInstruction | AddInstruction, inputs: StepInputs) {
+  // Copies onto `parent` (undefined: an empty root) and returns the layer and docker's history text.
+  async #copy(step: ExpandedStep, instruction: CopyInstruction | AddInstruction, inputs: StepInputs, parent: Digest | undefined) {
     const s = this.#session;
     let single: Awaited<ReturnType<typeof applyCopy>>['single'];
     const remote = new Map(inputs.remote ?? []);
@@ -380,26 +379,61 @@ export class StageBuilder {
       for (const url of instruction.sources.filter(isRemoteSource)) if (!remote.has(url)) remote.set(url, await this.#download(url, instruction.checksum));
     }
     const fromRoot = instruction.kind === 'COPY' && instruction.from !== undefined ? await s.rootOf(instruction.from, (m) => this.#write(m)) : undefined;
-    const layer = await this.#withRootfs('copy', undefined, async (rootfs, dir) => {
-      const result = await applyCopy({
-        instruction,
-        workdir: step.workdir,
-        root: new ImageRoot(rootfs.path),
-        context: s.context,
-        ...(fromRoot !== undefined ? { fromRoot } : {}),
-        remote,
-        staging: join(dir, 'staging'),
-        signal: s.signal,
-      });
-      single = result.single;
-    });
-    return { layer, single };
+    const layer = await this.#withRootfs(
+      'copy',
+      undefined,
+      async (rootfs, dir) => {
+        const result = await applyCopy({
+          instruction,
+          workdir: step.workdir,
+          root: new ImageRoot(rootfs.path),
+          context: s.context,
+          ...(fromRoot !== undefined ? { fromRoot } : {}),
+          remote,
+          staging: join(dir, 'staging'),
+          signal: s.signal,
+        });
+        single = result.single;
+      },
+      parent,
+    );
+    return { layer, text: copyHistoryText(instruction, inputs.sources ?? inputs.key, single) };
+  }
+
+  /**
+   * `COPY --link`: the files go into a layer of their own, made on an empty root and cached by
+   * a key without the parent, then laid on top of the parent. A change below the step keeps the
+   * layer; the destination is not resolved against the parent (BuildKit's rules).
+   */
+  async #linkedCopy(step: ExpandedStep, instruction: CopyInstruction | AddInstruction, inputs: StepInputs) {
+    const s = this.#session;
+    const linkKey = inputs.linkKey!;
+    let layer: { readonly descriptor: Descriptor; readonly diffId: Digest } | undefined;
+    let text: string | undefined;
+    const hit = s.options.noCache ? undefined : await s.cache.lookup(linkKey, 0, s.signal);
+    if (hit && hit.layers.length === 1) {
+      layer = { descriptor: hit.layers[0]!, diffId: hit.config.rootfs.diff_ids[0]! };
+      text = hit.config.history?.[0]?.created_by;
+    }
+    if (!layer || text === undefined) {
+      const made = await this.#copy(step, instruction, inputs, undefined);
+      text = made.text;
+      if (!made.layer) return { layer: undefined, text };
+      layer = made.layer;
+      const created = new Date().toISOString();
+      const alone = await this.#store(
+        { ...scratchState(s.platform).config, created, rootfs: { type: 'layers', diff_ids: [layer.diffId] }, history: [{ created, created_by: text }] },
+        [layer.descriptor],
+        layer.diffId,
+      );
+      await s.cache.record(linkKey, alone, { step: text, layerSize: layer.descriptor.size }, s.signal);
+    }
+    const parent = this.#state.chainId;
+    return { layer: { ...layer, chainId: parent ? digestOf(`${parent} ${layer.diffId}`) : layer.diffId }, text };
   }
 
   // Stores the image of a step: its config (one more history entry, maybe a layer) and a manifest.
   async #commit(next: { readonly config: ContainerConfig; readonly author?: string; readonly createdBy: string; readonly layer?: { readonly descriptor: Descriptor; readonly diffId: Digest; readonly chainId: Digest } }): Promise<ImageState> {
-    const s = this.#session;
-    const signal = s.signal;
     const config = nextConfig(this.#state.config, {
       config: next.config,
       ...(next.author ? { author: next.author } : {}),
@@ -407,22 +441,24 @@ export class StageBuilder {
       ...(next.layer ? { diffId: next.layer.diffId } : {}),
       created: new Date().toISOString(),
     });
+    const layers = next.layer ? [...this.#state.layers, next.layer.descriptor] : this.#state.layers;
+    return this.#store(config, layers, next.layer?.chainId ?? this.#state.chainId);
+  }
+
+  // Writes a config and a manifest of `layers` through the build's lease.
+  async #store(config: ImageConfig, layers: readonly Descriptor[], chainId: Digest | undefined): Promise<ImageState> {
+    const s = this.#session;
+    const signal = s.signal;
     const configBlob = await s.lease.content.put(Buffer.from(JSON.stringify(config)), undefined, { signal });
-    const layers = (next.layer ? [...this.#state.layers, next.layer.descriptor] : this.#state.layers).map(ociLayer);
+    const oci = layers.map(ociLayer);
     const manifest = {
       schemaVersion: 2,
       mediaType: MediaType.OciManifest,
       config: { mediaType: MediaType.OciConfig, digest: configBlob.digest, size: configBlob.size },
-      layers,
+      layers: oci,
     };
     const manifestBlob = await s.lease.content.put(Buffer.from(JSON.stringify(manifest)), undefined, { signal });
-    return {
-      config,
-      id: configBlob.digest,
-      manifest: { mediaType: MediaType.OciManifest, digest: manifestBlob.digest, size: manifestBlob.size },
-      layers,
-      chainId: next.layer?.chainId ?? this.#state.chainId,
-    };
+    return { config, id: configBlob.digest, manifest: { mediaType: MediaType.OciManifest, digest: manifestBlob.digest, size: manifestBlob.size }, layers: oci, chainId };
   }
 }
 
