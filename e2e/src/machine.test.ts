@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pty from 'node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HostRig, missingTools, type RigHost } from '@berth/tools/host-rig';
+import { HostRig, missingTools, systemdUnavailable, type RigHost } from '@berth/tools/host-rig';
 import {
   buildTestBundle,
   busyboxImportTar,
@@ -20,6 +20,7 @@ import {
 // machine against real hosts: rig hosts (own namespaces, sshd and filesystem view) provisioned
 // with the real engine bundle, then driven with the real engine and docker CLIs over mutual TLS.
 const skip = (await missingTools()).join(', ') || machineUnavailable() || (await engineBundleUnavailable());
+const noSystemd = await systemdUnavailable();
 
 // Each case provisions real hosts: give it minutes, not the default seconds.
 describe.skipIf(!!skip)('machine with the generic driver on rig hosts', { timeout: 300_000 }, () => {
@@ -218,7 +219,7 @@ describe.skipIf(!!skip)('machine with the generic driver on rig hosts', { timeou
     await ok(['rm', '-y', 'h2'], withHosts);
   }
 
-  it('provisions a systemd host: the engine runs as an enabled unit and comes back after a reboot', async () => {
+  it.skipIf(!!noSystemd)('provisions a systemd host: the engine runs as an enabled unit and comes back after a reboot', async () => {
     const s1 = await rig.addHost({ name: 's1', init: 'systemd' });
     try {
       const created = await create(s1, 's1');

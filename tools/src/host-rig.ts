@@ -744,6 +744,11 @@ export async function cleanupStaleRigs(): Promise<void> {
   }
 }
 
+/** Why a rig host cannot boot systemd here (no /lib/systemd/systemd), or undefined when it can. */
+export async function systemdUnavailable(): Promise<string | undefined> {
+  return (await stat('/lib/systemd/systemd').then(() => true, () => false)) ? undefined : 'systemd hosts need /lib/systemd/systemd (Debian package systemd)';
+}
+
 /** The tools the rig needs that this machine lacks (empty when it can run). */
 export async function missingTools(): Promise<string[]> {
   const missing: string[] = [];

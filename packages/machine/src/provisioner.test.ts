@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { LogFields, Logger } from '@berth/log';
-import { HostRig, missingTools, type RigHost } from '@berth/tools/host-rig';
+import { HostRig, missingTools, systemdUnavailable, type RigHost } from '@berth/tools/host-rig';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InitSystem } from './engine-service.js';
 import { SshProvisioner, type EngineBundle, type HostFacts } from './provisioner.js';
@@ -13,6 +13,7 @@ import { SshSession } from './ssh-session.js';
 
 const run = promisify(execFile);
 const missing = await missingTools();
+const noSystemd = await systemdUnavailable();
 
 function recorder(records: { level: string; message: string; fields: LogFields }[]): Logger {
   const at = (level: string) => (message: string, fields: LogFields = {}) => void records.push({ level, message, fields });
@@ -164,7 +165,7 @@ describe.skipIf(missing.length > 0 || process.arch !== 'x64')('SshProvisioner on
   }, 180_000);
 });
 
-describe.skipIf(missing.length > 0 || process.arch !== 'x64')('SshProvisioner on a systemd rig host', () => {
+describe.skipIf(missing.length > 0 || process.arch !== 'x64' || !!noSystemd)('SshProvisioner on a systemd rig host', () => {
   let rig: HostRig;
   let host: RigHost;
   let dir: string;
