@@ -1,4 +1,5 @@
 import type { ExecConfig } from '@berth/engine';
+import { EngineErrorCode, engineError } from '@berth/engine/engine';
 import { UsageError } from '../../cli/cli-errors.js';
 import type { CommandSpec } from '../../cli/command-spec.js';
 import { parseTimestamp } from '../../format/units.js';
@@ -115,8 +116,8 @@ export const attachCommand: CommandSpec = {
   async run(args, cli) {
     const engine = await cli.engine();
     const info = await engine.inspectContainer(args._args[0]!, { signal: cli.signal });
-    if (!info.State.Running) throw new UsageError('You cannot attach to a stopped container, start it first', '');
-    if (info.State.Paused) throw new UsageError('You cannot attach to a paused container, unpause it first', '');
+    if (!info.State.Running) throw engineError('You cannot attach to a stopped container, start it first', EngineErrorCode.ContainerNotRunning, 'Conflict');
+    if (info.State.Paused) throw engineError('You cannot attach to a paused container, unpause it first', EngineErrorCode.ContainerPaused, 'Conflict');
     const tty = info.Config.Tty === true;
     const stdin = args['no-stdin'] !== true && info.Config.OpenStdin === true;
     if (stdin && tty && !cli.io.stdin.isTTY) throw new UsageError('the input device is not a TTY', 'attach');
