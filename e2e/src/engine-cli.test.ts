@@ -7,7 +7,7 @@ import * as pty from 'node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry } from '@berth/tools/registry-rig';
 import { pushBusyboxImage } from '@berth/tools/test-images';
-import { engine, engineBin, engineEnv, engineUnavailable, eventually, makeEngineHome, startServe, type EngineHome } from './engine-harness.js';
+import { docker, engine, engineBin, engineEnv, engineUnavailable, eventually, makeEngineHome, startServe, type EngineHome } from './engine-harness.js';
 
 // The `engine` CLI daemonless (the local engine in the CLI process) with real containers: every
 // command's lifecycle, docker's flags and exit codes, containers outliving the CLI, restart
@@ -287,6 +287,28 @@ describe('several engines at once', () => {
     expect((await e(['ps', '-aq'])).stdout).toBe(before);
     const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(home!.root) && l.includes('/containers/'));
     expect(mounts).toEqual([]);
+  });
+
+  it('keeps state whole with CLIs and a server working side by side', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const serve = await startServe(home!);
+    try {
+      const host = `unix://${serve.socket}`;
+      const work = [
+        ...Array.from({ length: 8 }, (_x, i) => e(['run', '--rm', ...none, '--name', `side-cli-${i}`, 'busybox', 'echo', `cli-${i}`])),
+        ...Array.from({ length: 8 }, (_x, i) => docker(host, ['run', '--rm', ...none, '--name', `side-api-${i}`, 'busybox', 'echo', `api-${i}`], { home: home!.home })),
+        ...Array.from({ length: 4 }, (_x, i) => e(['volume', 'create', `side-vol-${i}`])),
+      ];
+      const results = await Promise.all(work);
+      for (const r of results) expect(r.code).toBe(0);
+      expect(results.slice(0, 16).map((r) => r.stdout.trim()).sort()).toEqual([...Array.from({ length: 8 }, (_x, i) => `api-${i}`), ...Array.from({ length: 8 }, (_x, i) => `cli-${i}`)].sort());
+      expect((await e(['ps', '-a', '--filter', 'name=side-', '-q'])).stdout).toBe('');
+      expect((await e(['volume', 'ls', '-q', '--filter', 'name=side-vol-'])).stdout.split('\n').filter(Boolean).sort()).toEqual(['side-vol-0', 'side-vol-1', 'side-vol-2', 'side-vol-3']);
+      expect((await docker(host, ['volume', 'ls', '-q', '--filter', 'name=side-vol-'], { home: home!.home })).stdout.split('\n').filter(Boolean)).toHaveLength(4);
+      await e(['volume', 'rm', 'side-vol-0', 'side-vol-1', 'side-vol-2', 'side-vol-3']);
+    } finally {
+      await serve.stop();
+    }
   });
 });
 
