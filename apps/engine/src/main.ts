@@ -114,7 +114,7 @@ export async function runCli(argv: readonly string[], io: CliIo, signals: Signal
     const { flags, rest } = parseGlobalFlags(argv);
     if (rest.length === 0 || rest[0] === '--help' || rest[0] === '-h' || rest[0] === 'help') {
       io.stdout.write(rootHelp());
-      return rest.length === 0 ? 1 : 0;
+      return 0;
     }
     if (rest[0] === '-v' || rest[0] === '--version') {
       io.stdout.write(`Berth version ${berthVersion}\n`);
@@ -125,7 +125,7 @@ export async function runCli(argv: readonly string[], io: CliIo, signals: Signal
     if (managementCommands[noun] !== undefined) {
       if (rest.length < 2 || rest[1] === '--help') {
         io.stdout.write(await managementHelp(noun));
-        return rest.length < 2 ? 1 : 0;
+        return 0;
       }
       consumed = 2;
     }
