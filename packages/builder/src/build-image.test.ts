@@ -485,6 +485,37 @@ describe.skipIf(skip)('buildImage', () => {
     expect(manifest.config.digest).toBe(pulled.imageId);
     expect(manifest.layers).toHaveLength((await images.inspect(record.id)).config.rootfs.diff_ids.length);
   });
+
+  it('keeps RUN mount points out of layers with the copying snapshotter too', async () => {
+    const root = join(dir, `copy-root-${++seq}`);
+    const copying = await createSnapshotter({ root: join(root, 'snapshots'), driver: 'copy' });
+    const store = new ImageStore({ root });
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN --mount=type=tmpfs,target=/newdir/tmp echo copied > /copied && cat /etc/hosts > /hosts-seen\n` });
+    const built = await build(ctx, { images: store, snapshotter: copying, tags: ['copydriver:1'] });
+    expect(built.error).toBeUndefined();
+    const details = await store.inspect('copydriver:1');
+    const view = join(dir, `view-${++seq}`);
+    await mkdir(view);
+    const { mountAll, unmount } = await import('@berth/snapshot');
+    await mountAll(await copying.view(chainIds(details.config.rootfs.diff_ids).at(-1)!), view);
+    try {
+      expect(await readFile(join(view, 'copied'), 'utf8')).toBe('copied\n');
+      expect(await readFile(join(view, 'hosts-seen'), 'utf8')).toContain('localhost');
+      await expect(lstat(join(view, 'etc/hosts'))).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(lstat(join(view, 'newdir'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await unmount(view);
+    }
+    // The step's layer holds what the RUN wrote and nothing else: no stub, no touched /etc.
+    const blob = await store.content.readBytes(details.manifest.layers.at(-1)!.digest);
+    const { gunzipSync } = await import('node:zlib');
+    const names: string[] = [];
+    const { Parser } = await import('tar');
+    const parser = new Parser({ onReadEntry: (e) => (names.push(e.path), e.resume()) });
+    parser.end(gunzipSync(blob));
+    expect(names.sort()).toEqual(['copied', 'hosts-seen']);
+    expect((await copying.list()).filter((s) => s.kind === 'active')).toEqual([]);
+  });
 });
 
 async function exportFiles(image: string, paths: readonly string[]): Promise<Record<string, string>> {

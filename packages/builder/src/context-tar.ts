@@ -5,7 +5,6 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { extract } from 'tar';
 import { errnoCode, ErrorKind, throwIfAborted } from '@berth/errors';
 import { decompressStream, detectCompression } from './archive-format.js';
 import { readBuildContext, readDockerignore } from './build-context.js';
@@ -200,6 +199,8 @@ export async function unpackContext(options: UnpackContextOptions): Promise<Unpa
   // Entries that would land outside the directory (absolute, `..`) are skipped with a
   // warning; docker refuses such contexts, so any warning fails the unpack.
   let problem: string | undefined;
+  // node-tar is loaded here only: a build from a directory never needs it.
+  const { extract } = await import('tar');
   const unpack = extract({
     cwd: dir,
     preserveOwner: process.getuid?.() === 0,

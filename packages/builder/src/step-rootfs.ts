@@ -1,10 +1,14 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rm, rmdir, utimes } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join, posix } from 'node:path';
+import { promisify } from 'node:util';
 import { errnoCode } from '@berth/errors';
 import { digestOf, type Descriptor, type Digest, type LayerCompression } from '@berth/oci';
 import { RootResolver, mountAll, mountData, unmount, type Mount, type Snapshotter } from '@berth/snapshot';
 import type { Lease } from '@berth/store';
+
+const run = promisify(execFile);
 
 /** The diff ID of a layer with no entries: docker records such a step as an empty layer. */
 export const emptyLayerDiffId: Digest = digestOf(Buffer.alloc(1024));
@@ -38,12 +42,6 @@ export interface StepRootfsOptions {
   readonly signal?: AbortSignal;
 }
 
-interface MadeStub {
-  readonly top: string;
-  readonly parent: string;
-  readonly parentTimes: { readonly atime: Date; readonly mtime: Date } | undefined;
-}
-
 // Type, mode and owner of a path in the image below an overlay, read from its lower
 // directories: the first one that has the path decides (a whiteout hides it).
 function statInLowers(lowers: readonly string[], rel: string): { dir: boolean; mode: number; uid: number; gid: number } | undefined {
@@ -70,7 +68,8 @@ export class StepRootfs {
   readonly path: string;
   readonly #o: StepRootfsOptions;
   #mounted = false;
-  #made: MadeStub[] = [];
+  #made: string[] = [];
+  readonly #parentTimes = new Map<string, bigint>();
   #finished = false;
 
   private constructor(options: StepRootfsOptions) {
@@ -160,15 +159,20 @@ export class StepRootfs {
 
   #makeStubs(stubs: readonly MountStub[]): void {
     const resolver = new RootResolver(this.path);
+    // A directory's modification time as it was before the first stub was made in it, to the nanosecond.
+    const remember = (parentRel: string): void => {
+      const parent = resolver.abs(parentRel);
+      if (!this.#parentTimes.has(parent)) this.#parentTimes.set(parent, lstatSync(parent, { bigint: true }).mtimeNs);
+    };
+    const parentOf = (rel: string): string => (rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '');
     for (const stub of stubs) {
       const parts = posix.normalize(stub.path).split('/').filter(Boolean);
-      let top: string | undefined;
-      let parentRel = '';
       const dirParts = stub.kind === 'dir' ? parts : parts.slice(0, -1);
+      let top: string | undefined;
       const dirRel = resolver.resolveDir(dirParts, (rel) => {
         if (top === undefined) {
           top = rel;
-          parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+          remember(parentOf(rel));
         }
         mkdirSync(resolver.abs(rel), { mode: 0o755 });
       });
@@ -180,33 +184,27 @@ export class StepRootfs {
           if (errnoCode(err) !== 'ENOENT') throw err;
           if (top === undefined) {
             top = rel;
-            parentRel = dirRel;
+            remember(dirRel);
           }
           writeFileSync(resolver.abs(rel), '', { flag: 'wx', mode: 0o644 });
         }
       }
-      if (top !== undefined) {
-        const before = this.#made.find((m) => m.parent === parentRel)?.parentTimes;
-        let parentTimes = before;
-        if (!parentTimes) {
-          const info = lstatSync(resolver.abs(parentRel));
-          parentTimes = { atime: info.atime, mtime: info.mtime };
-        }
-        this.#made.push({ top: resolver.abs(top), parent: resolver.abs(parentRel), parentTimes });
-      }
+      if (top !== undefined) this.#made.push(resolver.abs(top));
     }
   }
 
   // Removes the stubs made in place when they still are what was made (empty), and gives
-  // their parent directory its times back, so the step's diff does not see them.
+  // their parent directories their modification times back, so the step's diff does not see
+  // them. Node's utimes cannot set nanoseconds; touch(1) can.
   async #removeStubs(): Promise<void> {
-    for (const made of this.#made.reverse()) {
-      if (await onlyEmpty(made.top)) {
-        await rm(made.top, { recursive: true, force: true });
-        if (made.parentTimes) await utimes(made.parent, made.parentTimes.atime, made.parentTimes.mtime).catch(() => {});
-      }
-    }
+    for (const top of this.#made.reverse()) if (await onlyEmpty(top)) await rm(top, { recursive: true, force: true });
     this.#made = [];
+    const parents = [...this.#parentTimes].sort(([a], [b]) => b.length - a.length);
+    this.#parentTimes.clear();
+    for (const [parent, mtimeNs] of parents) {
+      const stamp = `@${mtimeNs / 1_000_000_000n}.${(mtimeNs % 1_000_000_000n).toString().padStart(9, '0')}`;
+      await run('touch', ['-m', '-h', '-d', stamp, parent]).catch(() => {});
+    }
   }
 
   /** Unmounts (idempotent); the snapshot stays for `commit` or `discard`. */
