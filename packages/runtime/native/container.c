@@ -30,6 +30,7 @@
 #include "state.h"
 #include "sync.h"
 #include "terminal.h"
+#include "wrap.h"
 
 /* What the parent and the container's init share: set up before the clone, read by both. */
 struct launch
@@ -57,8 +58,6 @@ close_fd (int *fd)
     close (*fd);
   *fd = -1;
 }
-
-static void close_fds_except (const int *keep, size_t n_keep, int first_closed);
 
 /* The container's init, in its new namespaces. Never returns. */
 static void __attribute__ ((noreturn)) container_init (struct launch *L)
@@ -613,10 +612,7 @@ record_exit (struct launch *L, int wait_status)
     shim_error_release (&e);
 }
 
-/* Closes every descriptor from 3 up that is not in `keep` (nor below `first_closed`). The
-   monitor and the init must not hold what the caller gave us (a pipe it waits on to close, its
-   --log) for the container's whole life. */
-static void
+void
 close_fds_except (const int *keep, size_t n_keep, int first_closed)
 {
   DIR *d = opendir ("/proc/self/fd");
@@ -668,6 +664,8 @@ container_start (const struct container_options *o, int *exit_code, shim_error_t
   struct launch L = { .o = o, .sync_parent = -1, .sync_child = -1, .master = -1, .fifo_fd = -1, .log_fd = -1,
                       .listen_fd = -1, .signal_fd = -1 };
   *exit_code = 0;
+  if (o->oci_runtime)
+    return wrap_start (o, exit_code, err);
   if (state_check_id (o->id, err) < 0)
     return -1;
   if (spec_load (o->bundle, &L.spec, err) < 0)

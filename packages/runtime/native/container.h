@@ -3,6 +3,7 @@
 #define BERTH_CONTAINER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "error.h"
 
@@ -25,11 +26,20 @@ struct container_options
   bool open_stdin; /* Berth: give the process a stdin pipe fed by attach clients */
   bool stdin_once; /* Berth: close that stdin when the first client that wrote to it leaves */
   int preserve_fds;
+  /* Berth: run the container with this OCI runtime (runc, crun) under our monitor (conmon's
+     role), with its --root and other global options. */
+  const char *oci_runtime;
+  const char *oci_runtime_root;
+  char **oci_runtime_args;
+  size_t n_oci_runtime_args;
 };
 
 /* Runs `create` or `run`. For a foreground `run`, *exit_code gets the container's status
    (128+signal when killed); otherwise 0. */
 int container_start (const struct container_options *o, int *exit_code, shim_error_t *err);
+/* Closes every descriptor from `first_closed` up that is not in `keep`: a monitor must not hold
+   what its caller gave it (a pipe the caller waits on, its --log) for the container's life. */
+void close_fds_except (const int *keep, size_t n_keep, int first_closed);
 /* `start`: releases a created container (writes to its exec.fifo). */
 int container_release (const char *root, const char *id, shim_error_t *err);
 /* Runs the hooks of one kind with the state on stdin (prestart, createRuntime, poststart, poststop). */

@@ -17,6 +17,7 @@
 #include "json.h"
 #include "spec.h"
 #include "state.h"
+#include "wrap.h"
 
 static const struct
 {
@@ -116,11 +117,16 @@ command_state (const char *root, const char *id, shim_error_t *err)
   if (state_load (root, id, &st, err) < 0)
     return -1;
   struct strbuf b = { 0 };
-  state_write_json (&b, st);
-  print_pretty (b.p, b.len);
+  int r = 0;
+  if (st->oci_runtime)
+    r = wrap_state_json (st, &b, err);
+  else
+    state_write_json (&b, st);
+  if (r == 0)
+    print_pretty (b.p, b.len);
   free (b.p);
   state_free (st);
-  return 0;
+  return r;
 }
 
 static int
@@ -322,7 +328,11 @@ command_list (const char *root, bool json, bool quiet, shim_error_t *err)
         {
           if (i)
             strbuf_add (&b, ",");
-          state_write_json (&b, all[i]);
+          shim_error_t e = NULL;
+          if (all[i]->oci_runtime && wrap_state_json (all[i], &b, &e) < 0)
+            shim_error_release (&e);
+          else if (!all[i]->oci_runtime)
+            state_write_json (&b, all[i]);
         }
       strbuf_add (&b, "]\n");
     }

@@ -12,7 +12,9 @@
 #include "exec.h"
 #include "lifecycle.h"
 #include "monitor.h"
+#include "state.h"
 #include "update.h"
+#include "wrap.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "0.1.0"
@@ -60,6 +62,9 @@ static const char usage_text[]
       "  --log-max-size SIZE    Berth: rotate the log at SIZE (docker's max-size: 10m = 10000000 bytes)\n"
       "  --log-max-file N       Berth: keep N files, the live one included (docker's max-file, default 1)\n"
       "  --log-compress         Berth: gzip the rotated files (docker's compress)\n"
+      "  --oci-runtime PATH     Berth: run the container with runc or crun under our monitor (conmon's role)\n"
+      "  --oci-runtime-root DIR Berth: that runtime's --root (default /run/runc, /run/crun)\n"
+      "  --oci-runtime-arg ARG  Berth: another global option for that runtime (repeatable)\n"
       "\n"
       "exec [options] <id> <command> [args...]:\n"
       "  -p, --process FILE  a process.json; -t, --tty; -d, --detach; --console-socket; --pid-file;\n"
@@ -78,6 +83,7 @@ struct args
   int argc;
   char **argv;
   int i;
+  char **cmd_args; /* what follows the command name, for a runtime we hand the command to */
 };
 
 /* The value of an option: "--name=value", "--name value" or "-x value". */
@@ -265,6 +271,24 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
         }
       else if (strcmp (arg, "--log-compress") == 0)
         o.log_compress = true;
+      else if (is_opt (arg, "--oci-runtime"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.oci_runtime = v;
+        }
+      else if (is_opt (arg, "--oci-runtime-root"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.oci_runtime_root = absolute (v);
+        }
+      else if (is_opt (arg, "--oci-runtime-arg"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.oci_runtime_args = push (o.oci_runtime_args, &o.n_oci_runtime_args, v);
+        }
       else if (is_opt (arg, "--preserve-fds"))
         {
           if ((v = take_value (a, arg, err)) == NULL || parse_count (v, &o.preserve_fds, err) < 0)
@@ -294,12 +318,44 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
   if (o.log_compress && (o.log_max_files < 2 || o.log_max_size == 0))
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0,
                                  "%s: compress cannot be true when max-file is less than 2 or max-size is not set", cmd);
+  if ((o.oci_runtime_root || o.n_oci_runtime_args) && !o.oci_runtime)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: --oci-runtime-root and --oci-runtime-arg need --oci-runtime", cmd);
+  if (o.oci_runtime && !o.oci_runtime_root)
+    {
+      /* Where runc and crun keep their state when run as root. */
+      const char *base = strrchr (o.oci_runtime, '/');
+      o.oci_runtime_root = strcmp (base ? base + 1 : o.oci_runtime, "crun") == 0 ? "/run/crun" : "/run/runc";
+    }
   if (o.log_compress && !monitor_can_compress ())
     return shim_make_error_code (err, SHIM_CODE_UNSUPPORTED, ENOTSUP,
                                  "%s: --log-compress: this berth-runtime was built without zlib", cmd);
   o.id = pos[0];
   o.bundle = absolute (bundle);
   return container_start (&o, exit_code, err);
+}
+
+/* A container that another runtime runs under our monitor: the command goes to that runtime
+   (*done). Anything else, a missing container included, is left to our own command. */
+static int
+wrapped_command (const char *root, const char *id, const char *cmd, char **args, int *exit_code, bool *done,
+                 shim_error_t *err)
+{
+  struct container_state *st = NULL;
+  shim_error_t e = NULL;
+  *done = false;
+  if (state_check_id (id, &e) < 0 || state_load (root, id, &st, &e) < 0)
+    {
+      shim_error_release (&e);
+      return 0;
+    }
+  int r = 0;
+  if (st->oci_runtime)
+    {
+      *done = true;
+      r = wrap_command (st, cmd, args, exit_code, err);
+    }
+  state_free (st);
+  return r;
 }
 
 static int
@@ -392,6 +448,11 @@ cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
   o.id = a->argv[a->i++];
   if (a->i < a->argc)
     o.args = &a->argv[a->i];
+  bool done;
+  if (wrapped_command (root, o.id, o.attach_socket ? "exec-attach" : "exec", a->cmd_args, exit_code, &done, err) < 0)
+    return -1;
+  if (done)
+    return 0;
   return container_exec (&o, exit_code, err);
 }
 
@@ -497,6 +558,10 @@ cmd_update (struct args *a, const char *root, shim_error_t *err)
   if (n != 1)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, n ? "update: expects one container id" : "update: missing container id");
   o.id = pos[0];
+  bool done;
+  int code;
+  if (wrapped_command (root, o.id, "update", a->cmd_args, &code, &done, err) < 0 || done)
+    return done && *err == NULL ? 0 : -1;
   return container_update (&o, err);
 }
 
@@ -564,6 +629,13 @@ cmd_simple (struct args *a, const char *root, const char *cmd, shim_error_t *err
     return command_spec (bundle, rootless, err);
   if (need_id (pos, n, 1, cmd, err) < 0)
     return -1;
+  if (strcmp (cmd, "state") != 0)
+    {
+      bool done;
+      int code;
+      if (wrapped_command (root, pos[0], cmd, a->cmd_args, &code, &done, err) < 0 || done)
+        return done && *err == NULL ? 0 : -1;
+    }
   if (strcmp (cmd, "state") == 0)
     return command_state (root, pos[0], err);
   if (strcmp (cmd, "start") == 0)
@@ -646,6 +718,7 @@ main (int argc, char **argv)
       return 2;
     }
   const char *cmd = argv[a.i];
+  a.cmd_args = &argv[a.i + 1];
   int r;
   if (strcmp (cmd, "create") == 0 || strcmp (cmd, "run") == 0)
     r = cmd_create_run (&a, root, cmd, &exit_code, &err);

@@ -84,6 +84,20 @@ state_write (const struct container_state *st, const struct json_value *annotati
       strbuf_add (&b, ",\"resources\":");
       json_write_value (&b, st->resources);
     }
+  if (st->oci_runtime)
+    {
+      add_string_field (&b, "ociRuntime", st->oci_runtime);
+      if (st->oci_runtime_root)
+        add_string_field (&b, "ociRuntimeRoot", st->oci_runtime_root);
+      strbuf_add (&b, ",\"ociRuntimeArgs\":[");
+      for (size_t i = 0; i < st->n_oci_runtime_args; i++)
+        {
+          if (i)
+            strbuf_add (&b, ",");
+          json_write_string (&b, st->oci_runtime_args[i], strlen (st->oci_runtime_args[i]));
+        }
+      strbuf_add (&b, "]");
+    }
   strbuf_add (&b, "}\n");
   cleanup_free char *path = xasprintf ("%s/state.json", st->dir);
   int r = write_file_atomic (path, b.p, b.len, 0600, err);
@@ -141,6 +155,16 @@ state_load (const char *root, const char *id, struct container_state **out, shim
   st->log_path = dup_string (doc, "logPath");
   st->attach_socket = dup_string (doc, "attachSocket");
   st->resources = json_get (doc, "resources");
+  st->oci_runtime = dup_string (doc, "ociRuntime");
+  st->oci_runtime_root = dup_string (doc, "ociRuntimeRoot");
+  const struct json_value *oargs = json_get (doc, "ociRuntimeArgs");
+  if (oargs && oargs->type == JSON_ARRAY)
+    {
+      st->oci_runtime_args = xcalloc (oargs->array.len + 1, sizeof *st->oci_runtime_args);
+      for (size_t i = 0; i < oargs->array.len; i++)
+        if (oargs->array.items[i]->type == JSON_STRING)
+          st->oci_runtime_args[st->n_oci_runtime_args++] = xstrdup (oargs->array.items[i]->string.s);
+    }
   const struct json_value *cg = json_get (doc, "cgroup");
   if (cg && cgroup_from_json (cg, &st->cgroup, err) < 0)
     {
@@ -178,6 +202,11 @@ state_free (struct container_state *st)
   free (st->log_path);
   free (st->attach_socket);
   free (st->finished);
+  free (st->oci_runtime);
+  free (st->oci_runtime_root);
+  for (size_t i = 0; i < st->n_oci_runtime_args; i++)
+    free (st->oci_runtime_args[i]);
+  free (st->oci_runtime_args);
   cgroup_free (st->cgroup);
   json_free (st->doc);
   json_free (st->exit_doc);
@@ -215,7 +244,9 @@ state_status (const struct container_state *st)
     return STATUS_STOPPED;
   if (!state_process_alive (st))
     return monitor_finishing (st) ? STATUS_RUNNING : STATUS_STOPPED;
-  cleanup_free char *fifo = xasprintf ("%s/exec.fifo", st->dir);
+  /* Another runtime keeps its exec.fifo in its own state directory, as runc and crun do. */
+  cleanup_free char *fifo = st->oci_runtime ? xasprintf ("%s/%s/exec.fifo", st->oci_runtime_root ? st->oci_runtime_root : "/run/runc", st->id)
+                                            : xasprintf ("%s/exec.fifo", st->dir);
   if (access (fifo, F_OK) == 0)
     return STATUS_CREATED;
   if (st->cgroup && cgroup_is_frozen (st->cgroup))

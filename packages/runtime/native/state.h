@@ -1,7 +1,8 @@
 /* The state directory of a container, <root>/<id>/:
      state.json   written by create: runc's state fields plus Berth's (pidStartTime,
-                  monitorPid, logPath, attachSocket, cgroup, resources); `update` rewrites
-                  its `resources`
+                  monitorPid, logPath, attachSocket, cgroup, resources; ociRuntime,
+                  ociRuntimeRoot, ociRuntimeArgs when another runtime runs the container
+                  under our monitor); `update` rewrites its `resources`
      config.json  the bundle's config as it was at create (exec reads the container's settings)
      exec.fifo    exists between create and start
      exit.json    written by the monitor when the container's process ends
@@ -30,6 +31,11 @@ struct container_state
   char *log_path, *attach_socket;
   struct cgroup *cgroup;
   const struct json_value *resources; /* linux.resources as created, then as updated */
+  /* A container that another OCI runtime (runc, crun) runs under our monitor: that runtime,
+     its --root (or NULL) and its other global options. */
+  char *oci_runtime, *oci_runtime_root;
+  char **oci_runtime_args;
+  size_t n_oci_runtime_args;
   bool has_exit;
   int exit_code, exit_signal;
   char *finished;

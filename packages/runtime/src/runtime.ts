@@ -24,6 +24,14 @@ export interface RuntimeOptions {
   readonly root?: string;
   /** Global options put before every command (for instance `--cgroup-manager=disabled` for crun). */
   readonly runtimeArgs?: readonly string[];
+  /**
+   * runc, crun or another runtime: run its containers under berth-runtime's monitor, as conmon
+   * does for podman, so that the json-file log (and its rotation), attach and the exit record
+   * work with them too. berth-runtime then takes every command and hands it to that runtime.
+   */
+  readonly monitor?: boolean;
+  /** With `monitor`: where berth-runtime keeps the monitor's state (default /run/berth/runtime). */
+  readonly monitorRoot?: string;
   readonly logger?: Logger;
 }
 
@@ -178,7 +186,11 @@ export class Runtime {
   readonly root: string | undefined;
   private readonly binary: string;
   private readonly kind: Kind;
+  /** berth-runtime is what runs: itself, or as the monitor of the named runtime. */
+  private readonly viaShim: boolean;
   private readonly globalArgs: readonly string[];
+  /** With `monitor`: what create and run tell berth-runtime about the runtime it wraps. */
+  private readonly wrapArgs: readonly string[];
   private readonly logger: Logger;
 
   constructor(options: RuntimeOptions = {}) {
@@ -192,16 +204,27 @@ export class Runtime {
     const name = basename(runtime);
     this.kind = runtime === 'berth-runtime' || name === 'berth-runtime' ? 'berth' : name === 'runc' ? 'runc' : name === 'crun' ? 'crun' : 'other';
     this.runtime = runtime;
-    this.binary = runtime === 'berth-runtime' ? shimPath : runtime;
     const defaults: Record<Kind, string | undefined> = { berth: '/run/berth/runtime', runc: '/run/runc', crun: '/run/crun', other: undefined };
     this.root = options.root ?? defaults[this.kind];
-    this.globalArgs = [...(this.root ? ['--root', this.root] : []), ...(options.runtimeArgs ?? [])];
+    const wrapped = options.monitor === true && this.kind !== 'berth';
+    if (wrapped && !this.root) throw new RuntimeError(`root: ${runtime} needs its state directory to run under the monitor`, RuntimeErrorCode.InvalidSpec);
+    if (options.monitorRoot !== undefined && !options.monitorRoot.startsWith('/')) {
+      throw new RuntimeError(`monitorRoot: ${JSON.stringify(options.monitorRoot)} is not an absolute path`, RuntimeErrorCode.InvalidSpec);
+    }
+    this.viaShim = this.kind === 'berth' || wrapped;
+    this.binary = this.viaShim && (runtime === 'berth-runtime' || wrapped) ? shimPath : runtime;
+    this.globalArgs = wrapped
+      ? ['--root', options.monitorRoot ?? defaults.berth!]
+      : [...(this.root ? ['--root', this.root] : []), ...(options.runtimeArgs ?? [])];
+    this.wrapArgs = wrapped
+      ? ['--oci-runtime', runtime, '--oci-runtime-root', this.root!, ...(options.runtimeArgs ?? []).flatMap((a) => ['--oci-runtime-arg', a])]
+      : [];
     this.logger = (options.logger ?? noopLogger).child({ component: 'runtime', runtime: name });
   }
 
-  /** True for berth-runtime, which has the monitor's log, attach socket and exit records. */
+  /** True for berth-runtime, and for runc or crun under its monitor: the log, attach socket and exit records. */
   get hasMonitor(): boolean {
-    return this.kind === 'berth';
+    return this.viaShim;
   }
 
   /** Creates a container that waits for `start`. */
@@ -378,6 +401,7 @@ export class Runtime {
       }
     }
     return [
+      ...this.wrapArgs,
       '--bundle', o.bundle,
       ...(o.pidFile ? ['--pid-file', o.pidFile] : []),
       ...(o.consoleSocket ? ['--console-socket', o.consoleSocket] : []),
@@ -393,21 +417,21 @@ export class Runtime {
 
   // runc and crun name "not found" and "exists" only in their prose; their state directories say it plainly.
   private async checkPresent(id: string): Promise<void> {
-    if (this.kind === 'berth' || !this.root) return;
+    if (this.viaShim || !this.root) return;
     if (!(await stat(join(this.root, id)).catch(() => undefined))) {
       throw new RuntimeError(`container ${id} does not exist`, RuntimeErrorCode.NotFound);
     }
   }
 
   private async checkAbsent(id: string): Promise<void> {
-    if (this.kind === 'berth' || !this.root) return;
+    if (this.viaShim || !this.root) return;
     if (await stat(join(this.root, id)).catch(() => undefined)) {
       throw new RuntimeError(`container ${id} already exists`, RuntimeErrorCode.Exists);
     }
   }
 
   private checkBinary(): void {
-    if (this.kind === 'berth' && this.binary === shimPath && !existsSync(shimPath)) {
+    if (this.viaShim && this.binary === shimPath && !existsSync(shimPath)) {
       throw new RuntimeError(`berth-runtime is not built (${shimPath} is missing); build it with: ${buildCommand}`, RuntimeErrorCode.ShimMissing);
     }
   }
@@ -421,7 +445,7 @@ export class Runtime {
     this.checkBinary();
     const chunks: Buffer[] = [];
     let logFile: string | undefined;
-    if (this.kind !== 'berth') logFile = join(tmpdir(), `berth-runtime-log-${process.pid}-${++logSequence}.json`);
+    if (!this.viaShim) logFile = join(tmpdir(), `berth-runtime-log-${process.pid}-${++logSequence}.json`);
     const full = [...this.globalArgs, '--log', logFile ?? '/proc/self/fd/3', '--log-format', 'json', ...args];
     this.logger.debug('exec', { args: full });
     const child = spawn(this.binary, full, { stdio: [...stdio, logFile ? 'ignore' : 'pipe'], ...(signal ? { signal, killSignal: 'SIGTERM' } : {}) });
@@ -438,8 +462,8 @@ export class Runtime {
   private failure(args: readonly string[], code: number | null, log: string, stderr: string, cause?: unknown): RuntimeError {
     if (errnoCode(cause) === 'ENOENT') {
       return new RuntimeError(
-        this.kind === 'berth' ? `berth-runtime is not built; build it with: ${buildCommand}` : `${this.runtime} is not installed`,
-        this.kind === 'berth' ? RuntimeErrorCode.ShimMissing : RuntimeErrorCode.NotSupported,
+        this.viaShim ? `berth-runtime is not built; build it with: ${buildCommand}` : `${this.runtime} is not installed`,
+        this.viaShim ? RuntimeErrorCode.ShimMissing : RuntimeErrorCode.NotSupported,
         { cause },
       );
     }
