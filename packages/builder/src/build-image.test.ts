@@ -450,17 +450,25 @@ describe.skipIf(skip)('buildImage', () => {
         `RUN --mount=type=cache,target=/c,id=${id},sharing=locked [ ! -e /c/busy ] && touch /c/busy && sleep 0.5 && rm /c/busy && echo one >> /c/log`,
         `FROM ${base} AS two`,
         `RUN --mount=type=cache,target=/c,id=${id},sharing=locked [ ! -e /c/busy ] && touch /c/busy && sleep 0.5 && rm /c/busy && echo two >> /c/log`,
+        // Two RUNs at once on a private cache: each gets an instance of its own.
+        `FROM ${base} AS p1`,
+        `RUN --mount=type=cache,target=/p,id=${id}-private,sharing=private echo p1 > /p/who && sleep 0.5 && cat /p/who > /seen`,
+        `FROM ${base} AS p2`,
+        `RUN --mount=type=cache,target=/p,id=${id}-private,sharing=private echo p2 > /p/who && sleep 0.5 && cat /p/who > /seen`,
         `FROM ${base}`,
         'COPY --from=one /etc/passwd /one',
         'COPY --from=two /etc/passwd /two',
+        'COPY --from=p1 /seen /p1-seen',
+        'COPY --from=p2 /seen /p2-seen',
         'RUN --mount=type=bind,from=data,source=/data,target=/mnt cat /mnt/file > /bound',
         'RUN --network=host cat /proc/net/dev > /host-netdev',
       ].join('\n'),
     });
     const built = await build(ctx, { tags: ['mounts:1'] });
     expect(built.error).toBeUndefined();
-    const files = await exportFiles('mounts:1', ['bound', 'host-netdev']);
+    const files = await exportFiles('mounts:1', ['bound', 'host-netdev', 'p1-seen', 'p2-seen']);
     expect(files.bound).toBe('from-stage\n');
+    expect([files['p1-seen'], files['p2-seen']]).toEqual(['p1\n', 'p2\n']);
     // The interface of the host's default route is there (others come and go as other tests run).
     const route = (await readFile('/proc/net/route', 'utf8')).split('\n').find((l) => l.split('\t')[1] === '00000000');
     expect(files['host-netdev']).toContain(`${route!.split('\t')[0]}:`);
