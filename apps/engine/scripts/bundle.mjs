@@ -67,9 +67,23 @@ const undiciAsText = {
   },
 };
 
+// A package finds its native programs in its own dist/native (`new URL('../dist/native/x',
+// import.meta.url)`); inside the bundle, import.meta.url is the bundle's, and the programs sit in
+// native/ beside it. Rewriting that one path keeps the bundle working wherever it is unpacked.
+const nativeBesideBundle = {
+  name: 'native-beside-bundle',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]packages[\\/][^\\/]+[\\/]src[\\/].*\.ts$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes("new URL('../dist/native/")) return undefined;
+      return { contents: text.replaceAll("new URL('../dist/native/", "new URL('./native/"), loader: 'ts' };
+    });
+  },
+};
+
 const common = {
   bundle: true,
-  plugins: [lazyBuiltins, workspaceWithoutSideEffects, undiciAsText],
+  plugins: [lazyBuiltins, workspaceWithoutSideEffects, undiciAsText, nativeBesideBundle],
   alias: { 'string-width': here('./string-width.mjs') },
   platform: 'node',
   format: 'esm',
