@@ -461,11 +461,13 @@ ${
     }
 `;
     await writeFile(join(this.#dir, 'start.sh'), start);
+    // Recorded before the boot, so that a rig cleanup finds the cgroups even if the boot fails.
+    await writeFile(join(this.#dir, 'pid'), JSON.stringify({ pid: 0, cgroups: cgroupDirs }));
     // Join the host's cgroups first, so that the cgroup namespace is rooted there.
     const join_ = cgroupDirs.map((d) => `echo $$ > '${d}/cgroup.procs'`).join(' && ');
     const child = spawn(
       'sh',
-      ['-c', `${join_ || 'true'} && exec unshare --mount --pid --net --uts --ipc --cgroup --fork --propagation private sh '${join(this.#dir, 'start.sh')}'`],
+      ['-c', `${join_ || 'true'} && exec unshare --mount --pid --net --uts --ipc --cgroup --fork --kill-child --propagation private sh '${join(this.#dir, 'start.sh')}'`],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.#child = child;
@@ -491,8 +493,10 @@ ${
         break;
       }
       if (this.#child !== child || Date.now() > deadline) {
+        // --kill-child takes the namespace's pid 1 down with unshare.
         child.kill('SIGKILL');
         await exited;
+        await killHost(join(this.#dir, 'pid'));
         throw new Error(`host-rig: host ${this.name} did not boot: ${stderr.trim()}`);
       }
       await sleep(20);
