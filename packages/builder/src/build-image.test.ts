@@ -524,6 +524,34 @@ describe.skipIf(skip)('buildImage', () => {
     expect(names.sort()).toEqual(['copied', 'hosts-seen']);
     expect((await copying.list()).filter((s) => s.kind === 'active')).toEqual([]);
   });
+
+  it('reuses in one process the cache another process filled', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nRUN echo "made in $$" > /pid\nCOPY f.txt /\n`, 'f.txt': 'f\n' });
+    const child = `
+      import { buildImage } from '@berth/builder';
+      import { ImageStore } from '@berth/store';
+      import { createSnapshotter } from '@berth/snapshot';
+      import { Runtime } from '@berth/runtime';
+      const [root, work, context, runtimeRoot] = process.argv.slice(1);
+      const { RegistryClient } = await import('@berth/registry');
+      const registry = new RegistryClient({ retries: 0 });
+      const build = buildImage({ context: { dir: context }, images: new ImageStore({ root }), snapshotter: await createSnapshotter({ root: root + '/snapshots' }), runtime: new Runtime({ root: runtimeRoot }), registry, workDir: work });
+      for await (const m of build) void m;
+      process.stdout.write((await build.result).imageId);
+      await registry.close();
+    `;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', child, join(dir, 'root'), join(dir, 'work'), ctx, join(dir, 'runtime')], { cwd: join(import.meta.dirname, '..') });
+    const here = await build(ctx);
+    expect(here.imageId).toBe(stdout);
+    expect(here.text.match(/Using cache/g)).toHaveLength(2);
+  });
+
+  it('names a COPY source that is missing or ignored', async () => {
+    const ctx = await context({ Dockerfile: `FROM ${base}\nCOPY present.txt missing.txt /dst/\n`, 'present.txt': 'x', '.dockerignore': 'present.txt\n' });
+    const built = await build(ctx);
+    expect(built.error).toMatchObject({ code: BuilderErrorCode.SourceNotFound, message: expect.stringContaining('"present.txt": not found in the build context') });
+    await expectNothingLeft();
+  });
 });
 
 async function exportFiles(image: string, paths: readonly string[]): Promise<Record<string, string>> {
