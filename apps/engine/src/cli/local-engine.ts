@@ -21,19 +21,17 @@ export interface LocalEngineOverrides {
 }
 
 /**
- * Where the bundle's companions are: `native/berth-runtime`, the network helper
- * `network-helper.mjs` and the daemonless supervisor `supervisor.mjs` beside `engine.mjs` (the
- * layout of apps/engine/dist and of the machine provisioner's package). From source, the
- * packages find their own.
+ * Where the bundle's companions are: the network helper `network-helper.mjs` and the daemonless
+ * supervisor `supervisor.mjs` beside `engine.mjs` (the layout of apps/engine/dist and of the
+ * machine provisioner's package; the native programs in native/ are found by the bundle itself).
+ * From source, the packages find their own.
  */
-function bundledAssets(): { runtime?: string; helperCommand?: string[]; supervisorCommand?: string[] } {
+function bundledAssets(): { helperCommand?: string[]; supervisorCommand?: string[] } {
   if (typeof BERTH_BUNDLED !== 'boolean' || !BERTH_BUNDLED) return {};
   const dir = dirname(fileURLToPath(import.meta.url));
-  const shim = join(dir, 'native', 'berth-runtime');
   const helper = join(dir, 'network-helper.mjs');
   const supervisor = join(dir, 'supervisor.mjs');
   return {
-    ...(existsSync(shim) ? { runtime: shim } : {}),
     ...(existsSync(helper) ? { helperCommand: [process.execPath, helper] } : {}),
     ...(existsSync(supervisor) ? { supervisorCommand: [process.execPath, supervisor] } : {}),
   };
@@ -43,7 +41,7 @@ function bundledAssets(): { runtime?: string; helperCommand?: string[]; supervis
 export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverrides = {}): Promise<Engine> {
   const settings = cli.settings;
   const assets = bundledAssets();
-  const runtime = settings.runtime ?? assets.runtime;
+  const runtime = settings.runtime;
   const net = { ...settings.network, ...overrides.network };
   const network = {
     ...(assets.helperCommand ? { helperCommand: assets.helperCommand } : {}),
