@@ -261,8 +261,15 @@ describe.skipIf(skip)('buildImage', () => {
     const local = join(dir, `out-${++seq}`);
     const tarFile = join(dir, `out-${++seq}.tar`);
     const iid = join(dir, `iid-${++seq}`);
-    const built = await build(ctx, { outputs: [{ type: 'local', dest: local }, { type: 'tar', dest: tarFile }], iidFile: iid });
+    const { PassThrough } = await import('node:stream');
+    const stream = new PassThrough();
+    const chunks: Buffer[] = [];
+    stream.on('data', (d: Buffer) => chunks.push(d));
+    const built = await build(ctx, { outputs: [{ type: 'local', dest: local }, { type: 'tar', dest: tarFile }, { type: 'tar', dest: stream }], iidFile: iid });
     expect(built.error).toBeUndefined();
+    // A stream is left open (stdout must be), with the same archive in it.
+    expect(stream.writableEnded).toBe(false);
+    expect(Buffer.concat(chunks).equals(await readFile(tarFile))).toBe(true);
     expect(await readFile(join(local, 'app'), 'utf8')).toBe('artifact\n');
     expect(await readdir(local)).toEqual(['app']);
     const { stdout } = await run('tar', ['-tf', tarFile]);

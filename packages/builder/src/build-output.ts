@@ -6,7 +6,10 @@ import { UnpackMode, unpackLayer } from '@berth/snapshot';
 import type { BuildSession } from './build-image.js';
 import type { ImageState } from './image-state.js';
 
-/** docker build's `--output`: the result's file system as a directory or a tar (a file path or a stream). */
+/**
+ * docker build's `--output`: the result's file system as a directory or a tar, written to a
+ * file or to a stream (which is left open for the caller, as stdout must be).
+ */
 export type BuildOutput = { readonly type: 'local'; readonly dest: string } | { readonly type: 'tar'; readonly dest: string | Writable };
 
 /** Writes the whole file system of `state` where `output` says. */
@@ -25,6 +28,6 @@ export async function exportImageState(state: ImageState, output: BuildOutput, o
     await unpackLayer({ source: tar, target: output.dest, mode: UnpackMode.Copy, compression: 'none', signal });
     return;
   }
-  const sink = typeof output.dest === 'string' ? createWriteStream(output.dest) : output.dest;
-  await pipeline(tar, sink, { signal });
+  if (typeof output.dest === 'string') await pipeline(tar, createWriteStream(output.dest), { signal });
+  else await pipeline(tar, output.dest, { signal, end: false });
 }
