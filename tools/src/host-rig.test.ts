@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HostRig, missingTools, systemdUnavailable, type RigHost } from './host-rig.js';
+import { HostRig, cleanupStaleRigs, missingTools, systemdUnavailable, type RigHost } from './host-rig.js';
 
 const run = promisify(execFile);
 const missing = await missingTools();
@@ -98,6 +98,25 @@ describe.skipIf(missing.length > 0)('HostRig', () => {
     } finally {
       await sd.remove();
     }
+  });
+
+  it('removes the rig of a test process that was killed', async () => {
+    const dist = new URL('../dist/host-rig.js', import.meta.url).pathname;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { HostRig } from ${JSON.stringify(dist)};
+      const rig = await HostRig.create({ nat: false });
+      const h = await rig.addHost({ name: 'orphan' });
+      process.stdout.write(JSON.stringify({ dir: rig.dir, bridge: rig.bridge, pid: h.pid }) + '\\n');
+      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    const orphan = JSON.parse(line) as { dir: string; bridge: string; pid: number };
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect((await stat(`/proc/${orphan.pid}`)).isDirectory()).toBe(true);
+    await cleanupStaleRigs();
+    await expect(stat(orphan.dir)).rejects.toThrow();
+    expect((await run('ip', ['-o', 'link'])).stdout).not.toContain(orphan.bridge);
+    await expect.poll(() => stat(`/proc/${orphan.pid}`).then(() => true, () => false)).toBe(false);
   });
 
   it('leaves no bridge, veth, mount, cgroup or directory behind', async () => {
