@@ -556,6 +556,16 @@ launch (struct launch *L, shim_error_t *err)
   return 0;
 }
 
+static void
+record_exit (void *ctx, int wait_status)
+{
+  struct launch *L = ctx;
+  shim_error_t e = NULL;
+  bool oom = L->cgroup && cgroup_oom_killed (L->cgroup);
+  if (state_write_exit (L->state_dir, wait_status, oom, &e) < 0)
+    shim_error_release (&e);
+}
+
 static int
 monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
 {
@@ -580,6 +590,9 @@ monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
     .listen_fd = L->listen_fd,
     .first_client_fd = -1,
     .stdin_once = L->o->stdin_once,
+    /* A foreground run deletes the container at the end, unless it keeps it (--keep). */
+    .on_exit = !local || L->o->keep ? record_exit : NULL,
+    .on_exit_ctx = L,
     .local = local && L->monitored,
     .local_tty = local && tty && isatty (0),
   };
@@ -603,14 +616,6 @@ monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
   return r;
 }
 
-static void
-record_exit (struct launch *L, int wait_status)
-{
-  shim_error_t e = NULL;
-  bool oom = L->cgroup && cgroup_oom_killed (L->cgroup);
-  if (state_write_exit (L->state_dir, wait_status, oom, &e) < 0)
-    shim_error_release (&e);
-}
 
 void
 close_fds_except (const int *keep, size_t n_keep, int first_closed)
@@ -721,10 +726,7 @@ container_start (const struct container_options *o, int *exit_code, shim_error_t
       L.pid = 0;
       *exit_code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
       if (o->keep)
-        {
-          record_exit (&L, status);
-          return 0;
-        }
+        return 0;
       shim_error_t e = NULL;
       if (L.spec->n_hooks[HOOK_POSTSTOP])
         {
@@ -800,7 +802,6 @@ container_start (const struct container_options *o, int *exit_code, shim_error_t
   shim_error_t e = NULL;
   if (monitor_loop (&L, false, &status, &e) < 0)
     shim_error_release (&e);
-  record_exit (&L, status);
   if (o->attach_socket)
     unlink (o->attach_socket);
   _exit (0);

@@ -177,8 +177,7 @@ command_kill (const char *root, const char *id, const char *signame, bool all, s
   return ret;
 }
 
-/* Waits for a process to exit through its pidfd: no polling loop, bounded by timeout_ms. */
-static bool
+bool
 wait_exit (pid_t pid, unsigned long long start, int timeout_ms)
 {
   if (pid <= 0)

@@ -3,6 +3,7 @@
 #define BERTH_LIFECYCLE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -17,5 +18,8 @@ int command_ps (const char *root, const char *id, bool json, char **ps_args, shi
 /* `spec`: writes a default config.json into the bundle (runc's, with Berth's hostname). */
 int command_spec (const char *bundle, bool rootless, shim_error_t *err);
 int signal_from_name (const char *name);
+/* Waits for a process (checked by start time) to exit through its pidfd: no polling loop,
+   bounded by timeout_ms; false when it is still there. */
+bool wait_exit (pid_t pid, unsigned long long start, int timeout_ms);
 
 #endif

@@ -709,6 +709,8 @@ monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *er
   for (int s = 1; s <= 2; s++)
     if (l.log_fd >= 0 && l.pending[s].len)
       log_record (&l, s, l.pending[s].p, l.pending[s].len);
+  if (o->on_exit)
+    o->on_exit (o->on_exit_ctx, l.status);
   int code = WIFEXITED (l.status) ? WEXITSTATUS (l.status) : 128 + WTERMSIG (l.status);
   unsigned char be[4] = { (unsigned char) (code >> 24), (unsigned char) (code >> 16), (unsigned char) (code >> 8),
                           (unsigned char) code };

@@ -49,6 +49,10 @@ struct monitor_options
   int listen_fd;      /* attach socket, or -1 */
   int first_client_fd; /* a client accepted before the loop started, or -1 */
   bool stdin_once;
+  /* Called once the process has exited and its output is in the log, before the clients get
+     the exit: whoever is told of the exit then finds it recorded. */
+  void (*on_exit) (void *ctx, int wait_status);
+  void *on_exit_ctx;
   bool local;     /* also relay our own stdin/stdout/stderr */
   bool local_tty; /* our stdin is a terminal: SIGWINCH resizes the container's */
 };

@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "files.h"
 #include "json.h"
+#include "lifecycle.h"
 #include "monitor.h"
 #include "sync.h"
 #include "terminal.h"
@@ -301,14 +302,7 @@ delete_wrapped (const struct container_state *st, const struct target *t, bool f
   if (rstatus != 0 && access (theirs, F_OK) == 0)
     return shim_make_error (err, 0, "%s delete: %s", t->runtime, message ? message : "failed");
   /* Let the monitor record the exit and flush the log before the directory goes. */
-  for (int i = 0; i < 500 && st->monitor_pid > 0; i++)
-    {
-      char pstate = 0;
-      if (process_start_time (st->monitor_pid, &pstate) != st->monitor_start_time || pstate == 'Z')
-        break;
-      struct timespec ts = { 0, 10 * 1000 * 1000 };
-      nanosleep (&ts, NULL);
-    }
+  wait_exit (st->monitor_pid, st->monitor_start_time, 5000);
   if (st->attach_socket)
     unlink (st->attach_socket);
   return remove_tree (st->dir, err);
@@ -779,6 +773,16 @@ cleanup (struct wrapped *W)
     unlink (W->o->attach_socket);
 }
 
+static void
+record_exit (void *ctx, int wait_status)
+{
+  struct wrapped *W = ctx;
+  shim_error_t e = NULL;
+  bool oom = W->cgroup && cgroup_oom_killed (W->cgroup);
+  if (state_write_exit (W->state_dir, wait_status, oom, &e) < 0)
+    shim_error_release (&e);
+}
+
 static int
 monitor (struct wrapped *W, bool local, int *wait_status, shim_error_t *err)
 {
@@ -801,6 +805,9 @@ monitor (struct wrapped *W, bool local, int *wait_status, shim_error_t *err)
     .listen_fd = W->listen_fd,
     .first_client_fd = -1,
     .stdin_once = W->o->stdin_once,
+    /* A foreground run deletes the container at the end, unless it keeps it (--keep). */
+    .on_exit = !local || W->o->keep ? record_exit : NULL,
+    .on_exit_ctx = W,
     .local = local && W->monitored,
     .local_tty = local && tty && isatty (0),
   };
@@ -819,14 +826,6 @@ monitor (struct wrapped *W, bool local, int *wait_status, shim_error_t *err)
   return r;
 }
 
-static void
-record_exit (struct wrapped *W, int wait_status)
-{
-  shim_error_t e = NULL;
-  bool oom = W->cgroup && cgroup_oom_killed (W->cgroup);
-  if (state_write_exit (W->state_dir, wait_status, oom, &e) < 0)
-    shim_error_release (&e);
-}
 
 static int
 read_terminal (const char *bundle, bool *terminal, shim_error_t *err)
@@ -884,9 +883,7 @@ wrap_start (const struct container_options *o, int *exit_code, shim_error_t *err
           return -1;
         }
       *exit_code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-      if (o->keep)
-        record_exit (&W, status);
-      else
+      if (!o->keep)
         cleanup (&W);
       return 0;
     }
@@ -959,7 +956,6 @@ wrap_start (const struct container_options *o, int *exit_code, shim_error_t *err
   shim_error_t e = NULL;
   if (monitor (&W, false, &status, &e) < 0)
     shim_error_release (&e);
-  record_exit (&W, status);
   if (o->attach_socket)
     unlink (o->attach_socket);
   _exit (0);
