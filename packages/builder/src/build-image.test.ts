@@ -335,13 +335,14 @@ describe.skipIf(skip)('buildImage', () => {
         'USER 1000:1000',
         'RUN id -u > /shared/uid && touch /shared/owned',
         'RUN --network=none wc -l < /proc/net/dev > /shared/netdev-lines',
+        'RUN grep extra-host /etc/hosts > /shared/hosts-line; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null | head -1 > /shared/memory',
       ].join('\n'),
       'child.txt': 'child\n',
     });
-    const built = await build(child, { tags: ['onbuild-child:1'] });
+    const built = await build(child, { tags: ['onbuild-child:1'], extraHosts: ['extra-host:10.1.2.3'], runLimits: { memory: 64 << 20 } });
     expect(built.error).toBeUndefined();
     expect(built.text).toContain('# Executing 2 build triggers\n');
-    const files = await exportFiles('onbuild-child:1', ['triggered', 'child.txt', 'heredoc', 'script', 'inline.txt', 'shared/uid', 'shared/netdev-lines']);
+    const files = await exportFiles('onbuild-child:1', ['triggered', 'child.txt', 'heredoc', 'script', 'inline.txt', 'shared/uid', 'shared/netdev-lines', 'shared/hosts-line', 'shared/memory']);
     expect(files).toEqual({
       triggered: 'triggered\n',
       'child.txt': 'child\n',
@@ -351,6 +352,8 @@ describe.skipIf(skip)('buildImage', () => {
       'shared/uid': '1000\n',
       // A header of two lines and the loopback device: nothing else in a network of its own.
       'shared/netdev-lines': '3\n',
+      'shared/hosts-line': '10.1.2.3\textra-host\n',
+      'shared/memory': `${64 << 20}\n`,
     });
     const details = await images.inspect('onbuild-child:1');
     expect(details.config.config?.OnBuild ?? null).toBeNull();

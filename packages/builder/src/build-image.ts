@@ -34,7 +34,7 @@ import { BuildError, BuilderErrorCode, BuildContextError } from './errors.js';
 import { exportImageState, type BuildOutput } from './build-output.js';
 import type { ImageState } from './image-state.js';
 import { parseDockerfile } from './parse-dockerfile.js';
-import type { EtcFiles } from './run-container.js';
+import type { EtcFiles, RunLimits } from './run-container.js';
 import { StageBuilder, type StageResult } from './stage-builder.js';
 import { removeUnmounted } from './step-rootfs.js';
 
@@ -102,6 +102,10 @@ export interface BuildImageOptions {
   readonly registry?: RegistryClient | (() => Promise<RegistryClient>);
   /** The `default` network of RUN containers (see BuildNetwork). */
   readonly buildNetwork?: BuildNetwork;
+  /** `--add-host` entries (`host:ip`) for the RUN containers' /etc/hosts. */
+  readonly extraHosts?: readonly string[];
+  /** `--memory`, `--cpu-shares`, `--shm-size`, ... of the RUN containers. */
+  readonly runLimits?: RunLimits;
   /** Scratch space that dies with the host (`<runRoot>/builder`): mounts, bundles, the unpacked context. */
   readonly workDir: string;
   /** RUN cache mounts and the context hash cache (default `<store root>/builder`). */
@@ -148,6 +152,9 @@ export function buildImage(options: BuildImageOptions): BuildOperation {
     } catch (err) {
       throw invalid(`invalid tag ${JSON.stringify(tag)}: ${err instanceof Error ? err.message : String(err)}`, err);
     }
+  }
+  for (const host of options.extraHosts ?? []) {
+    if (!/^[^:\s]+:\S+$/.test(host)) throw invalid(`invalid --add-host ${JSON.stringify(host)}: want host:ip`);
   }
   for (const output of options.outputs ?? []) {
     if (output.type !== 'local' && output.type !== 'tar') throw invalid(`unsupported output type ${JSON.stringify((output as { type: string }).type)}: want local or tar`);

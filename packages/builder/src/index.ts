@@ -36,6 +36,6 @@ export type { BuildContextSource, BuildImageOptions, BuildNetwork, BuildNetworkA
 export { buildErrorMessage } from './build-messages.js';
 export type { BuildMessage, Operation } from './build-messages.js';
 export type { BuildOutput } from './build-output.js';
-export type { EtcFiles } from './run-container.js';
+export type { EtcFiles, RunLimits } from './run-container.js';
 export { BuildCacheAnnotation, buildCacheGroup, listBuildCache, pruneBuildCache } from './build-cache.js';
 export type { BuildCacheOptions, BuildCacheRecord, PruneBuildCacheOptions, PruneBuildCacheResult } from './build-cache.js';

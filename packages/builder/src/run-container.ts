@@ -6,6 +6,20 @@ import { writeJsonAtomic } from '@berth/fsutil';
 import { buildSpec, type NamespaceMode, type RunMount, type Runtime } from '@berth/runtime';
 import { BuildError, BuilderErrorCode } from './errors.js';
 
+/** What `docker build` lets one limit in RUN containers (`--memory`, `--cpu-shares`, `--shm-size`, ...). */
+export interface RunLimits {
+  /** Memory limit in bytes. */
+  readonly memory?: number;
+  /** Memory plus swap in bytes, -1 for unlimited swap. */
+  readonly memorySwap?: number;
+  readonly cpuShares?: number;
+  readonly cpusetCpus?: string;
+  readonly cpuPeriod?: number;
+  readonly cpuQuota?: number;
+  /** /dev/shm size in bytes. */
+  readonly shmSize?: number;
+}
+
 /** The /etc files a build container gets: its hosts and resolv.conf (hostname is its id). */
 export interface EtcFiles {
   readonly hosts: string;
@@ -28,6 +42,7 @@ export interface RunBuildContainerOptions {
   readonly mounts: readonly RunMount[];
   readonly network: NamespaceMode;
   readonly etc: EtcFiles;
+  readonly limits?: RunLimits;
   /** Receives the process's output as it comes (stderr flagged). */
   readonly output: (text: string, stderr: boolean) => void;
   readonly signal?: AbortSignal;
@@ -62,6 +77,7 @@ export async function runBuildContainer(o: RunBuildContainerOptions): Promise<nu
         user: o.user,
         workdir: o.workdir,
         network: o.network,
+        ...(o.limits ?? {}),
         mounts: [
           { type: 'bind', source: files.hosts, target: '/etc/hosts' },
           { type: 'bind', source: files.hostname, target: '/etc/hostname' },

@@ -16,7 +16,7 @@ import { BuildError, BuilderErrorCode, DockerfileError } from './errors.js';
 import { applyMetadata, fileCreatedBy, metadataCreatedBy, nextConfig, scratchState, type ImageState, type StageFlags } from './image-state.js';
 import { parseOnbuildTriggers } from './parse-dockerfile.js';
 import { fetchRemoteSource, isRemoteSource, type RemoteSource } from './remote-source.js';
-import { defaultEtcFiles, runBuildContainer } from './run-container.js';
+import { defaultEtcFiles, runBuildContainer, type EtcFiles } from './run-container.js';
 import { prepareRunMounts } from './run-mounts.js';
 import { StageExpander, type ExpandedStep } from './stage-expander.js';
 import { StepRootfs, removeUnmounted, type MountStub } from './step-rootfs.js';
@@ -59,6 +59,16 @@ const runStubs: MountStub[] = [
   { path: '/etc/hostname', kind: 'file' },
   { path: '/etc/resolv.conf', kind: 'file' },
 ];
+
+// `--add-host host:ip` lines after the container's own.
+function withExtraHosts(etc: EtcFiles, extra: readonly string[]): EtcFiles {
+  if (extra.length === 0) return etc;
+  const lines = extra.map((entry) => {
+    const at = entry.indexOf(':');
+    return `${entry.slice(at + 1)}\t${entry.slice(0, at)}\n`;
+  });
+  return { ...etc, hosts: etc.hosts + lines.join('') };
+}
 
 const sha256 = (text: string): Digest => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 
@@ -351,7 +361,8 @@ export class StageBuilder {
             workdir: step.workdir,
             mounts,
             network,
-            etc: attachment?.etc ?? (await defaultEtcFiles(short)),
+            etc: withExtraHosts(attachment?.etc ?? (await defaultEtcFiles(short)), o.extraHosts ?? []),
+            ...(o.runLimits ? { limits: o.runLimits } : {}),
             output: (text, stderr) => this.#write({ stream: stderr ? `\u001b[91m${text}\u001b[0m` : text }),
             signal,
           });
