@@ -667,6 +667,9 @@ main (int argc, char **argv)
       if (strcmp (arg, "--version") == 0 || strcmp (arg, "-v") == 0)
         {
           printf ("berth-runtime version %s\nspec: 1.0.2\n", BERTH_VERSION);
+          /* Like runc's libseccomp line: what this build can do (gzip rotated logs). */
+          if (monitor_can_compress ())
+            printf ("zlib: %s\n", monitor_zlib_version ());
           return 0;
         }
       if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)

@@ -94,6 +94,16 @@ monitor_can_compress (void)
 #endif
 }
 
+const char *
+monitor_zlib_version (void)
+{
+#ifdef HAVE_ZLIB
+  return zlibVersion ();
+#else
+  return "";
+#endif
+}
+
 #ifdef HAVE_ZLIB
 /* In a child: <log>.1 to <log>.1.gz (through a temporary name, so a reader never opens half a
    file), then <log>.1 goes. */

@@ -59,6 +59,8 @@ struct monitor_options
 
 /* True when this build can gzip rotated logs (it was linked with zlib). */
 bool monitor_can_compress (void);
+/* zlib's version, when linked with it. */
+const char *monitor_zlib_version (void);
 /* Runs until the process has exited and its output is drained; *wait_status is waitpid's. */
 int monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *err);
 /* Creates the listening attach socket at `path` (removing a stale one). */

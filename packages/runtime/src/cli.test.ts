@@ -81,7 +81,7 @@ async function bundle(args: string[], edit?: (config: Config) => void): Promise<
 
 describe('berth-runtime command line', () => {
   it('prints its version and usage; bad usage exits 2', async () => {
-    expect((await exec(shim, ['--version'])).stdout).toMatch(/^berth-runtime version \d+\.\d+\.\d+\nspec: 1\.0\.2\n$/);
+    expect((await exec(shim, ['--version'])).stdout).toMatch(/^berth-runtime version \d+\.\d+\.\d+\nspec: 1\.0\.2\n(zlib: [\d.]+\n)?$/);
     expect((await exec(shim, ['--help'])).stdout).toContain('--attach-socket');
     await expect(exec(shim, ['frobnicate'])).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command `frobnicate`') });
     await expect(exec(shim, ['run', '--bogus', 'x'])).rejects.toMatchObject({ code: 2 });
