@@ -1,5 +1,7 @@
 import { cpus } from 'node:os';
+import { describeError } from '@berth/errors';
 import type { ContainerConfig as ImageRunConfig } from '@berth/oci';
+import { jsonFileLogRotation } from '@berth/runtime';
 import type { ContainerConfig, ContainerCreateRequest, HealthConfig, HostConfig, Resources } from '../types/container.js';
 import { invalidParameter } from './docker-errors.js';
 import { validateRestartPolicy } from './restart-policy.js';
@@ -120,6 +122,11 @@ export function validateHostConfig(host: HostConfig): void {
     if (!['max-size', 'max-file', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag', 'mode', 'max-buffer-size'].includes(opt)) {
       throw invalidParameter(`unknown log opt '${opt}' for json-file log driver`);
     }
+  }
+  try {
+    jsonFileLogRotation(host.LogConfig?.Config ?? {});
+  } catch (err) {
+    throw invalidParameter(describeError(err), err);
   }
   if (host.OomScoreAdj !== undefined && (host.OomScoreAdj < -1000 || host.OomScoreAdj > 1000)) {
     throw invalidParameter(`Invalid value ${host.OomScoreAdj}, range for oom score adj is [-1000, 1000]`);

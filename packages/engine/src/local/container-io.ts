@@ -1,16 +1,23 @@
 import { Writable } from 'node:stream';
 import { ErrorKind } from '@berth/errors';
-import { attachSocket, type AttachSession } from '@berth/runtime';
+import { attachSocket, readJsonFileLog, type AttachSession, type JsonFileLogRecord } from '@berth/runtime';
 import { EngineErrorCode, engineError, type AttachOptions, type LogsOptions } from '../engine.js';
 import type { CallOptions, TerminalSize } from '../types/common.js';
-import type { ContainerOutput, ContainerStream } from '../types/stream.js';
+import type { ContainerOutput, ContainerStream, OutputChunk } from '../types/stream.js';
 import { isRunning, type ContainerLifecycle } from './container-lifecycle.js';
 import type { ContainerRecord } from './container-record.js';
 import { invalidParameter } from './docker-errors.js';
 import type { EngineContext } from './engine-context.js';
-import { readJsonFileLog } from './json-file-log.js';
+import { formatFixedNanos, secondsToNanos } from './docker-time.js';
 import { OutputQueue } from './output-queue.js';
 import { monitorGone } from './record-watch.js';
+
+/** A log's records as output chunks, each prefixed with docker's fixed-width time when asked. */
+async function* logChunks(records: AsyncIterable<JsonFileLogRecord>, timestamps: boolean): AsyncGenerator<OutputChunk> {
+  for await (const r of records) {
+    yield { stream: r.stream, data: Buffer.from(timestamps ? `${formatFixedNanos(r.timeNs)} ${r.log}` : r.log, 'utf8') };
+  }
+}
 
 /** docker's detach keys (`ctrl-p,ctrl-q`, `ctrl-a,x`) as the bytes that trigger a detach. */
 export function parseDetachKeys(spec: string): Buffer {
@@ -169,7 +176,7 @@ export class ContainerIo {
     if (options.logs && record.logPath) {
       void (async () => {
         try {
-          for await (const chunk of readJsonFileLog(record.logPath, { stdout: wantStdout, stderr: wantStderr })) queue.push(chunk);
+          for await (const chunk of logChunks(readJsonFileLog(record.logPath, { stdout: wantStdout, stderr: wantStderr }), false)) queue.push(chunk);
         } catch (err) {
           queue.fail(err);
         } finally {
@@ -234,16 +241,18 @@ export class ContainerIo {
     const tail = options.tail === undefined || options.tail === 'all' ? undefined : options.tail;
     return {
       tty: record.config.Tty ?? false,
-      output: readJsonFileLog(record.logPath, {
-        stdout,
-        stderr,
-        ...(options.since !== undefined ? { since: options.since } : {}),
-        ...(options.until !== undefined ? { until: options.until } : {}),
-        ...(options.timestamps ? { timestamps: true } : {}),
-        ...(tail !== undefined ? { tail } : {}),
-        ...(follow ? { follow } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      }),
+      output: logChunks(
+        readJsonFileLog(record.logPath, {
+          stdout,
+          stderr,
+          ...(options.since !== undefined && options.since > 0 ? { sinceNs: secondsToNanos(options.since) } : {}),
+          ...(options.until !== undefined && options.until > 0 ? { untilNs: secondsToNanos(options.until) } : {}),
+          ...(tail !== undefined ? { tail } : {}),
+          ...(follow ? { follow } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+        }),
+        options.timestamps ?? false,
+      ),
     };
   }
 

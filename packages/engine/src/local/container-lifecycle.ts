@@ -9,7 +9,7 @@ import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, th
 import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { parsePublish, type PortSpec } from '@berth/network';
-import { RuntimeErrorCode, buildSpec, type NamespaceMode } from '@berth/runtime';
+import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, type LinuxResources, type NamespaceMode } from '@berth/runtime';
 import { RootResolver, mountAll, snapshotName, unmount } from '@berth/snapshot';
 import type { ImageDetails } from '@berth/store';
 import { EngineErrorCode, engineError, type ContainerWait } from '../engine.js';
@@ -36,7 +36,7 @@ import { mountRequests, type MountRequest } from './mount-spec.js';
 import { randomContainerName } from './name-generator.js';
 import { processAlive, processStartTime } from './process-liveness.js';
 import { monitorGone } from './record-watch.js';
-import { validateRestartPolicy } from './restart-policy.js';
+import { shouldRestart, validateRestartPolicy } from './restart-policy.js';
 
 const run = promisify(execFile);
 
@@ -453,6 +453,7 @@ export class ContainerLifecycle {
         await mkdir(m.source, { recursive: true });
         continue;
       }
+      if (m.type === 'volume' && m.name) await this.#ctx.volumes.mountIfNeeded(m.name);
       if (m.type !== 'volume' || m.noCopy || m.subpath) continue;
       const entries = await readdir(m.source).catch(() => ['?']);
       if (entries.length > 0) continue;
@@ -583,10 +584,12 @@ export class ContainerLifecycle {
       await writeJsonAtomic(layout.containerFile(id, 'config.json'), spec, { durable: false });
       await mkdir(join(layout.runRoot, 'attach'), { recursive: true });
       const pidFile = join(layout.runRoot, 'attach', `${id.slice(0, 32)}.pid`);
+      const logRotation = jsonFileLogRotation(host.LogConfig?.Config ?? {});
       const createOptions = {
         bundle: layout.container(id),
         pidFile,
         ...(record.logPath ? { logPath: record.logPath } : {}),
+        ...(record.logPath && logRotation ? { logRotation } : {}),
         attachSocket: layout.attachSocket(id),
         ...(record.config.OpenStdin ? { openStdin: true } : {}),
         ...(record.config.OpenStdin && record.config.StdinOnce ? { stdinOnce: true } : {}),
@@ -686,7 +689,7 @@ export class ContainerLifecycle {
     const after = await this.#ctx.containers.withLock(id, async () => {
       const record = await this.#ctx.containers.tryRead(id);
       if (!record) return undefined;
-      if (!isRunning(record) || (await this.#runAlive(record))) return record;
+      if (!isRunning(record)) return record;
       return this.#finishRunLocked(record);
     });
     this.#ctx.watch.notify(id);
@@ -699,9 +702,15 @@ export class ContainerLifecycle {
     let exitCode = 255;
     let oomKilled = false;
     let finishedAt = nowRfc3339();
-    // The monitor closes attach connections before it records the exit: give it the moment it needs.
-    for (let i = 0; i < 1000 && record.state.monitorPid > 0 && (await processAlive(record.state.monitorPid, record.state.monitorStartTime)); i++) {
-      await new Promise((r) => setTimeout(r, i < 20 ? 1 : 10));
+    // Called when the run seems over (its attach socket closed): the monitor closes connections
+    // before it records the exit, so give it the moment it needs; one that lives on still runs.
+    if (record.state.monitorPid > 0) {
+      for (let i = 0; await processAlive(record.state.monitorPid, record.state.monitorStartTime); i++) {
+        if (i >= 520) return record;
+        await new Promise((r) => setTimeout(r, i < 20 ? 1 : 10));
+      }
+    } else if (await this.#runAlive(record)) {
+      return record;
     }
     try {
       const state = await runtime.state(id);
@@ -726,12 +735,15 @@ export class ContainerLifecycle {
     }
     await this.#unmountRootfs(id).catch((err: unknown) => this.#ctx.logger.warn('rootfs unmount failed', { containerId: id, error: describeError(err) }));
     const health = record.state.health;
+    // Whoever notices the end records the policy's verdict, so that no restart is lost to a
+    // reader that got there before the supervisor; the supervisor does the restart.
+    const restart = shouldRestart(record.hostConfig.RestartPolicy, { exitCode, manuallyStopped: record.state.manuallyStopped, restartCount: record.restartCount });
     const next: ContainerRecord = {
       ...record,
       networking: { ...record.networking, ports: {}, sandboxKey: '' },
       state: {
         ...record.state,
-        status: 'exited',
+        status: restart ? 'restarting' : 'exited',
         pid: 0,
         exitCode,
         oomKilled,
@@ -1071,46 +1083,36 @@ export class ContainerLifecycle {
     return { Warnings: warnings };
   }
 
-  /** Writes changed limits into the running container's cgroups (what `runc update` does). */
+  /** Applies changed limits to the running container through the runtime (`runc update`). */
   async #applyResources(record: ContainerRecord, update: ContainerUpdateRequest): Promise<void> {
-    const state = await this.#ctx.runtime.state(record.id);
-    const paths = state.cgroup?.paths ?? {};
-    const writes: [string | undefined, string, string][] = [];
-    const v2 = paths['unified'] && state.cgroup?.layout === 'v2';
+    const memory: NonNullable<LinuxResources['memory']> = {};
     if (update.Memory !== undefined && update.Memory !== null) {
-      const swap = update.MemorySwap ?? (update.Memory ? update.Memory * 2 : -1);
-      if (v2) {
-        writes.push([paths['unified'], 'memory.max', update.Memory ? String(update.Memory) : 'max']);
-        writes.push([paths['unified'], 'memory.swap.max', swap > 0 ? String(swap - update.Memory) : 'max']);
-      } else {
-        writes.push([paths['memory'], 'memory.memsw.limit_in_bytes', '-1']);
-        writes.push([paths['memory'], 'memory.limit_in_bytes', update.Memory ? String(update.Memory) : '-1']);
-        if (swap > 0) writes.push([paths['memory'], 'memory.memsw.limit_in_bytes', String(swap)]);
-      }
+      memory.limit = update.Memory || -1;
+      memory.swap = update.MemorySwap ?? (update.Memory ? update.Memory * 2 : -1);
+    } else if (update.MemorySwap !== undefined && update.MemorySwap !== null) {
+      memory.swap = update.MemorySwap;
     }
+    if (update.MemoryReservation !== undefined && update.MemoryReservation !== null) memory.reservation = update.MemoryReservation;
+    const cpu: NonNullable<LinuxResources['cpu']> = {};
     if (update.NanoCpus !== undefined && update.NanoCpus !== null) {
-      const quota = update.NanoCpus ? Math.round((update.NanoCpus * 100000) / 1e9) : -1;
-      if (v2) writes.push([paths['unified'], 'cpu.max', quota > 0 ? `${quota} 100000` : 'max 100000']);
-      else {
-        writes.push([paths['cpu'], 'cpu.cfs_period_us', '100000']);
-        writes.push([paths['cpu'], 'cpu.cfs_quota_us', String(quota)]);
-      }
+      cpu.period = 100000;
+      cpu.quota = update.NanoCpus ? Math.round((update.NanoCpus * 100000) / 1e9) : -1;
     }
-    if (update.CpuShares) writes.push(v2 ? [paths['unified'], 'cpu.weight', String(Math.max(1, Math.min(10000, Math.round(1 + ((update.CpuShares - 2) * 9999) / 262142))))] : [paths['cpu'], 'cpu.shares', String(update.CpuShares)]);
-    if (update.PidsLimit !== undefined && update.PidsLimit !== null) {
-      writes.push([v2 ? paths['unified'] : paths['pids'], 'pids.max', update.PidsLimit > 0 ? String(update.PidsLimit) : 'max']);
-    }
-    if (update.CpusetCpus) writes.push([v2 ? paths['unified'] : paths['cpuset'], 'cpuset.cpus', update.CpusetCpus]);
-    if (update.CpusetMems) writes.push([v2 ? paths['unified'] : paths['cpuset'], 'cpuset.mems', update.CpusetMems]);
-    for (const [dir, file, value] of writes) {
-      if (!dir) continue;
-      try {
-        await writeFile(join(dir, file), value);
-      } catch (err) {
-        // memsw does not exist without swap accounting; the rest must apply.
-        if (file.startsWith('memory.memsw')) continue;
-        throw engineError(`Cannot update container ${record.id}: writing ${file}: ${describeError(err)}`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument, { cause: err });
-      }
+    if (update.CpuQuota) cpu.quota = update.CpuQuota;
+    if (update.CpuPeriod) cpu.period = update.CpuPeriod;
+    if (update.CpuShares) cpu.shares = update.CpuShares;
+    if (update.CpusetCpus) cpu.cpus = update.CpusetCpus;
+    if (update.CpusetMems) cpu.mems = update.CpusetMems;
+    const resources: LinuxResources = {
+      ...(Object.keys(memory).length ? { memory } : {}),
+      ...(Object.keys(cpu).length ? { cpu } : {}),
+      ...(update.PidsLimit !== undefined && update.PidsLimit !== null ? { pids: { limit: update.PidsLimit > 0 ? update.PidsLimit : -1 } } : {}),
+      ...(update.BlkioWeight ? { blockIO: { weight: update.BlkioWeight } } : {}),
+    };
+    try {
+      await this.#ctx.runtime.update(record.id, resources);
+    } catch (err) {
+      throw engineError(`Cannot update container ${record.id}: ${describeError(err)}`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument, { cause: err });
     }
   }
 }

@@ -1,6 +1,5 @@
-import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LinuxDevice, NamespaceMode, RunMount, RunOptions } from '@berth/runtime';
+import type { NamespaceMode, RunMount, RunOptions } from '@berth/runtime';
 import type { HostConfig } from '../types/container.js';
 import type { ContainerRecord, MountRecord } from './container-record.js';
 import { invalidParameter } from './docker-errors.js';
@@ -75,37 +74,6 @@ function securityOptions(host: HostConfig): { noNewPrivileges: boolean; seccomp:
   return { noNewPrivileges, seccomp };
 }
 
-/** Every device node under /dev of the host (what `--privileged` gives a container). */
-export async function hostDeviceNodes(dir = '/dev'): Promise<LinuxDevice[]> {
-  const out: LinuxDevice[] = [];
-  let entries: string[];
-  try {
-    entries = await readdir(dir);
-  } catch {
-    return out;
-  }
-  for (const name of entries) {
-    const path = join(dir, name);
-    // /dev/pts and /dev/shm, /dev/mqueue belong to the container's own mounts.
-    if (dir === '/dev' && ['pts', 'shm', 'mqueue', 'console', 'ptmx', 'fd', 'stdin', 'stdout', 'stderr'].includes(name)) continue;
-    const info = await lstat(path).catch(() => undefined);
-    if (!info) continue;
-    if (info.isDirectory()) out.push(...(await hostDeviceNodes(path)));
-    else if (info.isCharacterDevice() || info.isBlockDevice()) {
-      out.push({
-        path,
-        type: info.isCharacterDevice() ? 'c' : 'b',
-        major: Math.floor(info.rdev / 256) & 0xfff,
-        minor: (info.rdev & 0xff) | ((info.rdev >> 12) & 0xfff00),
-        fileMode: info.mode & 0o7777,
-        uid: info.uid,
-        gid: info.gid,
-      });
-    }
-  }
-  return out;
-}
-
 /** The runtime's run options for a container record: docker's HostConfig mapped onto the spec builder's options. */
 export async function runOptionsFor(record: ContainerRecord, inputs: SpecInputs): Promise<RunOptions> {
   const host = record.hostConfig;
@@ -127,7 +95,6 @@ export async function runOptionsFor(record: ContainerRecord, inputs: SpecInputs)
     ...(d.PathInContainer ? { pathInContainer: d.PathInContainer } : {}),
     ...(d.CgroupPermissions ? { permissions: d.CgroupPermissions } : {}),
   }));
-  const needHostDevices = host.Privileged || devices.length > 0;
   const args = inputs.initPath ? [initPathInContainer, '--', record.path, ...record.args] : [record.path, ...record.args];
   return {
     rootfs: inputs.rootfs,
@@ -170,7 +137,6 @@ export async function runOptionsFor(record: ContainerRecord, inputs: SpecInputs)
     uts: inputs.uts,
     ...(host.ShmSize ? { shmSize: host.ShmSize } : {}),
     ...(devices.length ? { devices } : {}),
-    ...(needHostDevices ? { hostDevices: await hostDeviceNodes() } : {}),
     cgroupsPath: host.CgroupParent ? `${host.CgroupParent.replace(/\/$/, '')}/berth-${record.id}` : `/berth/${record.id}`,
     ...(host.Annotations && Object.keys(host.Annotations).length ? { annotations: host.Annotations } : {}),
   };

@@ -47,6 +47,7 @@ export class LocalSupervisor {
   readonly #lifecycle: ContainerLifecycle;
   readonly #watched = new Map<string, Watch>();
   readonly #delays = new Map<string, number>();
+  readonly #scheduled = new Set<string>();
   #lastBusy = Date.now();
 
   constructor(ctx: EngineContext, lifecycle: ContainerLifecycle) {
@@ -149,9 +150,12 @@ export class LocalSupervisor {
       }, Math.min(idle, 1000));
     }
     try {
-      for await (const ev of this.#ctx.events.read({ since: Number(nowNanos() / 1_000_000n) / 1000, filters: { type: ['container'], event: ['start'] }, signal: stop.signal })) {
+      for await (const ev of this.#ctx.events.read({ since: Number(nowNanos() / 1_000_000n) / 1000, filters: { type: ['container'], event: ['start', 'die'] }, signal: stop.signal })) {
         const record = await this.#ctx.containers.tryRead(ev.Actor.ID);
-        if (record && isRunning(record)) this.#watch(record, options, stop.signal);
+        if (!record) continue;
+        if (isRunning(record)) this.#watch(record, options, stop.signal);
+        // Another process saw it end first: the restart its policy asks for is ours to do.
+        else if (record.state.status === 'restarting') void this.#scheduleRestart(record, options, stop.signal);
       }
     } finally {
       if (timer) clearInterval(timer);
@@ -181,14 +185,7 @@ export class LocalSupervisor {
         await monitorGone(this.#ctx.layout.attachSocket(record.id), stop.signal);
         if (stop.signal.aborted) return;
         const after = await this.#lifecycle.finishRun(record.id);
-        if (after && !isRunning(after) && after.state.runCount === record.state.runCount) {
-          const ranFor = millisSince(after.state.startedAt) - millisSince(after.state.finishedAt);
-          if (shouldRestart(after.hostConfig.RestartPolicy, this.#facts(after))) {
-            const delay = nextRestartDelay(this.#delays.get(record.id) ?? 0, ranFor);
-            this.#delays.set(record.id, delay);
-            await this.#restart(after, delay, options, signal);
-          }
-        }
+        if (after?.state.status === 'restarting' && after.state.runCount === record.state.runCount) await this.#scheduleRestart(after, options, signal);
       } catch (err) {
         this.#ctx.logger.warn('supervising a container failed', { containerId: record.id, error: describeError(err) });
       } finally {
@@ -200,6 +197,21 @@ export class LocalSupervisor {
     })();
   }
 
+  /** Restarts a container its policy marked `restarting`, after docker's backoff; once per run. */
+  async #scheduleRestart(record: ContainerRecord, options: SuperviseOptions, signal: AbortSignal): Promise<void> {
+    const key = `${record.id}/${record.state.runCount}`;
+    if (this.#scheduled.has(key)) return;
+    this.#scheduled.add(key);
+    try {
+      const ranFor = millisSince(record.state.startedAt) - millisSince(record.state.finishedAt);
+      const delay = nextRestartDelay(this.#delays.get(record.id) ?? 0, ranFor);
+      this.#delays.set(record.id, delay);
+      await this.#restart(record, delay, options, signal);
+    } finally {
+      this.#scheduled.delete(key);
+    }
+  }
+
   /** Restarts an exited container after `delayMs`, unless someone started, stopped or removed it meanwhile. */
   async #restart(exited: ContainerRecord, delayMs: number, options: SuperviseOptions, signal: AbortSignal): Promise<void> {
     const id = exited.id;
@@ -207,7 +219,7 @@ export class LocalSupervisor {
     const marked = await this.#ctx.containers.withLock(id, async () => {
       const now = await this.#ctx.containers.tryRead(id);
       if (!now || isRunning(now) || now.state.runCount !== runCount || (now.state.manuallyStopped && !options.boot)) return false;
-      await this.#ctx.containers.write({ ...now, state: { ...now.state, status: 'restarting' } });
+      if (now.state.status !== 'restarting') await this.#ctx.containers.write({ ...now, state: { ...now.state, status: 'restarting' } });
       return true;
     });
     if (!marked) return;

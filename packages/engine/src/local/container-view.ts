@@ -145,7 +145,8 @@ export function inspectState(record: ContainerRecord): ContainerState {
   const s = record.state;
   return {
     Status: s.status,
-    Running: s.status === 'running' || s.status === 'paused',
+    // docker keeps Running true while a policy restart is pending (SetRestarting).
+    Running: s.status === 'running' || s.status === 'paused' || s.status === 'restarting',
     Paused: s.status === 'paused',
     Restarting: s.status === 'restarting',
     OOMKilled: s.oomKilled,

@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager } from '@berth/network';
 import { TarReader, packTar, TarEntryType, type TarEntry } from '@berth/store';
@@ -17,7 +18,7 @@ import { LocalEngine } from './local-engine.js';
 const tag = `f${process.pid.toString(36)}`;
 let dir = '';
 let engine: LocalEngine;
-const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '10.231.9.0/24', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
+const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
 
 async function collect(output: AsyncIterable<OutputChunk>): Promise<string> {
   let text = '';
@@ -60,7 +61,18 @@ function fileEntry(path: string, body: string, mode = 0o644): { entry: TarEntry;
   return { entry: { path, type: TarEntryType.File, size: Buffer.byteLength(body), mode, uid: 1234, gid: 1234, mtime: 1_700_000_000 }, body: Buffer.from(body) };
 }
 
+
+/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
+async function freeSubnet(): Promise<string> {
+  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
+  for (;;) {
+    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
+    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
+  }
+}
+
 beforeAll(async () => {
+  network.defaultSubnet = await freeSubnet();
   dir = await mkdtemp(join(tmpdir(), 'berth-lef-'));
   engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), network });
   const image = await buildBusyboxImage();
@@ -75,8 +87,11 @@ afterAll(async () => {
   for (const c of await engine.listContainers({ all: true })) await engine.removeContainer(c.Id, { force: true, volumes: true }).catch(() => {});
   await engine.close();
   await new NetworkManager({ ...network, stateDir: join(dir, 'root', 'network') }).removeAll();
-  expect((await readFile('/proc/self/mountinfo', 'utf8')).includes(dir)).toBe(false);
+  // Nothing may stay mounted; what did is unmounted before the directory goes, then reported.
+  const leaked = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir));
+  for (const m of leaked.reverse()) await promisify(execFile)('umount', ['-l', m]).catch(() => {});
   await rm(dir, { recursive: true, force: true });
+  expect(leaked).toEqual([]);
 });
 
 describe('LocalEngine container file systems', () => {

@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager } from '@berth/network';
 import { packTar, TarEntryType } from '@berth/store';
@@ -20,7 +21,7 @@ const tag = `i${process.pid.toString(36)}`;
 let dir = '';
 let engine: LocalEngine;
 let registry: RegistryRig;
-const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '10.231.13.0/24', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
+const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
 
 async function drain(messages: AsyncIterable<JsonMessage>): Promise<JsonMessage[]> {
   const out: JsonMessage[] = [];
@@ -32,7 +33,18 @@ function tarOf(directory: string): Readable {
   return spawn('tar', ['-C', directory, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
 }
 
+
+/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
+async function freeSubnet(): Promise<string> {
+  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
+  for (;;) {
+    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
+    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
+  }
+}
+
 beforeAll(async () => {
+  network.defaultSubnet = await freeSubnet();
   dir = await mkdtemp(join(tmpdir(), 'berth-lei-'));
   registry = await startRegistry({ auth: 'basic' });
   await writeFile(join(dir, 'config.json'), '{}');
@@ -47,8 +59,11 @@ afterAll(async () => {
     await new NetworkManager({ ...network, stateDir: join(dir, 'root', 'network') }).removeAll();
   }
   await registry?.stop();
-  expect((await readFile('/proc/self/mountinfo', 'utf8')).includes(dir)).toBe(false);
+  // Nothing may stay mounted; what did is unmounted before the directory goes, then reported.
+  const leaked = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir));
+  for (const m of leaked.reverse()) await promisify(execFile)('umount', ['-l', m]).catch(() => {});
   await rm(dir, { recursive: true, force: true });
+  expect(leaked).toEqual([]);
 });
 
 describe('LocalEngine images', () => {

@@ -21,7 +21,7 @@ const distEngine = fileURLToPath(new URL('../../dist/local/local-engine.js', imp
 let dir = '';
 let options: LocalEngineOptions;
 let engine: LocalEngine;
-const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '10.231.11.0/24', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
+const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
 
 async function collect(output: AsyncIterable<OutputChunk>): Promise<string> {
   let text = '';
@@ -50,7 +50,18 @@ async function child(script: string): Promise<string> {
   return stdout;
 }
 
+
+/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
+async function freeSubnet(): Promise<string> {
+  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
+  for (;;) {
+    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
+    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
+  }
+}
+
 beforeAll(async () => {
+  network.defaultSubnet = await freeSubnet();
   dir = await mkdtemp(join(tmpdir(), 'berth-les-'));
   options = { root: join(dir, 'root'), runRoot: join(dir, 'run'), network };
   engine = new LocalEngine(options);
@@ -59,6 +70,8 @@ beforeAll(async () => {
   for await (const m of engine.loadImages(spawn('tar', ['-C', image.dir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout)) loaded += m.stream ?? '';
   await image.remove();
   await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
+  // The default network exists before 20 processes race to use it.
+  await engine.listNetworks();
 });
 
 afterAll(async () => {
@@ -70,8 +83,11 @@ afterAll(async () => {
   const pid = lock ? (JSON.parse(lock) as { pid: number }).pid : 0;
   if (pid) await eventually('the supervisor to end', async () => readFile(`/proc/${pid}/cmdline`, 'utf8').then((c) => c.includes(dir), () => false), (alive) => !alive, 15_000);
   await new NetworkManager({ ...network, stateDir: join(dir, 'root', 'network') }).removeAll();
-  expect((await readFile('/proc/self/mountinfo', 'utf8')).includes(dir)).toBe(false);
+  // Nothing may stay mounted; what did is unmounted before the directory goes, then reported.
+  const leaked = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir));
+  for (const m of leaked.reverse()) await promisify(execFile)('umount', ['-l', m]).catch(() => {});
   await rm(dir, { recursive: true, force: true });
+  expect(leaked).toEqual([]);
 });
 
 describe('LocalEngine supervision', () => {
@@ -83,7 +99,7 @@ describe('LocalEngine supervision', () => {
       await engine.startContainer(Id);
       const first = (await inspect(Id))!.State.Pid;
       process.kill(first, 'SIGKILL');
-      const restarted = await eventually('a restart', () => inspect(Id), (i) => !!i && i.State.Running && i.State.Pid !== first);
+      const restarted = await eventually('a restart', () => inspect(Id), (i) => !!i && i.State.Status === 'running' && i.State.Pid !== first);
       expect(restarted!.RestartCount).toBe(1);
       const failing = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'exit 3'], HostConfig: { NetworkMode: 'none', RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 } } });
       await engine.startContainer(failing.Id);
@@ -107,7 +123,7 @@ describe('LocalEngine supervision', () => {
     const again = new AbortController();
     const boot = engine.supervise({ signal: again.signal });
     try {
-      const back = await eventually('a start at boot', () => inspect('phoenix'), (i) => !!i && i.State.Running && i.State.Pid !== running.State.Pid);
+      const back = await eventually('a start at boot', () => inspect('phoenix'), (i) => !!i && i.State.Status === 'running' && i.State.Pid !== running.State.Pid);
       expect(back!.State.Running).toBe(true);
     } finally {
       again.abort();

@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
@@ -16,7 +17,7 @@ import { LocalEngine } from './local-engine.js';
 const tag = `l${process.pid.toString(36)}`;
 let dir = '';
 let engine: LocalEngine;
-const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '10.231.7.0/24', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
+const network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: '', bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}` };
 
 async function collect(output: AsyncIterable<OutputChunk>): Promise<{ stdout: string; stderr: string }> {
   let stdout = '';
@@ -54,7 +55,18 @@ async function logged(id: string, text: string): Promise<void> {
   throw new Error(`container ${id} never logged ${text}`);
 }
 
+
+/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
+async function freeSubnet(): Promise<string> {
+  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
+  for (;;) {
+    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
+    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
+  }
+}
+
 beforeAll(async () => {
+  network.defaultSubnet = await freeSubnet();
   dir = await mkdtemp(join(tmpdir(), 'berth-le-'));
   engine = new LocalEngine({
     ...(process.env['BERTH_TEST_DEBUG'] ? { logger: createTextLogger({ write: (l) => process.stderr.write(l), level: 'debug' }) } : {}),
@@ -76,9 +88,11 @@ afterAll(async () => {
   for (const c of await engine.listContainers({ all: true })) await engine.removeContainer(c.Id, { force: true, volumes: true }).catch(() => {});
   await engine.close();
   await new NetworkManager({ ...network, stateDir: join(dir, 'root', 'network') }).removeAll();
-  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
-  expect(mounts.includes(dir)).toBe(false);
+  // Nothing may stay mounted; what did is unmounted before the directory goes, then reported.
+  const leaked = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(dir));
+  for (const m of leaked.reverse()) await promisify(execFile)('umount', ['-l', m]).catch(() => {});
   await rm(dir, { recursive: true, force: true });
+  expect(leaked).toEqual([]);
 });
 
 describe('LocalEngine containers', () => {
@@ -272,5 +286,28 @@ describe('LocalEngine containers', () => {
     // sleep as pid 1 would ignore SIGTERM and be killed after the timeout (137); the init forwards it.
     await engine.stopContainer(Id, { timeout: 20 });
     expect((await engine.inspectContainer(Id)).State.ExitCode).toBe(143);
+  });
+
+  it('manages volumes: driver options, filters and prune of anonymous ones', async () => {
+    await engine.createVolume({ Name: 'ramdisk', DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=4m' }, Labels: { kind: 'ram' } });
+    await expect(engine.createVolume({ Name: 'xy', DriverOpts: { bogus: '1' } })).rejects.toMatchObject({ kind: 'InvalidArgument', message: 'create xy: invalid option: "bogus"' });
+    await expect(engine.createVolume({ Name: 'x' })).rejects.toMatchObject({ message: 'create x: volume name is too short, names should be at least two alphanumeric characters' });
+    const r = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'mount | grep " /v " | cut -d" " -f1,5; echo hi > /v/f; cat /v/f'], HostConfig: { NetworkMode: 'none', Binds: ['ramdisk:/v'] } });
+    expect(r.stdout).toBe('tmpfs tmpfs\nhi\n');
+    const anon = await engine.createVolume({});
+    expect(anon.Name).toMatch(/^[0-9a-f]{64}$/);
+    expect((await engine.listVolumes({ filters: { label: ['kind=ram'] } })).Volumes.map((v) => v.Name)).toEqual(['ramdisk']);
+    expect((await engine.listVolumes({ filters: { dangling: ['true'] } })).Volumes.map((v) => v.Name)).toEqual([anon.Name]);
+    await engine.removeContainer(r.id);
+    // Named volumes stay unless `all=true`; unused anonymous ones go.
+    expect((await engine.pruneVolumes()).VolumesDeleted).toBeNull();
+    await engine.removeVolume(anon.Name);
+    const made = await engine.createContainer({ Image: 'busybox', Volumes: { '/anon': {} }, HostConfig: { NetworkMode: 'none' } });
+    const anonName = (await engine.inspectContainer(made.Id)).Mounts.find((m) => m.Destination === '/anon')!.Name!;
+    expect((await engine.pruneVolumes()).VolumesDeleted).toBeNull();
+    await engine.removeContainer(made.Id);
+    expect((await engine.pruneVolumes()).VolumesDeleted).toEqual([anonName]);
+    expect((await engine.pruneVolumes({ filters: { all: ['true'] } })).VolumesDeleted).toEqual(['ramdisk']);
+    expect((await readFile('/proc/self/mountinfo', 'utf8')).includes(join(dir, 'root', 'volumes'))).toBe(false);
   });
 });

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { errnoCode } from '@berth/errors';
 import { readJsonFile, withFileLock, writeJsonAtomic } from '@berth/fsutil';
 import type { Labels } from '../types/common.js';
@@ -8,11 +10,19 @@ import type { Volume } from '../types/volume.js';
 import { inUse, invalidParameter, noSuchVolume } from './docker-errors.js';
 import { nowRfc3339 } from './docker-time.js';
 
+const run = promisify(execFile);
+
+/** True when `dir` is the root of a mount (its device differs from its parent's). */
+async function isMountPoint(dir: string): Promise<boolean> {
+  const [mine, parent] = await Promise.all([stat(dir).catch(() => undefined), stat(join(dir, '..')).catch(() => undefined)]);
+  return !!mine && !!parent && mine.dev !== parent.dev;
+}
+
 /** docker's label on anonymous volumes (API 1.42+ prunes only those by default). */
 export const anonymousVolumeLabel = 'com.docker.volume.anonymous';
 
 const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-const localOptions = new Set(['type', 'device', 'o', 'size']);
+const localOptions = new Set(['type', 'device', 'o']);
 
 /** What `volume.json` holds. */
 interface VolumeFile {
@@ -70,6 +80,7 @@ export class VolumeStore {
     for (const key of Object.keys(opts)) {
       if (!localOptions.has(key)) throw invalidParameter(`create ${name}: invalid option: "${key}"`);
     }
+    if ((opts['type'] || opts['o']) && !opts['device']) throw invalidParameter(`create ${name}: missing required option: "device"`);
     await mkdir(this.#dir, { recursive: true });
     return withFileLock(this.#lockPath(name), async () => {
       const existing = await this.tryInspect(name);
@@ -139,9 +150,31 @@ export class VolumeStore {
       if (users.length) {
         throw inUse(`remove ${name}: volume is in use - [${users.join(', ')}]`);
       }
+      const data = this.dataPath(name);
+      if (await isMountPoint(data)) await run('umount', [data]).catch(() => run('umount', ['-l', data]));
       const doomed = join(this.#dir, `.gone-${name}-${randomBytes(4).toString('hex')}`);
       await rename(join(this.#dir, name), doomed);
       await rm(doomed, { recursive: true, force: true });
+    });
+  }
+
+  /**
+   * Mounts a volume made with the local driver's `type`/`device`/`o` options on its `_data`
+   * (`--opt type=tmpfs --opt device=tmpfs --opt o=size=64m`), once; plain volumes need nothing.
+   */
+  async mountIfNeeded(name: string): Promise<void> {
+    const file = await readJsonFile<VolumeFile>(join(this.#dir, name, 'volume.json'));
+    if (!file?.options['device']) return;
+    await withFileLock(this.#lockPath(name), async () => {
+      const data = this.dataPath(name);
+      if (await isMountPoint(data)) return;
+      const o = file.options;
+      const args = [...(o['type'] ? ['-t', o['type']] : []), ...(o['o'] ? ['-o', o['o']] : []), o['device']!, data];
+      try {
+        await run('mount', args);
+      } catch (err) {
+        throw invalidParameter(`error while mounting volume '${data}': ${(err as { stderr?: string }).stderr?.trim() || String(err)}`, err);
+      }
     });
   }
 
