@@ -288,11 +288,7 @@ delete_wrapped (const struct container_state *st, const struct target *t, bool f
   if (!force && (strcmp (status, STATUS_RUNNING) == 0 || strcmp (status, STATUS_PAUSED) == 0))
     return shim_make_error_code (err, SHIM_CODE_STATE, 0, "cannot delete container `%s` that is not stopped: %s", st->id,
                                  status);
-  const char *args[] = { "delete", force ? "--force" : NULL, NULL, NULL };
-  if (force)
-    args[2] = st->id;
-  else
-    args[1] = st->id;
+  const char *args[] = { "delete", force ? "--force" : st->id, force ? st->id : NULL, NULL };
   int rstatus = 0;
   cleanup_free char *message = NULL;
   if (runtime_call (t, args, -1, -1, -1, false, &rstatus, &message, err) < 0)
