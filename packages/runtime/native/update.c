@@ -146,15 +146,30 @@ resources_write_json (struct strbuf *b, const struct spec_resources *r)
       strbuf_add (b, "\"memory\":{");
       inner = true;
       if (r->has_memory_limit)
-        comma (b, &inner), strbuf_addf (b, "\"limit\":%lld", (long long) r->memory_limit);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"limit\":%lld", (long long) r->memory_limit);
+        }
       if (r->has_memory_reservation)
-        comma (b, &inner), strbuf_addf (b, "\"reservation\":%lld", (long long) r->memory_reservation);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"reservation\":%lld", (long long) r->memory_reservation);
+        }
       if (r->has_memory_swap)
-        comma (b, &inner), strbuf_addf (b, "\"swap\":%lld", (long long) r->memory_swap);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"swap\":%lld", (long long) r->memory_swap);
+        }
       if (r->has_swappiness)
-        comma (b, &inner), strbuf_addf (b, "\"swappiness\":%llu", (unsigned long long) r->swappiness);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"swappiness\":%llu", (unsigned long long) r->swappiness);
+        }
       if (r->disable_oom_killer)
-        comma (b, &inner), strbuf_add (b, "\"disableOOMKiller\":true");
+        {
+          comma (b, &inner);
+          strbuf_add (b, "\"disableOOMKiller\":true");
+        }
       strbuf_add (b, "}");
     }
   if (r->has_cpu_shares || r->has_cpu_quota || r->has_cpu_period || r->has_cpu_idle || (r->cpuset_cpus && *r->cpuset_cpus)
@@ -164,13 +179,25 @@ resources_write_json (struct strbuf *b, const struct spec_resources *r)
       strbuf_add (b, "\"cpu\":{");
       inner = true;
       if (r->has_cpu_shares)
-        comma (b, &inner), strbuf_addf (b, "\"shares\":%llu", (unsigned long long) r->cpu_shares);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"shares\":%llu", (unsigned long long) r->cpu_shares);
+        }
       if (r->has_cpu_quota)
-        comma (b, &inner), strbuf_addf (b, "\"quota\":%lld", (long long) r->cpu_quota);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"quota\":%lld", (long long) r->cpu_quota);
+        }
       if (r->has_cpu_period)
-        comma (b, &inner), strbuf_addf (b, "\"period\":%llu", (unsigned long long) r->cpu_period);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"period\":%llu", (unsigned long long) r->cpu_period);
+        }
       if (r->has_cpu_idle)
-        comma (b, &inner), strbuf_addf (b, "\"idle\":%lld", (long long) r->cpu_idle);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"idle\":%lld", (long long) r->cpu_idle);
+        }
       if (r->cpuset_cpus && *r->cpuset_cpus)
         {
           comma (b, &inner);
@@ -197,7 +224,10 @@ resources_write_json (struct strbuf *b, const struct spec_resources *r)
       strbuf_add (b, "\"blockIO\":{");
       inner = true;
       if (r->has_blkio_weight)
-        comma (b, &inner), strbuf_addf (b, "\"weight\":%u", (unsigned) r->blkio_weight);
+        {
+          comma (b, &inner);
+          strbuf_addf (b, "\"weight\":%u", (unsigned) r->blkio_weight);
+        }
       write_throttle (b, &inner, "throttleReadBpsDevice", r->throttle_read_bps, r->n_throttle_read_bps);
       write_throttle (b, &inner, "throttleWriteBpsDevice", r->throttle_write_bps, r->n_throttle_write_bps);
       write_throttle (b, &inner, "throttleReadIOPSDevice", r->throttle_read_iops, r->n_throttle_read_iops);
