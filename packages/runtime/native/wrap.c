@@ -367,9 +367,16 @@ wrap_command (const struct container_state *st, const char *cmd, char **args, in
   full[0] = cmd;
   for (size_t i = 0; i < n; i++)
     full[i + 1] = args[i];
+  /* exec --preserve-fds N hands N of our descriptors after stdio on to the process. */
+  int pass_fds = 0;
+  for (size_t i = 0; strcmp (cmd, "exec") == 0 && i < n; i++)
+    if (strcmp (args[i], "--preserve-fds") == 0 && i + 1 < n)
+      pass_fds = atoi (args[i + 1]);
+    else if (strncmp (args[i], "--preserve-fds=", 15) == 0)
+      pass_fds = atoi (args[i] + 15);
   int status_code = 0;
   cleanup_free char *message = NULL;
-  int r = runtime_call (&t, full, -1, -1, -1, strcmp (cmd, "exec") == 0, &status_code, &message, err);
+  int r = runtime_call_passing (&t, full, -1, -1, -1, pass_fds, strcmp (cmd, "exec") == 0, &status_code, &message, err);
   free (full);
   if (r < 0)
     return -1;
