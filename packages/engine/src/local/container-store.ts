@@ -209,6 +209,29 @@ export class ContainerStore {
     throw noSuchContainer(ref);
   }
 
+  /**
+   * Clears what a process killed mid-operation left: directories of removals that were renamed
+   * away but not deleted, and of creations older than a minute that never got renamed into place.
+   */
+  async sweep(): Promise<string[]> {
+    const removed: string[] = [];
+    let entries: string[];
+    try {
+      entries = await readdir(this.#layout.containers);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return removed;
+      throw err;
+    }
+    for (const entry of entries) {
+      const path = join(this.#layout.containers, entry);
+      const stale = entry.startsWith('.gone-') || (entry.startsWith('.new-') && Date.now() - ((await lstat(path).catch(() => undefined))?.mtimeMs ?? Date.now()) > 60_000);
+      if (!stale) continue;
+      await rm(path, { recursive: true, force: true });
+      removed.push(entry);
+    }
+    return removed;
+  }
+
   /** Removes a container's directory; its mounts must be gone already. */
   async remove(id: string): Promise<void> {
     const dir = this.#layout.container(id);

@@ -123,6 +123,8 @@ export class LocalSupervisor {
   }
 
   async #recover(options: SuperviseOptions, signal: AbortSignal): Promise<void> {
+    const swept = await this.#ctx.containers.sweep();
+    if (swept.length) this.#ctx.logger.info('removed leftovers of interrupted operations', { entries: swept });
     const records = await this.#lifecycle.listAll();
     if (options.recoverNetwork) {
       const live = records.filter((r) => isRunning(r)).map((r) => r.id);

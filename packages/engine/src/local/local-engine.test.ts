@@ -310,4 +310,68 @@ describe('LocalEngine containers', () => {
     expect((await engine.pruneVolumes({ filters: { all: ['true'] } })).VolumesDeleted).toEqual(['ramdisk']);
     expect((await readFile('/proc/self/mountinfo', 'utf8')).includes(join(dir, 'root', 'volumes'))).toBe(false);
   });
+
+  it('applies --mount, capabilities, privileged, cpus, memory, labels and log driver none', async () => {
+    const src = join(dir, 'mount-src');
+    await mkdir(src);
+    await writeFile(join(src, 'data'), 'bound\n');
+    const mounted = await run({
+      Image: 'busybox',
+      Labels: { team: 'berth' },
+      Cmd: ['sh', '-c', 'cat /b/data; touch /b/x 2>/dev/null || echo ro; echo v > /v/f && cat /v/f; mount | grep " /t " | cut -d" " -f5; grep -q 1048576 /proc/self/mountinfo || true'],
+      HostConfig: {
+        NetworkMode: 'none',
+        Mounts: [
+          { Type: 'bind', Source: src, Target: '/b', ReadOnly: true },
+          { Type: 'volume', Source: 'mounted-vol', Target: '/v' },
+          { Type: 'tmpfs', Target: '/t', TmpfsOptions: { SizeBytes: 1 << 20 } },
+        ],
+      },
+    });
+    expect(mounted.stdout).toBe('bound\nro\nv\ntmpfs\n');
+    const info = await engine.inspectContainer(mounted.id);
+    expect(info.Mounts.map((m) => `${m.Type}:${m.Destination}:${m.RW}`).sort()).toEqual(['bind:/b:false', 'tmpfs:/t:true', 'volume:/v:true']);
+    expect((await engine.listContainers({ all: true, filters: { label: ['team=berth'] } })).map((c) => c.Id)).toEqual([mounted.id]);
+    expect((await engine.listContainers({ all: true, filters: { volume: ['mounted-vol'] } })).map((c) => c.Id)).toEqual([mounted.id]);
+    await expect(engine.createContainer({ Image: 'busybox', HostConfig: { Mounts: [{ Type: 'bind', Source: join(dir, 'nope'), Target: '/x' }] } })).rejects.toMatchObject({
+      message: `invalid mount config for type "bind": bind source path does not exist: ${join(dir, 'nope')}`,
+    });
+    await engine.removeContainer(mounted.id, { volumes: true });
+    await engine.removeVolume('mounted-vol');
+
+    // CAP_CHOWN dropped: chown fails; NET_ADMIN added: bringing lo down works.
+    const caps = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'chown 1 /tmp 2>/dev/null || echo no-chown; ip link set lo down && echo net-admin'], HostConfig: { NetworkMode: 'none', CapDrop: ['CHOWN'], CapAdd: ['NET_ADMIN'] } });
+    expect(caps.stdout).toBe('no-chown\nnet-admin\n');
+    const unprivileged = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'mount -t tmpfs none /tmp 2>/dev/null && echo mounted || echo denied'], HostConfig: { NetworkMode: 'none' } });
+    expect(unprivileged.stdout).toBe('denied\n');
+    const privileged = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'mount -t tmpfs none /tmp && echo mounted; ls /dev | grep -c .'], HostConfig: { NetworkMode: 'none', Privileged: true } });
+    expect(privileged.stdout.split('\n')[0], privileged.stderr).toBe('mounted');
+    expect(Number(privileged.stdout.split('\n')[1])).toBeGreaterThan(unprivileged.stdout.length > 0 ? 10 : 0);
+
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sleep', '60'], StopTimeout: 1, HostConfig: { NetworkMode: 'none', NanoCpus: 500_000_000, Memory: 32 * 1024 * 1024, LogConfig: { Type: 'none' } } });
+    await engine.startContainer(Id);
+    const cg = await promisify(execFile)('sh', ['-c', `cat /sys/fs/cgroup/cpu/berth/${Id}/cpu.cfs_quota_us /sys/fs/cgroup/cpu/berth/${Id}/cpu.cfs_period_us /sys/fs/cgroup/memory/berth/${Id}/memory.limit_in_bytes 2>/dev/null || true`]);
+    if (cg.stdout.trim()) expect(cg.stdout.split('\n').slice(0, 3)).toEqual(['50000', '100000', String(32 * 1024 * 1024)]);
+    await expect(engine.containerLogs(Id, { stdout: true })).rejects.toMatchObject({ message: 'configured logging driver does not support reading' });
+    // sleep as pid 1 ignores SIGTERM: after StopTimeout (1 s) it is killed.
+    await engine.stopContainer(Id);
+    expect((await engine.inspectContainer(Id)).State.ExitCode).toBe(137);
+  });
+
+  it('reports system info, version and disk usage from the real host', async () => {
+    const info = await engine.info();
+    expect(info).toMatchObject({ OSType: 'linux', DockerRootDir: join(dir, 'root'), Driver: expect.stringMatching(/^(overlay2|vfs)$/), CgroupDriver: 'cgroupfs' });
+    expect(info.NCPU).toBeGreaterThan(0);
+    expect(info.MemTotal).toBeGreaterThan(0);
+    expect(info.Images).toBeGreaterThanOrEqual(1);
+    expect(info.SecurityOptions).toContain('name=seccomp,profile=builtin');
+    expect(info.ID).toBe((await engine.info()).ID);
+    const version = await engine.version();
+    expect(version.ApiVersion).toBe('1.47');
+    expect(version.Components[0]!.Name).toBe('Engine');
+    const df = await engine.dataUsage();
+    expect(df.Images.length).toBeGreaterThanOrEqual(1);
+    expect(df.Images[0]!.Containers).toBeGreaterThanOrEqual(0);
+    expect(df.LayersSize).toBeGreaterThan(0);
+  });
 });
