@@ -1,4 +1,5 @@
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, ErrorKind, throwIfAborted } from '@berth/errors';
 import { IgnoreMatcher, parseDockerignore } from './dockerignore.js';
@@ -44,6 +45,9 @@ export interface ReadBuildContextOptions {
   readonly signal?: AbortSignal;
 }
 
+// Entries walked between two turns of the event loop.
+const yieldEvery = 2000;
+
 function entryType(mode: number): ContextEntryType {
   const type = mode & 0o170000;
   if (type === 0o100000) return 'file';
@@ -78,32 +82,37 @@ export async function readBuildContext(options: ReadBuildContextOptions): Promis
   const matcher = new IgnoreMatcher({ patterns: ignorePatterns });
   const entries = new Map<string, ContextEntry>();
 
+  // Synchronous calls, as GNU tar makes them: a walk is thousands of tiny metadata calls, and a
+  // trip through the thread pool costs more than each. The event loop gets a turn now and then.
+  let sinceYield = 0;
   const walk = async (dir: string): Promise<void> => {
     throwIfAborted(options.signal);
-    const names = await readdir(join(root, dir));
-    await Promise.all(
-      names.map(async (name) => {
-        const path = dir ? `${dir}/${name}` : name;
-        const st = await lstat(join(root, path));
-        const type = entryType(st.mode);
-        const ignored = matcher.ignores(path);
-        if (ignored && !(type === 'directory' && matcher.mayReincludeUnder(path))) return;
-        if (!ignored) {
-          entries.set(path, {
-            path,
-            type,
-            mode: st.mode,
-            uid: st.uid,
-            gid: st.gid,
-            size: type === 'file' ? st.size : 0,
-            mtimeMs: st.mtimeMs,
-            ino: st.ino,
-            ...(type === 'symlink' ? { linkTarget: await readlink(join(root, path)) } : {}),
-          });
-        }
-        if (type === 'directory') await walk(path);
-      }),
-    );
+    for (const name of readdirSync(join(root, dir))) {
+      if (++sinceYield >= yieldEvery) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        throwIfAborted(options.signal);
+      }
+      const path = dir ? `${dir}/${name}` : name;
+      const st = lstatSync(join(root, path));
+      const type = entryType(st.mode);
+      const ignored = matcher.ignores(path);
+      if (ignored && !(type === 'directory' && matcher.mayReincludeUnder(path))) continue;
+      if (!ignored) {
+        entries.set(path, {
+          path,
+          type,
+          mode: st.mode,
+          uid: st.uid,
+          gid: st.gid,
+          size: type === 'file' ? st.size : 0,
+          mtimeMs: st.mtimeMs,
+          ino: st.ino,
+          ...(type === 'symlink' ? { linkTarget: readlinkSync(join(root, path)) } : {}),
+        });
+      }
+      if (type === 'directory') await walk(path);
+    }
   };
   await walk('');
 

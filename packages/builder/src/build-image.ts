@@ -178,8 +178,8 @@ export class BuildSession {
   readonly #views = new Map<string, Promise<string>>();
   readonly #viewPaths: string[] = [];
   readonly #stages = new Map<number, Promise<StageResult>>();
-  #scratch: string | undefined;
-  #lease: Lease | undefined;
+  #scratch: Promise<string> | undefined;
+  #lease: Promise<Lease> | undefined;
   #context: BuildContext | undefined;
   #plan: BuildPlan | undefined;
   #dockerfile: Dockerfile | undefined;
@@ -207,8 +207,13 @@ export class BuildSession {
     return this.#abort.signal;
   }
 
-  get lease(): Lease {
-    return this.#lease!;
+  /**
+   * The build's lease on what it writes, taken on first use: a build that finds every step in
+   * the cache writes nothing and takes none.
+   */
+  lease(): Promise<Lease> {
+    this.#lease ??= this.options.images.createLease({ signal: this.signal });
+    return this.#lease;
   }
 
   get context(): BuildContext {
@@ -223,9 +228,13 @@ export class BuildSession {
     return this.#dockerfile!;
   }
 
-  /** The build's scratch directory under `workDir`. */
-  get scratch(): string {
-    return this.#scratch!;
+  /** The build's scratch directory under `workDir`, made on first use. */
+  scratch(): Promise<string> {
+    this.#scratch ??= (async () => {
+      await mkdir(this.options.workDir, { recursive: true });
+      return mkdtemp(join(this.options.workDir, 'build-'));
+    })();
+    return this.#scratch;
   }
 
   #hashCachePath(dir: string): string {
@@ -239,9 +248,6 @@ export class BuildSession {
   }
 
   async run(): Promise<BuildResult> {
-    const o = this.options;
-    await mkdir(o.workDir, { recursive: true });
-    this.#scratch = await mkdtemp(join(o.workDir, 'build-'));
     try {
       return await this.#build();
     } catch (err) {
@@ -260,9 +266,11 @@ export class BuildSession {
       await unmount(path).catch((err: unknown) => this.logger.warn('cannot unmount a build view', { path, error: err }));
       await rmdir(path).catch(() => {});
     }
-    await this.#lease?.release().catch(() => {});
+    const lease = await this.#lease?.catch(() => undefined);
+    await lease?.release().catch(() => {});
     // Everything below was unmounted; what failed to unmount is left rather than deleted through.
-    if (this.#scratch) await removeUnmounted(this.#scratch);
+    const scratch = await this.#scratch?.catch(() => undefined);
+    if (scratch) await removeUnmounted(scratch);
   }
 
   async #build(): Promise<BuildResult> {
@@ -282,7 +290,6 @@ export class BuildSession {
     this.#plan = plan;
     for (const stage of plan.stages) if (stage.platform !== undefined) this.#checkPlatform(stage.platform, `FROM --platform of stage ${stage.name ?? stage.index}`);
     this.#context = await readBuildContext({ dir, ...(ignorePatterns ? { ignorePatterns } : {}), signal });
-    this.#lease = await o.images.createLease({ signal });
 
     const labels = Object.keys(o.labels ?? {}).sort();
     const sizes = plan.stages.map((s) => 1 + s.stage.instructions.length + (s.index === plan.target ? labels.length : 0));
@@ -370,7 +377,7 @@ export class BuildSession {
     if ('tar' in o.context) {
       const unpacked = await unpackContext({
         stream: o.context.tar,
-        dir: join(this.scratch, 'context'),
+        dir: join(await this.scratch(), 'context'),
         ...(typeof df === 'string' ? { dockerfile: df } : {}),
         signal: this.signal,
       });
@@ -446,7 +453,7 @@ export class BuildSession {
     }
     try {
       const registry = typeof o.registry === 'function' ? await o.registry() : o.registry;
-      const pull = registry.pull(ref, { content: this.lease.content, platform: this.platform, signal });
+      const pull = registry.pull(ref, { content: (await this.lease()).content, platform: this.platform, signal });
       for await (const event of pull) {
         write({
           status: event.status,
@@ -480,9 +487,10 @@ export class BuildSession {
     if (!pending) {
       pending = (async () => {
         const snapshotter = this.options.snapshotter;
-        await this.lease.add({ snapshots: [chain] }, { signal: this.signal });
+        const lease = await this.lease();
+        await lease.add({ snapshots: [chain] }, { signal: this.signal });
         if (await snapshotter.stat(chain)) return;
-        await snapshotter.unpack({ content: this.lease.content, layers: state.layers, diffIds: state.config.rootfs.diff_ids, signal: this.signal });
+        await snapshotter.unpack({ content: lease.content, layers: state.layers, diffIds: state.config.rootfs.diff_ids, signal: this.signal });
       })();
       pending.catch(() => this.#snapshots.delete(chain));
       this.#snapshots.set(chain, pending);
@@ -496,7 +504,7 @@ export class BuildSession {
     let found = this.#views.get(key);
     if (!found) {
       found = (async () => {
-        const path = join(this.scratch, `view-${randomBytes(6).toString('hex')}`);
+        const path = join(await this.scratch(), `view-${randomBytes(6).toString('hex')}`);
         await mkdir(path);
         if (!state.chainId) return path;
         await this.ensureSnapshot(state);

@@ -274,7 +274,7 @@ export class StageBuilder {
 
   async #download(url: string, checksum: string | undefined): Promise<RemoteSource> {
     const s = this.#session;
-    const dir = join(s.scratch, `download-${randomBytes(6).toString('hex')}`);
+    const dir = join(await s.scratch(), `download-${randomBytes(6).toString('hex')}`);
     await mkdir(dir, { recursive: true });
     return fetchRemoteSource({ url, dir, ...(checksum ? { checksum } : {}), signal: s.signal, logger: s.logger });
   }
@@ -284,12 +284,12 @@ export class StageBuilder {
   async #withRootfs(name: string, stubs: readonly MountStub[] | undefined, work: (rootfs: StepRootfs, dir: string) => Promise<void>, parent = this.#state.chainId) {
     const s = this.#session;
     if (parent) await s.ensureSnapshot(this.#state);
-    const dir = join(s.scratch, `${name}-${randomBytes(6).toString('hex')}`);
+    const dir = join(await s.scratch(), `${name}-${randomBytes(6).toString('hex')}`);
     await mkdir(dir, { recursive: true });
     try {
       const rootfs = await StepRootfs.open({
         snapshotter: s.options.snapshotter,
-        lease: s.lease,
+        lease: await s.lease(),
         key: `build-${randomBytes(16).toString('hex')}`,
         parent,
         dir: join(dir, 'fs'),
@@ -321,7 +321,7 @@ export class StageBuilder {
     const argv = step.argv!;
     const mode = instruction.network ?? o.network ?? 'default';
     await s.ensureSnapshot(this.#state);
-    const dir = join(s.scratch, `run-${short}`);
+    const dir = join(await s.scratch(), `run-${short}`);
     await mkdir(join(dir, 'scratch'), { recursive: true });
     const prepared = await prepareRunMounts(instruction.mounts, {
       workdir: step.workdir,
@@ -460,7 +460,8 @@ export class StageBuilder {
   async #store(config: ImageConfig, layers: readonly Descriptor[], chainId: Digest | undefined): Promise<ImageState> {
     const s = this.#session;
     const signal = s.signal;
-    const configBlob = await s.lease.content.put(Buffer.from(JSON.stringify(config)), undefined, { signal });
+    const lease = await s.lease();
+    const configBlob = await lease.content.put(Buffer.from(JSON.stringify(config)), undefined, { signal });
     const oci = layers.map(ociLayer);
     const manifest = {
       schemaVersion: 2,
@@ -468,7 +469,7 @@ export class StageBuilder {
       config: { mediaType: MediaType.OciConfig, digest: configBlob.digest, size: configBlob.size },
       layers: oci,
     };
-    const manifestBlob = await s.lease.content.put(Buffer.from(JSON.stringify(manifest)), undefined, { signal });
+    const manifestBlob = await lease.content.put(Buffer.from(JSON.stringify(manifest)), undefined, { signal });
     return { config, id: configBlob.digest, manifest: { mediaType: MediaType.OciManifest, digest: manifestBlob.digest, size: manifestBlob.size }, layers: oci, chainId };
   }
 }
