@@ -3,7 +3,7 @@
 # when every package is already there, and apt-get update runs once before an install.
 set -euo pipefail
 packages=(
-  build-essential libseccomp-dev   # the native shim
+  build-essential libseccomp-dev zlib1g-dev  # the native shims (seccomp, compressed logs)
   busybox-static                   # test and example root filesystems
   runc crun podman buildah docker.io  # reference runtimes, engines and builders to compare with
   docker-registry apache2-utils    # local registry and its htpasswd files
