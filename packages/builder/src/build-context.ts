@@ -87,14 +87,14 @@ export async function readBuildContext(options: ReadBuildContextOptions): Promis
   let sinceYield = 0;
   const walk = async (dir: string): Promise<void> => {
     throwIfAborted(options.signal);
-    for (const name of readdirSync(join(root, dir))) {
+    for (const name of readdirSync(dir ? `${root}/${dir}` : root)) {
       if (++sinceYield >= yieldEvery) {
         sinceYield = 0;
         await new Promise<void>((resolve) => setImmediate(resolve));
         throwIfAborted(options.signal);
       }
       const path = dir ? `${dir}/${name}` : name;
-      const st = lstatSync(join(root, path));
+      const st = lstatSync(`${root}/${path}`);
       const type = entryType(st.mode);
       const ignored = matcher.ignores(path);
       if (ignored && !(type === 'directory' && matcher.mayReincludeUnder(path))) continue;
@@ -108,7 +108,7 @@ export async function readBuildContext(options: ReadBuildContextOptions): Promis
           size: type === 'file' ? st.size : 0,
           mtimeMs: st.mtimeMs,
           ino: st.ino,
-          ...(type === 'symlink' ? { linkTarget: readlinkSync(join(root, path)) } : {}),
+          ...(type === 'symlink' ? { linkTarget: readlinkSync(`${root}/${path}`) } : {}),
         });
       }
       if (type === 'directory') await walk(path);

@@ -106,6 +106,7 @@ export class IgnoreMatcher {
 
   /** True when `path` (relative to the context root, `/`-separated) is excluded. */
   ignores(path: string): boolean {
+    if (this.#patterns.length === 0) return false;
     const file = cleanPath(path);
     const slash = file.lastIndexOf('/');
     const parents = slash < 0 ? [] : file.slice(0, slash).split('/');
