@@ -137,6 +137,27 @@ export class ImageService {
     return { client, done: () => client.close() };
   }
 
+  /**
+   * A registry client for a build: with the credentials `POST /build` carries per registry
+   * (`X-Registry-Config`), a client of its own; else the shared one. `done` closes an own one.
+   */
+  async buildClient(authConfigs: Readonly<Record<string, AuthConfig>> | undefined): Promise<{ client: RegistryClient; done: () => Promise<void> }> {
+    const entries: Record<string, Credentials> = {};
+    for (const [registry, auth] of Object.entries(authConfigs ?? {})) {
+      const creds = authCredentials(auth);
+      if (creds) entries[registry] = creds;
+    }
+    if (Object.keys(entries).length === 0) return { client: (await this.registry()).client, done: async () => {} };
+    const { RegistryClient, StaticCredentials } = await import('@berth/registry');
+    const client = new RegistryClient({
+      credentials: new StaticCredentials({ entries }),
+      insecureRegistries: this.#options.insecureRegistries,
+      userAgent: this.#options.userAgent,
+      logger: this.#ctx.logger,
+    });
+    return { client, done: () => client.close() };
+  }
+
   async close(): Promise<void> {
     const registry = this.#registry;
     this.#registry = undefined;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
 import { packTar, TarEntryType } from '@berth/store';
 import { startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
@@ -48,7 +49,14 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-lei-'));
   registry = await startRegistry({ auth: 'basic' });
   await writeFile(join(dir, 'config.json'), '{}');
-  engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), network, dockerConfigPath: join(dir, 'config.json') });
+  engine = new LocalEngine({
+    ...(process.env['BERTH_TEST_DEBUG'] ? { logger: createTextLogger({ write: (l) => process.stderr.write(l), level: 'debug' }) } : {}),
+    root: join(dir, 'root'),
+    runRoot: join(dir, 'run'),
+    network,
+    dockerConfigPath: join(dir, 'config.json'),
+    ...(process.env['BERTH_TEST_RUNTIME'] ? { runtime: process.env['BERTH_TEST_RUNTIME'] } : {}),
+  });
   await pushBusyboxImage(registry, 'library/busybox:1.36', { layers: 2 });
 });
 
@@ -194,5 +202,44 @@ describe('LocalEngine images', () => {
     controller.abort();
     expect(ev).toMatchObject({ Type: 'image', Action: 'tag', Actor: { Attributes: { name: 'imported:v2' } } });
     await other.close();
+  });
+
+  it('builds from a context tar with docker\'s step messages, runs RUN on the bridge, caches and prunes', { timeout: 120_000 }, async () => {
+    const dockerfile = `FROM ${registry.host}/library/busybox:1.36\nARG WHO=nobody\nRUN echo "hi $WHO" > /greeting && ip route | grep -c default > /routes\nCMD ["cat", "/greeting", "/routes"]\n`;
+    const context = () =>
+      Readable.from(
+        packTar(
+          (async function* () {
+            yield { entry: { path: 'Dockerfile', type: TarEntryType.File, size: Buffer.byteLength(dockerfile), mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 }, body: Buffer.from(dockerfile) };
+          })(),
+        ),
+      );
+    const authConfigs = { [registry.host]: { username: 'berth', password: registry.users['berth']!, serveraddress: registry.host } };
+    const messages = await drain(engine.buildImage(context(), { tags: ['built:1'], buildArgs: { WHO: 'engine' }, authConfigs }));
+    const text = messages.map((m) => m.stream ?? '').join('');
+    expect(text).toContain(`Step 1/4 : FROM ${registry.host}/library/busybox:1.36`);
+    expect(text).toContain('Step 3/4 : RUN echo "hi $WHO" > /greeting');
+    expect(text).toContain('Successfully tagged built:1');
+    const id = messages.find((m) => m.aux)?.aux?.['ID'];
+    expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect((await engine.inspectImage('built:1')).Id).toBe(id);
+    const { Id } = await engine.createContainer({ Image: 'built:1', HostConfig: { NetworkMode: 'none' } });
+    const stream = await engine.attachContainer(Id, { stream: true, stdout: true });
+    const wait = await engine.waitContainer(Id, { condition: 'next-exit' });
+    await engine.startContainer(Id);
+    let out = '';
+    for await (const c of stream.output) out += c.data.toString();
+    expect(out).toBe('hi engine\n1\n');
+    await wait.result;
+    await engine.removeContainer(Id);
+    const again = (await drain(engine.buildImage(context(), { tags: ['built:1'], buildArgs: { WHO: 'engine' }, authConfigs }))).map((m) => m.stream ?? '').join('');
+    expect(again).toContain(' ---> Using cache');
+    await expect(drain(engine.buildImage(Readable.from(packTar((async function* () {
+      const df = `FROM ${registry.host}/library/busybox:1.36\nRUN exit 3\n`;
+      yield { entry: { path: 'Dockerfile', type: TarEntryType.File, size: df.length, mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 }, body: Buffer.from(df) };
+    })())), { authConfigs }))).rejects.toMatchObject({ exitCode: 3 });
+    expect((await engine.dataUsage({ types: ['build-cache'] })).BuildCache.length).toBeGreaterThan(0);
+    const pruned = await engine.pruneBuildCache({ all: true });
+    expect(pruned.CachesDeleted?.length).toBeGreaterThan(0);
   });
 });

@@ -70,6 +70,7 @@ import type { EngineContext } from './engine-context.js';
 import { EventJournal } from './event-journal.js';
 import { RecordWatch } from './record-watch.js';
 import { StateLayout } from './state-layout.js';
+import { BuildService } from './build-service.js';
 import { ContainerFilesystem } from './container-filesystem.js';
 import { ContainerProcesses } from './container-processes.js';
 import { ExecService } from './exec-service.js';
@@ -131,9 +132,6 @@ const defaultSupervisorCommand = [process.execPath, fileURLToPath(new URL('../..
 // Where docker's packages put the static tini it runs for --init.
 const initCandidates = ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/local/bin/docker-init', '/usr/bin/tini-static'];
 
-function notYet(what: string): never {
-  throw engineError(`${what} is not implemented by the local engine yet`, EngineErrorCode.NotImplemented, ErrorKind.NotImplemented);
-}
 
 /**
  * The Engine in-process (daemonless, as podman works): containers, images, volumes, networks
@@ -154,6 +152,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   readonly #fs: ContainerFilesystem;
   readonly #processes: ContainerProcesses;
   readonly #supervisor: LocalSupervisor;
+  readonly #builds: BuildService;
   readonly #system: SystemService;
   #snapshotter: Promise<Snapshotter> | undefined;
   #network: NetworkManager | undefined;
@@ -202,6 +201,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
       insecureRegistries: options.insecureRegistries ?? [],
       userAgent: `Berth/${options.version ?? '0.0.0'}`,
     });
+    this.#builds = new BuildService(ctx, { images: this.#images, containerSnapshots: async () => (await ctx.containers.list()).map((c) => c.snapshotKey) });
     this.#system = new SystemService(ctx, {
       version: options.version ?? '0.0.0',
       gitCommit: options.gitCommit ?? '',
@@ -273,7 +273,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
       Images: images,
       Containers: containers,
       Volumes: volumes,
-      BuildCache: [],
+      BuildCache: want('build-cache') ? await this.#builds.records(options) : [],
     };
   }
 
@@ -496,12 +496,17 @@ export class LocalEngine implements Engine, ContainerSupervisor {
     return this.#images.prune(options);
   }
 
-  buildImage(_context: Readable, _options?: BuildOptions & CallOptions): AsyncIterable<JsonMessage> {
-    return notYet('build');
+  buildImage(context: Readable, options: BuildOptions & CallOptions = {}): AsyncIterable<JsonMessage> {
+    return this.#buildStream(context, options);
   }
 
-  async pruneBuildCache(): Promise<BuildCachePruneResponse> {
-    return notYet('builder prune');
+  async *#buildStream(context: Readable, options: BuildOptions & CallOptions): AsyncGenerator<JsonMessage> {
+    await this.#ready();
+    yield* this.#builds.build(context, options);
+  }
+
+  async pruneBuildCache(options: CallOptions & { readonly all?: boolean; readonly filters?: Filters } = {}): Promise<BuildCachePruneResponse> {
+    return this.#builds.prune(options);
   }
 
   // ---- volumes -------------------------------------------------------------------------------
