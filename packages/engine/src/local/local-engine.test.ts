@@ -374,4 +374,32 @@ describe('LocalEngine containers', () => {
     expect(df.Images[0]!.Containers).toBeGreaterThanOrEqual(0);
     expect(df.LayersSize).toBeGreaterThan(0);
   });
+
+  it('runs containers with runc under berth-runtime\'s monitor (logs, attach, exec)', async () => {
+    const runcDir = await mkdtemp(join(tmpdir(), 'berth-le-runc-'));
+    const runc = new LocalEngine({ root: join(runcDir, 'root'), runRoot: join(runcDir, 'run'), runtime: 'runc', network });
+    try {
+      const image = await buildBusyboxImage();
+      let loaded = '';
+      for await (const m of runc.loadImages(tarOf(image.dir))) loaded += m.stream ?? '';
+      await image.remove();
+      await runc.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
+      const { Id } = await runc.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'echo from-runc; sleep 60'], HostConfig: { NetworkMode: 'none' } });
+      await runc.startContainer(Id);
+      const ex = await runc.createExec(Id, { Cmd: ['sh', '-c', 'echo exec-$((1+1))'], AttachStdout: true });
+      expect(await collect((await runc.startExec(ex.Id, {}))!.output)).toEqual({ stdout: 'exec-2\n', stderr: '' });
+      for (let i = 0; i < 100; i++) {
+        const { stdout } = await collect((await runc.containerLogs(Id, { stdout: true })).output);
+        if (stdout === 'from-runc\n') break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await collect((await runc.containerLogs(Id, { stdout: true })).output)).stdout).toBe('from-runc\n');
+      await runc.stopContainer(Id, { timeout: 1 });
+      expect((await runc.inspectContainer(Id)).State).toMatchObject({ Status: 'exited', ExitCode: 137 });
+      await runc.removeContainer(Id);
+    } finally {
+      await runc.close();
+      await rm(runcDir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import { constants, createWriteStream } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorKind } from '@berth/errors';
 import { createJsonLogger, noopLogger, type Logger } from '@berth/log';
@@ -92,6 +92,8 @@ export interface LocalEngineOptions {
   readonly logger?: Logger;
   /** `berth-runtime` (default), `runc`, `crun` or a path to a runtime with runc's command line. */
   readonly runtime?: RuntimeName;
+  /** Global options for that runtime (`--cgroup-manager=disabled` for crun on a hybrid cgroup host). */
+  readonly runtimeArgs?: readonly string[];
   /** `auto` (default: overlay where it works, else copying), `overlay` or `copy`. */
   readonly snapshotDriver?: 'auto' | 'overlay' | 'copy';
   readonly network?: LocalNetworkOptions;
@@ -117,6 +119,17 @@ export interface LocalEngineOptions {
   readonly version?: string;
   readonly gitCommit?: string;
   readonly buildTime?: string;
+}
+
+/**
+ * The runtime: berth-runtime, or runc/crun (or another runc-compatible one) run under
+ * berth-runtime's monitor as conmon does for podman, so that logs, attach and exit records work.
+ */
+function runtimeFor(options: LocalEngineOptions, layout: StateLayout, logger: Logger): Runtime {
+  const name = options.runtime ?? 'berth-runtime';
+  const args = options.runtimeArgs?.length ? { runtimeArgs: options.runtimeArgs } : {};
+  if (basename(name) === 'berth-runtime') return new Runtime({ runtime: name, root: layout.runtimeRoot, logger, ...args });
+  return new Runtime({ runtime: name, root: join(layout.runRoot, basename(name)), monitor: true, monitorRoot: layout.runtimeRoot, logger, ...args });
 }
 
 function required(value: unknown, name: string): string {
@@ -171,7 +184,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
       volumes: new VolumeStore(layout.volumes),
       events: new EventJournal({ dir: layout.events, logger }),
       images: new ImageStore({ root, logger }),
-      runtime: new Runtime({ runtime: options.runtime ?? 'berth-runtime', root: layout.runtimeRoot, logger }),
+      runtime: runtimeFor(options, layout, logger),
       watch: new RecordWatch(layout.containers),
       snapshotter: () => this.#getSnapshotter(),
       network: () => this.#getNetwork(),
