@@ -125,6 +125,35 @@ t.close()`,
     await expect(stat('/abs.txt')).rejects.toThrow(/ENOENT/);
   });
 
+  it('never writes through a symlink of the archive to outside the target, and keeps hardlinks, modes and times', async () => {
+    const outside = join(work, 'outside');
+    const tarPath = join(work, 'links.tar');
+    execFileSync('python3', [
+      '-c',
+      `import tarfile, io
+t = tarfile.open(${JSON.stringify(tarPath)}, 'w')
+def add(name, data=None, **kw):
+    info = tarfile.TarInfo(name)
+    for k, v in kw.items(): setattr(info, k, v)
+    if data is not None: info.size = len(data)
+    t.addfile(info, io.BytesIO(data) if data is not None else None)
+add('Dockerfile', b'FROM scratch\\n', mode=0o640, mtime=1000000000)
+add('escape', type=tarfile.SYMTYPE, linkname=${JSON.stringify(outside)})
+add('escape/planted.txt', b'planted')
+add('hard', type=tarfile.LNKTYPE, linkname='Dockerfile')
+t.close()`,
+    ]);
+    const out = join(work, 'links-out');
+    await unpackContext({ stream: createReadStream(tarPath), dir: out });
+    await expect(stat(join(outside, 'planted.txt'))).rejects.toThrow(/ENOENT/);
+    // The symlink's absolute target is taken inside the context, as in a chroot.
+    expect(await readFile(join(out, outside, 'planted.txt'), 'utf8')).toBe('planted');
+    const [dockerfile, hard] = await Promise.all([stat(join(out, 'Dockerfile')), stat(join(out, 'hard'))]);
+    expect(hard.ino).toBe(dockerfile.ino);
+    expect(dockerfile.mode & 0o7777).toBe(0o640);
+    expect(dockerfile.mtimeMs).toBe(1000000000 * 1000);
+  });
+
   it('rejects garbage and a missing Dockerfile, and falls back to the lower-case name', async () => {
     const garbage = join(work, 'garbage');
     await writeFile(garbage, 'this is not a tar archive at all'.repeat(40));

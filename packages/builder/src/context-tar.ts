@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, createReadStream, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeSync, type Stats } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, posix, relative, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { errnoCode, ErrorKind, throwIfAborted } from '@berth/errors';
+import { RootResolver, cleanLayerPath } from '@berth/snapshot';
+import { TarEntryType, TarReader, type TarEntry, type TarEntrySink } from '@berth/store';
 import { decompressStream, detectCompression } from './archive-format.js';
 import { readBuildContext, readDockerignore } from './build-context.js';
 import { IgnoreMatcher, parseDockerignore } from './dockerignore.js';
@@ -32,6 +34,7 @@ export interface PackedContext {
 }
 
 const block = 512;
+const readWholeBelow = 1 << 20;
 
 function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, '0') + '\0';
@@ -116,9 +119,16 @@ export async function packContext(options: PackContextOptions): Promise<PackedCo
       else {
         yield* tarHeader({ name: path, type: '0', mode: entry.mode, size: entry.size, mtime });
         let written = 0;
-        for await (const chunk of createReadStream(join(dir, path), { end: Math.max(0, entry.size - 1) })) {
-          written += (chunk as Buffer).length;
-          yield chunk as Buffer;
+        if (entry.size < readWholeBelow) {
+          // One synchronous read: a context is mostly small files, and the stream machinery costs more than they do.
+          const data = entry.size === 0 ? Buffer.alloc(0) : readFileSync(join(dir, path));
+          written = data.length;
+          if (written === entry.size && written > 0) yield data;
+        } else {
+          for await (const chunk of createReadStream(join(dir, path), { end: Math.max(0, entry.size - 1) })) {
+            written += (chunk as Buffer).length;
+            yield chunk as Buffer;
+          }
         }
         if (written !== entry.size) throw new BuildContextError(`${path} changed size while the context was packed`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.Conflict });
         yield Buffer.alloc((block - (entry.size % block)) % block);
@@ -156,6 +166,94 @@ export interface UnpackedContext {
   /** The Dockerfile's name inside the context and its text. */
   readonly dockerfile: { readonly name: string; readonly text: string };
   readonly ignorePatterns: readonly string[];
+}
+
+/**
+ * Writes the entries of a context tar under `root` with synchronous calls, as GNU tar does
+ * (a context is many small files; a trip through the thread pool per call costs more than the
+ * call). Names are resolved inside `root` like a chroot, so no name or symlink of the archive
+ * reaches outside it; absolute names and `..` above the root are refused, as docker refuses them.
+ */
+class ContextExtractor {
+  readonly #resolver: RootResolver;
+  readonly #owners = process.getuid?.() === 0;
+  readonly #dirTimes: Array<{ readonly path: string; readonly mtime: number }> = [];
+
+  constructor(root: string) {
+    this.#resolver = new RootResolver(root);
+  }
+
+  #refuse(name: string, why: string): never {
+    throw new BuildContextError(`the build context is not a valid tar archive: ${JSON.stringify(name)} ${why}`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument });
+  }
+
+  entry(entry: TarEntry): TarEntrySink | undefined {
+    if (entry.path.startsWith('/')) this.#refuse(entry.path, 'is an absolute path');
+    let parts: string[];
+    try {
+      parts = cleanLayerPath(entry.path);
+    } catch {
+      this.#refuse(entry.path, 'points outside the context');
+    }
+    if (parts.length === 0) return undefined;
+    const parent = this.#resolver.resolveDir(parts.slice(0, -1), (rel) => mkdirSync(this.#resolver.abs(rel), { mode: 0o755 }));
+    const path = join(this.#resolver.abs(parent!), parts.at(-1)!);
+    const existing = lstatOrUndefined(path);
+    if (entry.type === TarEntryType.Directory) {
+      if (existing && !existing.isDirectory()) rmSync(path, { recursive: true, force: true });
+      if (!existing?.isDirectory()) mkdirSync(path, { mode: 0o700 });
+      this.#attributes(path, entry, false);
+      this.#dirTimes.push({ path, mtime: entry.mtime });
+      return undefined;
+    }
+    if (existing) rmSync(path, { recursive: existing.isDirectory(), force: true });
+    this.#resolver.forget(parent === '' ? parts.at(-1)! : `${parent}/${parts.at(-1)!}`);
+    if (entry.type === TarEntryType.File) {
+      const fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      return {
+        write: (chunk) => void writeSync(fd, chunk),
+        end: () => {
+          closeSync(fd);
+          this.#attributes(path, entry, false);
+        },
+      };
+    }
+    if (entry.type === TarEntryType.Symlink) {
+      symlinkSync(entry.linkpath ?? '', path);
+      this.#attributes(path, entry, true);
+    } else if (entry.type === TarEntryType.Hardlink) {
+      const target = this.#resolver.resolveDir(cleanLayerPath(entry.linkpath ?? '').slice(0, -1));
+      const linkTarget = target === undefined ? undefined : join(this.#resolver.abs(target), posix.basename(entry.linkpath ?? ''));
+      if (!linkTarget || !lstatOrUndefined(linkTarget)?.isFile()) this.#refuse(entry.path, `links to ${JSON.stringify(entry.linkpath)}, which is not a file of the context`);
+      linkSync(linkTarget, path);
+    }
+    // Devices and fifos have no place in a build context: docker's COPY skips them too.
+    return undefined;
+  }
+
+  #attributes(path: string, entry: TarEntry, link: boolean): void {
+    if (this.#owners) lchownSync(path, entry.uid, entry.gid);
+    if (!link) chmodSync(path, entry.mode & 0o7777);
+    const time = new Date(entry.mtime * 1000);
+    lutimesSync(path, time, time);
+  }
+
+  /** Gives directories their archived times back, now that their children are written. */
+  finish(): void {
+    for (const { path, mtime } of this.#dirTimes.reverse()) {
+      const time = new Date(mtime * 1000);
+      lutimesSync(path, time, time);
+    }
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 // Peeks at the first bytes to pick the decompressor, then passes everything through it.
@@ -196,27 +294,15 @@ function decompressing(signal?: AbortSignal): Transform {
 export async function unpackContext(options: UnpackContextOptions): Promise<UnpackedContext> {
   const dir = options.dir;
   await mkdir(dir, { recursive: true });
-  // Entries that would land outside the directory (absolute, `..`) are skipped with a
-  // warning; docker refuses such contexts, so any warning fails the unpack.
-  let problem: string | undefined;
-  // node-tar is loaded here only: a build from a directory never needs it.
-  const { extract } = await import('tar');
-  const unpack = extract({
-    cwd: dir,
-    preserveOwner: process.getuid?.() === 0,
-    onwarn: (code: string, message: string | Error) => {
-      problem ??= `${code}: ${message instanceof Error ? message.message : message}`;
-    },
-  });
+  const extractor = new ContextExtractor(dir);
   try {
-    await pipeline(options.stream, decompressing(options.signal), unpack, ...(options.signal ? [{ signal: options.signal }] : []));
+    await pipeline(options.stream, decompressing(options.signal), new TarReader((entry) => extractor.entry(entry)), ...(options.signal ? [{ signal: options.signal }] : []));
   } catch (err) {
     if (options.signal?.aborted) throw err;
+    if (err instanceof BuildContextError) throw err;
     throw new BuildContextError('the build context is not a valid tar archive', { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument, cause: err });
   }
-  if (problem !== undefined) {
-    throw new BuildContextError(`the build context is not a valid tar archive: ${problem}`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument });
-  }
+  extractor.finish();
 
   let name = (options.dockerfile ?? 'Dockerfile').replace(/^\.?\//, '');
   let text: string;
