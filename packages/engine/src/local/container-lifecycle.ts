@@ -198,7 +198,8 @@ export class ContainerLifecycle {
   async #networking(host: HostConfig, body: ContainerCreateRequest, signal?: AbortSignal): Promise<NetworkingRecord> {
     let mode = host.NetworkMode || 'bridge';
     if (mode === 'default') mode = 'bridge';
-    const endpoints = body.NetworkingConfig?.EndpointsConfig ?? {};
+    // `default` names the bridge network on Linux (the docker CLI sends its endpoint under it).
+    const endpoints = Object.fromEntries(Object.entries(body.NetworkingConfig?.EndpointsConfig ?? {}).map(([k, v]) => [k === 'default' ? 'bridge' : k, v]));
     const networks: Record<string, EndpointSettings> = {};
     if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
       if (mode.startsWith('container:')) {
@@ -660,15 +661,16 @@ export class ContainerLifecycle {
 
   #startError(err: unknown): Error {
     if (!isBerthError(err)) return err instanceof Error ? err : new Error(String(err));
-    const shim = describeError(err).replace(/^berth-runtime (create|run|start): /, '');
+    // docker's wording around the runtime's own message, which stays whole (it is the cause too).
+    const message = `failed to create task for container: OCI runtime create failed: ${err.message}`;
     if (hasCode(err, RuntimeErrorCode.ExecNotFound)) {
-      return engineError(`failed to create task for container: ${shim}`, EngineErrorCode.CommandNotFound, ErrorKind.InvalidArgument, { cause: err, exitCode: 127 });
+      return engineError(message, EngineErrorCode.CommandNotFound, ErrorKind.InvalidArgument, { cause: err, exitCode: 127 });
     }
     if (hasCode(err, RuntimeErrorCode.ExecDenied)) {
-      return engineError(`failed to create task for container: ${shim}`, EngineErrorCode.CommandNotExecutable, ErrorKind.InvalidArgument, { cause: err, exitCode: 126 });
+      return engineError(message, EngineErrorCode.CommandNotExecutable, ErrorKind.InvalidArgument, { cause: err, exitCode: 126 });
     }
     if (hasCode(err, RuntimeErrorCode.UserNotFound) || hasCode(err, RuntimeErrorCode.InvalidSpec)) {
-      return engineError(`failed to create task for container: ${shim}`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument, { cause: err, exitCode: 126 });
+      return engineError(message, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument, { cause: err, exitCode: 126 });
     }
     return err;
   }
