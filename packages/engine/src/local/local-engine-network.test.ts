@@ -196,6 +196,37 @@ describe('LocalEngine networking', () => {
     expect(joined.output).toBe(`inet ${ip}\n`);
     await engine.removeContainer(first, { force: true });
   });
+
+  it('publishes every exposed port with -P, and a crash leaves nothing once the supervisor recovers', async () => {
+    const id = await detached({ ...web, HostConfig: { PublishAllPorts: true } });
+    const info = await engine.inspectContainer(id);
+    const binding = info.NetworkSettings.Ports['80/tcp']![0]!;
+    expect(Number(binding.HostPort)).toBeGreaterThan(0);
+    expect(await httpGet(`http://127.0.0.1:${binding.HostPort}/`)).toBe(`hello from ${id.slice(0, 12)}\n`);
+    // The host "crashes": monitor and process killed, nobody sees the end.
+    const { stdout } = await exec('ps', ['-o', 'ppid=', '-p', String(info.State.Pid)]);
+    process.kill(Number(stdout.trim()), 'SIGKILL');
+    process.kill(info.State.Pid, 'SIGKILL');
+    const stop = new AbortController();
+    const supervising = engine.supervise({ signal: stop.signal });
+    try {
+      for (let i = 0; i < 100 && (await engine.inspectContainer(id)).State.Running; i++) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      stop.abort();
+      await supervising;
+    }
+    expect((await engine.inspectContainer(id)).State).toMatchObject({ Running: false, ExitCode: 255 });
+    const { stdout: links } = await exec('ip', ['-br', 'link']);
+    expect(links.split('\n').filter((l) => l.startsWith(`vt${tag}`))).toEqual([]);
+    // The host port is free again.
+    const again = createServer();
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.listen(Number(binding.HostPort), '0.0.0.0', () => resolve());
+    });
+    again.close();
+    await engine.removeContainer(id);
+  });
 });
 
 async function nthAddress(networkName: string, n: number): Promise<string> {

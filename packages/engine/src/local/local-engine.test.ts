@@ -174,6 +174,18 @@ describe('LocalEngine containers', () => {
     let inspected = await engine.inspectExec(exec.Id);
     for (let i = 0; inspected.Running && i < 50; i++) inspected = await engine.inspectExec(exec.Id);
     expect(inspected).toMatchObject({ Running: false, ExitCode: 4, ContainerID: Id });
+    const background = await engine.createExec(Id, { Cmd: ['sh', '-c', 'sleep 0.2; echo done > /tmp/bg'] });
+    expect(await engine.startExec(background.Id, { Detach: true })).toBeUndefined();
+    expect((await engine.inspectExec(background.Id)).Running).toBe(true);
+    expect((await engine.inspectContainer(Id)).ExecIDs).toEqual(expect.arrayContaining([exec.Id, background.Id]));
+    let bg = await engine.inspectExec(background.Id);
+    for (let i = 0; bg.Running && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      bg = await engine.inspectExec(background.Id);
+    }
+    expect(bg.Running).toBe(false);
+    const check = await engine.createExec(Id, { Cmd: ['cat', '/tmp/bg'], AttachStdout: true });
+    expect((await collect((await engine.startExec(check.Id, {}))!.output)).stdout).toBe('done\n');
     const piped = await engine.createExec(Id, { Cmd: ['sh', '-c', 'read line; echo "got $line"'], AttachStdin: true, AttachStdout: true });
     const s2 = await engine.startExec(piped.Id, {});
     s2!.stdin!.end('hi\n');
