@@ -12,7 +12,7 @@ export PATH="$nodebin:$root/node_modules/.bin:$PATH"
 # Native addons (node-pty) compile against the headers of the Node.js that runs them.
 if [ "$nodebin" = "$root/.node/bin" ]; then
   export npm_config_nodedir
-  npm_config_nodedir=$(cd "$root/.node/bin/.." && pwd)
+  npm_config_nodedir=$(cd -P "$root/.node/bin/.." && pwd)
 fi
 export NX_DAEMON=false NX_NO_CLOUD=true NX_TUI=false NX_SKIP_NX_CACHE=${NX_SKIP_NX_CACHE:-false}
 
