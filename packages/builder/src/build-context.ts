@@ -1,5 +1,5 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, ErrorKind, throwIfAborted } from '@berth/errors';
 import { IgnoreMatcher, parseDockerignore } from './dockerignore.js';
@@ -23,11 +23,18 @@ export interface ContextEntry {
   readonly linkTarget?: string;
   /** A parent directory that .dockerignore excludes but that holds re-included entries: it exists only by implication. */
   readonly implicit?: boolean;
+  /** Where a file's content starts in the context's `spool` (a context read from a tar); otherwise it is at `root/path`. */
+  readonly offset?: number;
 }
 
-/** A build context on disk after `.dockerignore`: every included path, sorted, with its children. */
+/**
+ * A build context after `.dockerignore`: every included path, sorted, with its children. The
+ * files are on disk under `root`, or, for a context read from a tar, their contents are
+ * concatenated in the file `spool` (each entry's `offset`) and `root` is not used for them.
+ */
 export interface BuildContext {
   readonly root: string;
+  readonly spool?: string;
   /** The .dockerignore patterns that were applied. */
   readonly ignorePatterns: readonly string[];
   readonly entries: ReadonlyMap<string, ContextEntry>;
@@ -116,7 +123,14 @@ export async function readBuildContext(options: ReadBuildContextOptions): Promis
   };
   await walk('');
 
-  // Re-included entries under an excluded directory still need their parents.
+  return indexContext(root, ignorePatterns, entries);
+}
+
+/**
+ * Completes a context's entries: the parents that included entries imply (under an excluded
+ * directory, or missing from a tar), every path sorted, and each directory's children.
+ */
+export function indexContext(root: string, ignorePatterns: readonly string[], entries: Map<string, ContextEntry>, spool?: string): BuildContext {
   for (const path of [...entries.keys()]) {
     for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
       const parent = path.slice(0, slash);
@@ -124,7 +138,6 @@ export async function readBuildContext(options: ReadBuildContextOptions): Promis
       entries.set(parent, { path: parent, type: 'directory', mode: 0o40755, uid: 0, gid: 0, size: 0, mtimeMs: 0, ino: 0, implicit: true });
     }
   }
-
   const paths = [...entries.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const children = new Map<string, string[]>([['', []]]);
   for (const path of paths) {
@@ -134,5 +147,24 @@ export async function readBuildContext(options: ReadBuildContextOptions): Promis
     const slash = path.lastIndexOf('/');
     children.get(slash < 0 ? '' : path.slice(0, slash))?.push(slash < 0 ? path : path.slice(slash + 1));
   }
-  return { root, ignorePatterns, entries, paths, children };
+  return { root, ...(spool !== undefined ? { spool } : {}), ignorePatterns, entries, paths, children };
 }
+
+/** The content of a context file: from disk, or from the context's spool. */
+export async function readContextFile(context: BuildContext, entry: ContextEntry): Promise<Buffer> {
+  if (entry.offset === undefined || context.spool === undefined) return readFile(join(context.root, entry.path));
+  const handle = await open(context.spool, 'r');
+  try {
+    const buffer = Buffer.alloc(entry.size);
+    let done = 0;
+    while (done < entry.size) {
+      const { bytesRead } = await handle.read(buffer, done, entry.size - done, entry.offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}
+

@@ -562,6 +562,33 @@ describe.skipIf(skip)('buildImage', () => {
     expect(built.error).toMatchObject({ code: BuilderErrorCode.SourceNotFound, message: expect.stringContaining('"present.txt": not found in the build context') });
     await expectNothingLeft();
   });
+
+  it('builds from a context tar without unpacking it, unless a RUN binds the context', async () => {
+    const ctx = await context({
+      Dockerfile: `FROM ${base}\nCOPY src/ /src/\nADD bundle.tar /unpacked/\nRUN --mount=type=bind,target=/ctx find /ctx -type f | sort > /listing\n`,
+      '.dockerignore': 'secret.txt\n',
+      'secret.txt': 'secret\n',
+      'src/a.txt': 'a\n',
+      'src/deep/b.txt': 'b\n',
+    });
+    const tarDir = join(dir, `tarsrc-${++seq}`);
+    await mkdir(join(tarDir, 'pkg'), { recursive: true });
+    await writeFile(join(tarDir, 'pkg/inside'), 'inside\n');
+    await run('tar', ['-C', tarDir, '-cf', join(ctx, 'bundle.tar'), 'pkg']);
+    // A tar as a client may send it: .dockerignore not applied yet, the daemon applies it.
+    const { spawn } = await import('node:child_process');
+    const { PassThrough } = await import('node:stream');
+    const tar = spawn('tar', ['-C', ctx, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Piped at once: Node drains a child's unread stdout when the child exits.
+    const built = await build(ctx, { context: { tar: tar.stdout.pipe(new PassThrough()) }, tags: ['spooled:1'] });
+    expect(built.error).toBeUndefined();
+    const files = await exportFiles('spooled:1', ['src/a.txt', 'src/deep/b.txt', 'unpacked/pkg/inside', 'listing']);
+    expect(files['src/a.txt']).toBe('a\n');
+    expect(files['src/deep/b.txt']).toBe('b\n');
+    expect(files['unpacked/pkg/inside']).toBe('inside\n');
+    expect(files.listing.split('\n').filter(Boolean)).toEqual(['/ctx/.dockerignore', '/ctx/Dockerfile', '/ctx/bundle.tar', '/ctx/src/a.txt', '/ctx/src/deep/b.txt']);
+    await expectNothingLeft();
+  });
 });
 
 async function exportFiles(image: string, paths: readonly string[]): Promise<Record<string, string>> {

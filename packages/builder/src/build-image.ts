@@ -27,7 +27,7 @@ import { BuildCache } from './build-cache.js';
 import { readBuildContext, type BuildContext } from './build-context.js';
 import { OrderedOutput, startOperation, type BuildMessage, type Operation } from './build-messages.js';
 import { planBuild, type BuildPlan } from './build-plan.js';
-import { unpackContext } from './context-tar.js';
+import { materializeContext, spoolContext } from './context-spool.js';
 import { ContentHashCache } from './copy-sources.js';
 import type { Dockerfile } from './dockerfile-ast.js';
 import { BuildError, BuilderErrorCode, BuildContextError } from './errors.js';
@@ -185,6 +185,7 @@ export class BuildSession {
   #dockerfile: Dockerfile | undefined;
   #quietHeld: BuildMessage[] = [];
   #firstFailure: { readonly error: unknown } | undefined;
+  #contextDir: string | undefined;
 
   constructor(options: BuildImageOptions, emit: (message: BuildMessage) => void) {
     this.options = options;
@@ -275,10 +276,10 @@ export class BuildSession {
 
   async #build(): Promise<BuildResult> {
     const o = this.options;
-    const signal = this.signal;
     if (o.platform !== undefined) this.#checkPlatform(o.platform, '--platform');
 
-    const { dir, text, name, ignorePatterns } = await this.#loadContext();
+    const { context, text, name } = await this.#loadContext();
+    this.#context = context;
     const dockerfile = parseDockerfile(text, { file: name });
     this.#dockerfile = dockerfile;
     for (const w of dockerfile.warnings) this.emit({ stream: `[WARNING]: ${w}\n` });
@@ -289,7 +290,6 @@ export class BuildSession {
     });
     this.#plan = plan;
     for (const stage of plan.stages) if (stage.platform !== undefined) this.#checkPlatform(stage.platform, `FROM --platform of stage ${stage.name ?? stage.index}`);
-    this.#context = await readBuildContext({ dir, ...(ignorePatterns ? { ignorePatterns } : {}), signal });
 
     const labels = Object.keys(o.labels ?? {}).sort();
     const sizes = plan.stages.map((s) => 1 + s.stage.instructions.length + (s.index === plan.target ? labels.length : 0));
@@ -371,24 +371,24 @@ export class BuildSession {
     }
   }
 
-  async #loadContext(): Promise<{ dir: string; text: string; name: string; ignorePatterns?: readonly string[] }> {
+  // The context and the Dockerfile: a directory is walked where it is; a tar is spooled, not unpacked.
+  async #loadContext(): Promise<{ context: BuildContext; text: string; name: string }> {
     const o = this.options;
     const df = o.dockerfile;
+    const signal = this.signal;
     if ('tar' in o.context) {
-      const unpacked = await unpackContext({
-        stream: o.context.tar,
-        dir: join(await this.scratch(), 'context'),
-        ...(typeof df === 'string' ? { dockerfile: df } : {}),
-        signal: this.signal,
-      });
-      if (typeof df === 'object') return { dir: unpacked.dir, text: df.text, name: df.name ?? 'Dockerfile', ignorePatterns: unpacked.ignorePatterns };
-      return { dir: unpacked.dir, text: unpacked.dockerfile.text, name: unpacked.dockerfile.name, ignorePatterns: unpacked.ignorePatterns };
+      const spooled = await spoolContext({ stream: o.context.tar, dir: join(await this.scratch(), 'context'), ...(typeof df === 'string' ? { dockerfile: df } : {}), signal });
+      if (typeof df === 'object') return { context: spooled.context, text: df.text, name: df.name ?? 'Dockerfile' };
+      return { context: spooled.context, text: spooled.dockerfile.text, name: spooled.dockerfile.name };
     }
     const dir = o.context.dir;
-    if (typeof df === 'object') return { dir, text: df.text, name: df.name ?? 'Dockerfile' };
+    const context = readBuildContext({ dir, signal });
+    context.catch(() => {});
+    if (typeof df === 'object') return { context: await context, text: df.text, name: df.name ?? 'Dockerfile' };
     const path = df === undefined ? join(dir, 'Dockerfile') : isAbsolute(df) ? df : join(dir, df);
+    let text: string;
     try {
-      return { dir, text: await readFile(path, 'utf8'), name: df ?? 'Dockerfile' };
+      text = await readFile(path, 'utf8');
     } catch (err) {
       throw new BuildContextError(`cannot read the Dockerfile ${path}: ${errnoCode(err) === 'ENOENT' ? 'no such file' : String(err)}`, {
         code: BuilderErrorCode.InvalidContext,
@@ -396,6 +396,13 @@ export class BuildSession {
         cause: err,
       });
     }
+    return { context: await context, text, name: df ?? 'Dockerfile' };
+  }
+
+  /** The context as a directory, for a RUN that binds it: a spooled context is written out once. */
+  contextDir(): string {
+    this.#contextDir ??= materializeContext(this.context);
+    return this.#contextDir;
   }
 
   /** The result of a stage of this build, once it is built. */

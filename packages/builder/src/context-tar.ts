@@ -256,8 +256,8 @@ function lstatOrUndefined(path: string): Stats | undefined {
   }
 }
 
-// Peeks at the first bytes to pick the decompressor, then passes everything through it.
-function decompressing(signal?: AbortSignal): Transform {
+/** A stream that peeks at the first bytes to pick the decompressor, then passes everything through it. */
+export function decompressing(signal?: AbortSignal): Transform {
   let inner: ReturnType<typeof decompressStream> | undefined;
   let pending = Buffer.alloc(0);
   const start = (self: Transform, data: Buffer): void => {

@@ -1,4 +1,5 @@
-import { constants as fsConstants, chmodSync, chownSync, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsConstants, chmodSync, chownSync, copyFileSync, createReadStream, createWriteStream, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readSync, readlinkSync, rmSync, symlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { chmod, copyFile, lchown, lstat, lutimes, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ErrorKind, errnoCode, throwIfAborted } from '@berth/errors';
@@ -36,6 +37,8 @@ export interface SourceEntry {
   readonly linkTarget?: string;
   /** Where a file's content is read from. */
   readonly abs: string;
+  /** Where in `abs` the content starts (a spooled context); the whole file otherwise. */
+  readonly offset?: number;
 }
 
 function typeOf(info: Stats): ContextEntryType {
@@ -56,7 +59,7 @@ export function contextSourceEntry(context: BuildContext, entry: ContextEntry, r
     mtimeMs: entry.mtimeMs,
     size: entry.size,
     ...(entry.linkTarget !== undefined ? { linkTarget: entry.linkTarget } : {}),
-    abs: entry.path === '' ? context.root : join(context.root, entry.path),
+    ...(entry.offset !== undefined && context.spool !== undefined ? { abs: context.spool, offset: entry.offset } : { abs: entry.path === '' ? context.root : join(context.root, entry.path) }),
   };
 }
 
@@ -247,7 +250,8 @@ export class ImageRoot {
     if (existing) rmSync(path, { recursive: existing.isDirectory(), force: true });
     if (entry.type === 'file') {
       // Big files go through the thread pool, so a server using this stays responsive.
-      if (entry.size === undefined || entry.size >= largeFile) await copyFile(entry.abs, path, fsConstants.COPYFILE_FICLONE);
+      if (entry.offset !== undefined) await copyFileRange(entry.abs, entry.offset, entry.size ?? 0, path);
+      else if (entry.size === undefined || entry.size >= largeFile) await copyFile(entry.abs, path, fsConstants.COPYFILE_FICLONE);
       else copyFileSync(entry.abs, path, fsConstants.COPYFILE_FICLONE);
       lchownSync(path, owner.uid, owner.gid);
       chmodSync(path, mode);
@@ -273,6 +277,27 @@ export class ImageRoot {
 }
 
 const largeFile = 1 << 20;
+
+/** Copies `size` bytes of `source` from `offset` into a new file `dest` (mode 0600). */
+export async function copyFileRange(source: string, offset: number, size: number, dest: string): Promise<void> {
+  if (size < largeFile) {
+    const fd = openSync(source, 'r');
+    try {
+      const buffer = Buffer.alloc(size);
+      let done = 0;
+      while (done < size) {
+        const n = readSync(fd, buffer, done, size - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      writeFileSync(dest, buffer.subarray(0, done), { mode: 0o600 });
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
+  await pipeline(createReadStream(source, { start: offset, end: offset + size - 1 }), createWriteStream(dest, { mode: 0o600 }));
+}
 
 function lstatOrUndefined(path: string): Stats | undefined {
   try {

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { dirname, posix } from 'node:path';
 import { ErrorKind, throwIfAborted } from '@berth/errors';
 import { writeFileAtomic } from '@berth/fsutil';
 import type { Digest } from '@berth/oci';
-import type { BuildContext, ContextEntry } from './build-context.js';
+import { readContextFile, type BuildContext, type ContextEntry } from './build-context.js';
 import type { InlineSource } from './dockerfile-ast.js';
 import { cleanPath } from './dockerignore.js';
 import { BuildContextError, BuilderErrorCode } from './errors.js';
@@ -192,7 +192,7 @@ export async function hashCopySources(context: BuildContext, sources: readonly s
       throwIfAborted(options.signal);
       let digest = options.cache?.get(context.root, entry);
       if (digest === undefined) {
-        digest = createHash('sha256').update(await readFile(join(context.root, entry.path))).digest('hex');
+        digest = createHash('sha256').update(await readContextFile(context, entry)).digest('hex');
         options.cache?.set(context.root, entry, digest);
       }
       contentDigests.set(entry.path, digest);

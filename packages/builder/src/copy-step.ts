@@ -5,7 +5,7 @@ import { ErrorKind } from '@berth/errors';
 import { UnpackMode, unpackLayer } from '@berth/snapshot';
 import { decompressStream, detectCompression, isTarArchive } from './archive-format.js';
 import type { BuildContext, ContextEntry, ContextEntryType } from './build-context.js';
-import { contextTree, directoryTree, ImageRoot, type CopyAttributes, type SourceEntry } from './copy-files.js';
+import { contextTree, copyFileRange, directoryTree, ImageRoot, type CopyAttributes, type SourceEntry } from './copy-files.js';
 import { globToRegex, hasWildcards, matchSources, planCopy, type CopyOperation, type SourceMatch } from './copy-sources.js';
 import type { AddInstruction, CopyInstruction } from './dockerfile-ast.js';
 import { cleanPath, IgnoreMatcher } from './dockerignore.js';
@@ -119,7 +119,13 @@ async function collectSources(o: ApplyCopyOptions, exclude: IgnoreMatcher | unde
       trees.set(match.path, () => contextTree(o.context, match.entry, skipContext));
       // ADD unpacks local tar archives (plain or compressed), told by content, never by name.
       if (instruction.kind === 'ADD' && match.entry.type === 'file' && unpack !== false) {
-        const abs = join(o.context.root, match.entry.path);
+        let abs = join(o.context.root, match.entry.path);
+        if (match.entry.offset !== undefined && o.context.spool !== undefined) {
+          // A spooled context has no file to look at: this one is written out first.
+          await mkdir(o.staging, { recursive: true });
+          abs = join(o.staging, `source-${archives.size}-${posix.basename(match.entry.path)}`);
+          await copyFileRange(o.context.spool, match.entry.offset, match.entry.size, abs);
+        }
         if (unpack === true || (await isTarArchive(abs, o.signal))) archives.set(match.path, abs);
       }
     }

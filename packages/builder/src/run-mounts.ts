@@ -21,8 +21,8 @@ export interface RunMountContext {
   readonly workdir: string;
   /** Where cache mounts live (`<cacheRoot>/mounts/...`). */
   readonly cacheRoot: string;
-  /** The build context directory, for binds without `from`. */
-  readonly contextRoot: string;
+  /** The build context as a directory, for binds without `from` (asked for only then: a spooled context is written out for it). */
+  readonly contextRoot: () => string;
   /** A read-only view of the root of a stage or image named by `from`; the build unmounts it at its end. */
   readonly rootOf: (from: string) => Promise<string>;
   /** A directory of the step for copy-on-write layers of `rw` binds. */
@@ -118,7 +118,7 @@ export async function prepareRunMounts(mounts: readonly RunMount[], ctx: RunMoun
         }
         source = found;
       } else {
-        source = join(ctx.contextRoot, cleanPath(posix.join('/', mount.source ?? '/')).slice(1));
+        source = join(ctx.contextRoot(), cleanPath(posix.join('/', mount.source ?? '/')).slice(1));
       }
 
       if (mount.type === 'cache') {

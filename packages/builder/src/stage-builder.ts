@@ -326,7 +326,7 @@ export class StageBuilder {
     const prepared = await prepareRunMounts(instruction.mounts, {
       workdir: step.workdir,
       cacheRoot: s.cacheRoot,
-      contextRoot: s.context.root,
+      contextRoot: () => s.contextDir(),
       rootOf: (from) => s.rootOf(from, (m) => this.#write(m)),
       scratch: join(dir, 'scratch'),
       signal,
