@@ -26,6 +26,9 @@ export function engineUnavailable(): string | undefined {
   return undefined;
 }
 
+// Servers started for a home, stopped by its destroy() even when a test that started one timed out.
+const servesOf = new Map<string, Set<ServeProcess>>();
+
 /** A private engine: its own state root, runtime root, HOME (docker config), bridge and rule tag. */
 export interface EngineHome {
   readonly dir: string;
@@ -96,6 +99,8 @@ export async function makeEngineHome(options: { busyboxTag?: string } = {}): Pro
     bridge: `be2e${suffix}`,
     networkTag: `e2e${suffix}`,
     destroy: async () => {
+      for (const serve of servesOf.get(dir) ?? []) await serve.stop();
+      servesOf.delete(dir);
       const ids = await engine(home, ['ps', '-aq']).catch(() => undefined);
       const list = ids?.stdout.split('\n').filter(Boolean) ?? [];
       if (list.length) await engine(home, ['rm', '-f', ...list]).catch(() => undefined);
@@ -154,17 +159,20 @@ export async function startServe(home: EngineHome, extra: readonly string[] = []
     if (i > 300) throw new Error(`engine serve did not answer: ${log}`);
     await sleep(50);
   }
-  return {
+  const serve: ServeProcess = {
     child,
     socket,
     log: () => log,
     stop: async () => {
+      servesOf.get(home.dir)?.delete(serve);
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       await Promise.race([once(child, 'exit'), sleep(15_000)]);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
+  servesOf.set(home.dir, (servesOf.get(home.dir) ?? new Set()).add(serve));
+  return serve;
 }
 
 /** Polls `check` until it holds (or `tries` run out), for things that happen in the background. */
