@@ -25,6 +25,8 @@ export interface ContextEntry {
   readonly implicit?: boolean;
   /** Where a file's content starts in the context's `spool` (a context read from a tar); otherwise it is at `root/path`. */
   readonly offset?: number;
+  /** The hex sha256 of a file's content, when it was computed as the context was read. */
+  readonly sha256?: string;
 }
 
 /**

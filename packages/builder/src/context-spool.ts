@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, constants as fsConstants, lchownSync, lutimesSync, mkdirSync, openSync, readSync, symlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -65,13 +66,16 @@ export async function spoolContext(options: SpoolContextOptions): Promise<Spoole
     if (path === '') return undefined;
     const common = { path, mode: (typeBits[entry.type] ?? 0) | (entry.mode & 0o7777), uid: entry.uid, gid: entry.gid, mtimeMs: entry.mtime * 1000, ino: 0 };
     if (entry.type === TarEntryType.File) {
-      entries.set(path, { ...common, type: 'file', size: entry.size, offset: size });
+      const offset = size;
+      const hash = createHash('sha256');
       return {
         write: (chunk) => {
           writeSync(fd, chunk);
+          hash.update(chunk);
           size += chunk.length;
         },
-        end: () => {},
+        // Hashed on the way in: the cache key of a COPY reads no file again.
+        end: () => void entries.set(path, { ...common, type: 'file', size: entry.size, offset, sha256: hash.digest('hex') }),
       };
     }
     if (entry.type === TarEntryType.Hardlink) {

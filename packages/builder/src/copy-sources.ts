@@ -190,10 +190,11 @@ export async function hashCopySources(context: BuildContext, sources: readonly s
   const worker = async (): Promise<void> => {
     for (let entry = queue.pop(); entry; entry = queue.pop()) {
       throwIfAborted(options.signal);
-      let digest = options.cache?.get(context.root, entry);
+      // A spooled context hashed its files as they arrived; a stamp cache does not apply to it.
+      let digest = entry.sha256 ?? (context.spool === undefined ? options.cache?.get(context.root, entry) : undefined);
       if (digest === undefined) {
         digest = createHash('sha256').update(await readContextFile(context, entry)).digest('hex');
-        options.cache?.set(context.root, entry, digest);
+        if (context.spool === undefined) options.cache?.set(context.root, entry, digest);
       }
       contentDigests.set(entry.path, digest);
     }
