@@ -79,7 +79,7 @@ describe('engine CLI against a Docker-API server', () => {
       expect((await engine(['container', 'inspect', '--format', '{{.State.Status}}', name])).stdout).toBe('running\n');
       const images = await engine(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}']);
       expect(images.stdout).toBe((await docker(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}'])).stdout);
-      expect((await engine(['images'])).stdout.split('\n')[0]).toBe('REPOSITORY   TAG       IMAGE ID       CREATED         SIZE');
+      expect((await engine(['images'])).stdout.split('\n')[0]).toMatch(/^REPOSITORY {3}TAG {7}IMAGE ID {7}CREATED {2,}SIZE$/);
       const top = await engine(['top', name]);
       expect(top.stdout.split('\n')[0]).toMatch(/^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/);
       expect(top.stdout).toContain('sleep 300');
