@@ -209,6 +209,7 @@ class FileTail {
   readonly #watcher: FSWatcher;
   #wake: (() => void) | undefined;
   #changed = false;
+  #closed = false;
 
   constructor(dir: string, path: string) {
     this.#path = path;
@@ -220,6 +221,7 @@ class FileTail {
   }
 
   close(): void {
+    this.#closed = true;
     this.#watcher.close();
     this.#wake?.();
   }
@@ -271,6 +273,8 @@ class FileTail {
           }
         }
         if (this.#changed) continue;
+        // An abort or close that came while we were reading found no waiter to wake: look again.
+        if (signal?.aborted || this.#closed || (endAt !== undefined && Date.now() >= endAt)) return;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
       }

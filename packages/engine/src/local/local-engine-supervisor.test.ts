@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
 import { buildBusyboxImage } from '@berth/tools/test-images';
 import type { ContainerInspectResponse } from '../types/container.js';
@@ -64,7 +65,7 @@ beforeAll(async () => {
   network.defaultSubnet = await freeSubnet();
   dir = await mkdtemp(join(tmpdir(), 'berth-les-'));
   options = { root: join(dir, 'root'), runRoot: join(dir, 'run'), network };
-  engine = new LocalEngine(options);
+  engine = new LocalEngine({ ...options, ...(process.env['BERTH_TEST_DEBUG'] ? { logger: createTextLogger({ write: (l) => process.stderr.write(`${Date.now() % 100000} ${l}`), level: 'debug' }) } : {}) });
   const image = await buildBusyboxImage();
   let loaded = '';
   for await (const m of engine.loadImages(spawn('tar', ['-C', image.dir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout)) loaded += m.stream ?? '';

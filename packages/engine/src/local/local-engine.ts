@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorKind } from '@berth/errors';
 import { createJsonLogger, noopLogger, type Logger } from '@berth/log';
-import type { NetworkManager, NetworkManagerOptions } from '@berth/network';
+import { NetworkManager, type NetworkManagerOptions } from '@berth/network';
 import { Runtime, type RuntimeName } from '@berth/runtime';
 import type { Snapshotter } from '@berth/snapshot';
 import { ImageStore } from '@berth/store';
@@ -169,7 +169,6 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   readonly #system: SystemService;
   #snapshotter: Promise<Snapshotter> | undefined;
   #network: NetworkManager | undefined;
-  #networkModule: typeof import('@berth/network') | undefined;
 
   constructor(options: LocalEngineOptions) {
     const root = required(options?.root, 'root');
@@ -246,16 +245,8 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   }
 
   #getNetwork(): NetworkManager {
-    if (!this.#network) {
-      if (!this.#networkModule) throw new Error('network module not loaded');
-      this.#network = new this.#networkModule.NetworkManager({ ...(this.options.network ?? {}), stateDir: this.#ctx.layout.network, logger: this.#ctx.logger });
-    }
+    this.#network ??= new NetworkManager({ ...(this.options.network ?? {}), stateDir: this.#ctx.layout.network, logger: this.#ctx.logger });
     return this.#network;
-  }
-
-  /** Loads what the container paths need before they run (kept out of the constructor so `images` stays light). */
-  async #ready(): Promise<void> {
-    this.#networkModule ??= await import('@berth/network');
   }
 
   // ---- system --------------------------------------------------------------------------------
@@ -301,7 +292,6 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   // ---- containers ----------------------------------------------------------------------------
 
   async createContainer(body: ContainerCreateRequest, options: CallOptions & { readonly name?: string; readonly platform?: string } = {}): Promise<ContainerCreateResponse> {
-    await this.#ready();
     return this.#lifecycle.create(body, options);
   }
 
@@ -315,8 +305,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
         return found ? [found.id] : [];
       },
       networkId: async (ref) => {
-        await this.#ready();
-        return (await this.#ctx.network().inspectNetwork(ref).catch(() => undefined))?.id;
+            return (await this.#ctx.network().inspectNetwork(ref).catch(() => undefined))?.id;
       },
     });
     if (options.limit !== undefined && options.limit > 0) records = records.slice(0, options.limit);
@@ -346,22 +335,18 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   }
 
   async startContainer(id: string, options: CallOptions & { readonly detachKeys?: string } = {}): Promise<boolean> {
-    await this.#ready();
     return this.#lifecycle.start(id, options);
   }
 
   async stopContainer(id: string, options: CallOptions & { readonly timeout?: number; readonly signalName?: string } = {}): Promise<boolean> {
-    await this.#ready();
     return this.#lifecycle.stop(id, options);
   }
 
   async restartContainer(id: string, options: CallOptions & { readonly timeout?: number; readonly signalName?: string } = {}): Promise<void> {
-    await this.#ready();
     return this.#lifecycle.restart(id, options);
   }
 
   async killContainer(id: string, options: CallOptions & { readonly signalName?: string } = {}): Promise<void> {
-    await this.#ready();
     return this.#lifecycle.kill(id, options);
   }
 
@@ -374,12 +359,10 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   }
 
   async removeContainer(id: string, options: RemoveContainerOptions = {}): Promise<void> {
-    await this.#ready();
     return this.#lifecycle.remove(id, options);
   }
 
   async waitContainer(id: string, options: CallOptions & { readonly condition?: WaitCondition } = {}): Promise<ContainerWait> {
-    await this.#ready();
     return this.#lifecycle.wait(id, options);
   }
 
@@ -437,7 +420,6 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   }
 
   async pruneContainers(options: CallOptions & { readonly filters?: Filters } = {}): Promise<ContainerPruneResponse> {
-    await this.#ready();
     return this.#lifecycle.prune(options.filters ?? {});
   }
 
@@ -514,7 +496,6 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   }
 
   async *#buildStream(context: Readable, options: BuildOptions & CallOptions): AsyncGenerator<JsonMessage> {
-    await this.#ready();
     yield* this.#builds.build(context, options);
   }
 
@@ -547,37 +528,30 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   // ---- networks ------------------------------------------------------------------------------
 
   async createNetwork(body: NetworkCreateRequest, options: CallOptions = {}): Promise<NetworkCreateResponse> {
-    await this.#ready();
     return this.#networks.create(body, options);
   }
 
   async listNetworks(options: CallOptions & { readonly filters?: Filters } = {}): Promise<Network[]> {
-    await this.#ready();
     return this.#networks.list(options.filters ?? {}, options);
   }
 
   async inspectNetwork(id: string, options: CallOptions & { readonly verbose?: boolean } = {}): Promise<Network> {
-    await this.#ready();
     return this.#networks.inspect(id, options);
   }
 
   async removeNetwork(id: string, options: CallOptions = {}): Promise<void> {
-    await this.#ready();
     return this.#networks.remove(id, options);
   }
 
   async connectNetwork(id: string, body: NetworkConnectRequest, options: CallOptions = {}): Promise<void> {
-    await this.#ready();
     return this.#networks.connect(id, body, options);
   }
 
   async disconnectNetwork(id: string, body: NetworkDisconnectRequest, options: CallOptions = {}): Promise<void> {
-    await this.#ready();
     return this.#networks.disconnect(id, body, options);
   }
 
   async pruneNetworks(options: CallOptions & { readonly filters?: Filters } = {}): Promise<NetworkPruneResponse> {
-    await this.#ready();
     return this.#networks.prune(options.filters ?? {}, options);
   }
 
@@ -587,13 +561,11 @@ export class LocalEngine implements Engine, ContainerSupervisor {
    * the signal fires: exits, restart policies with docker's backoff, health checks, `--rm`.
    */
   async supervise(options: { readonly signal: AbortSignal }): Promise<void> {
-    await this.#ready();
     await this.#supervisor.run({ signal: options.signal, boot: true, recoverNetwork: true });
   }
 
   /** The supervisor of the daemonless CLI: no boot restarts, ends when idle. Use `runDetachedSupervisor`. */
   async superviseDetached(signal: AbortSignal, idleExitMs: number): Promise<void> {
-    await this.#ready();
     await this.#supervisor.run({ signal, boot: false, idleExitMs });
   }
 
