@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,13 +10,18 @@ import { have, measure, type BenchReport, type Subject } from '../measure.js';
 
 // A small app built three ways from the same busybox base (served by a local registry):
 // Berth's executor in a process of its own per build, bundled into one file with its native
-// programs beside it (as the engine CLI ships and runs it daemonless), `docker build` with the
+// programs beside it (as the engine CLI ships and runs it daemonless), from the context
+// directory and from a context tar (what `POST /build` hands it); the `engine build` CLI
+// (daemonless: it packs the context and hands the tar to its local engine); `docker build` with the
 // classic builder against a private dockerd, and `buildah bud` with its own root. Each is timed
 // cold (every step built, the base image already pulled) and fully cached (nothing changed).
+// The RUN steps run without a network (`--network none`; buildah's chroot isolation knows only
+// the host's): the private dockerd has no bridge, and the app's steps need none.
 
 const files = 300;
 const toolsDir = fileURLToPath(new URL('../../../', import.meta.url));
 const repoDir = fileURLToPath(new URL('../../../../', import.meta.url));
+const engineBin = join(repoDir, 'apps/engine/bin/engine.js');
 
 function dockerfile(base: string): string {
   return [`FROM ${base}`, 'RUN mkdir -p /opt/deps && echo "dependencies installed" > /opt/deps/done', 'COPY app/ /app/', 'WORKDIR /app', 'RUN find . -type f | wc -l > /app/file-count', 'CMD ["cat", "/app/file-count"]', ''].join('\n');
@@ -34,17 +39,19 @@ async function makeContext(dir: string, base: string): Promise<void> {
 // The child that builds with Berth. Bundled with its native programs in `<dir>/dist/native/`,
 // where the packages look for them (`../dist/native/` from the module), as in the engine app.
 const berthBuild = `
-import { buildImage } from '@berth/builder';
+import { buildImage, packContext } from '@berth/builder';
 import { ImageStore } from '@berth/store';
 import { createSnapshotter } from '@berth/snapshot';
 import { Runtime } from '@berth/runtime';
-const [root, work, context, noCache] = process.argv.slice(2);
+const [root, work, context, noCache, viaTar] = process.argv.slice(2);
 const images = new ImageStore({ root });
 const snapshotter = await createSnapshotter({ root: root + '/snapshots' });
 const runtime = new Runtime({ root: work + '/runtime' });
 let client;
 const registry = async () => (client ??= new (await import('@berth/registry')).RegistryClient({}));
-const build = buildImage({ context: { dir: context }, images, snapshotter, runtime, registry, workDir: work + '/builder', tags: ['bench-app:latest'], noCache: noCache === '1' });
+// As POST /build gets it: the context packed into a tar and unpacked on the other side.
+const source = viaTar === '1' ? { tar: (await packContext({ dir: context })).stream } : { dir: context };
+const build = buildImage({ context: source, images, snapshotter, runtime, registry, workDir: work + '/builder', tags: ['bench-app:latest'], noCache: noCache === '1', network: 'none' });
 for await (const m of build) void m;
 await build.result;
 await client?.close();
@@ -107,10 +114,13 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
 
     const bundle = await bundleBerth(join(dir, 'berth-bundle'));
     const berthEnv = { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') };
-    const berth = (noCache: boolean) => () => exec(process.execPath, [bundle, berthRoot, berthWork, context, noCache ? '1' : '0'], { env: berthEnv });
+    const engineArgs = ['--root', join(dir, 'engine-root'), '--runroot', join(dir, 'engine-run')];
+    const engineSkip = (await stat(join(repoDir, 'apps/engine/dist/engine.mjs')).catch(() => undefined)) ? undefined : 'the engine CLI is not built (npx nx run @berth/engine-cli:build)';
+    const engineBuild = (noCache: boolean) => () => exec(process.execPath, [engineBin, ...engineArgs, 'build', '-q', '--network', 'none', ...(noCache ? ['--no-cache'] : []), '-t', 'bench-app:latest', context], { env: berthEnv });
+    const berth = (noCache: boolean, viaTar = false) => () => exec(process.execPath, [bundle, berthRoot, berthWork, context, noCache ? '1' : '0', viaTar ? '1' : '0'], { env: berthEnv });
     const dockerSkip = await dockerdUnavailable();
     const dockerEnv = () => ({ ...process.env, DOCKER_BUILDKIT: '0', DOCKER_HOST: dockerd!.host });
-    const dockerBuild = (noCache: boolean) => () => exec('docker', ['build', '-q', ...(noCache ? ['--no-cache'] : []), '-t', 'bench-app:latest', context], { env: dockerEnv() });
+    const dockerBuild = (noCache: boolean) => () => exec('docker', ['build', '-q', '--network', 'none', ...(noCache ? ['--no-cache'] : []), '-t', 'bench-app:latest', context], { env: dockerEnv() });
     const buildahSkip = (await have('buildah')) ? undefined : 'buildah not installed';
     const buildahBuild = (noCache: boolean) => () =>
       exec('buildah', [...buildah, 'bud', '--isolation', 'chroot', '--layers', ...(noCache ? ['--no-cache'] : []), '--tls-verify=false', '-q', '-t', 'bench-app:latest', context]);
@@ -125,6 +135,8 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
     };
     const subjects = (noCache: boolean): Subject[] => [
       { name: 'berth', setup: setup.berth, run: berth(noCache) },
+      { name: 'berth, context as a tar (as POST /build)', run: berth(noCache, true) },
+      { name: 'engine build (the CLI, daemonless)', ...(engineSkip ? { skip: engineSkip } : {}), setup: engineBuild(false), run: engineBuild(noCache) },
       { name: 'docker build (classic, private dockerd 20.10)', ...(dockerSkip ? { skip: dockerSkip } : {}), setup: setup.docker, run: dockerBuild(noCache) },
       { name: 'buildah bud (overlay, chroot isolation)', ...(buildahSkip ? { skip: buildahSkip } : {}), setup: setup.buildah, run: buildahBuild(noCache) },
     ];
