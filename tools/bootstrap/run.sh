@@ -21,7 +21,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-nx() { node node_modules/nx/bin/nx.js "$@"; }
+nx() { node node_modules/nx/dist/bin/nx.js "$@"; }
 case "$job" in
   build) nx run-many -t build --outputStyle=stream ;;
   lint) nx run-many -t lint --outputStyle=stream ;;
