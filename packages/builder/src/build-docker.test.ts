@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -63,9 +63,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (unavailable) return;
+  for (const c of await runtime.list().catch(() => [])) await runtime.delete(c.id, { force: true }).catch(() => {});
   await client?.close();
   await dockerd?.stop();
   await registry?.stop();
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+  for (const target of mounts.split('\n').map((l) => l.split(' ')[4] ?? '').filter((t) => t.startsWith(dir)).sort().reverse()) {
+    await run('umount', ['-l', target]).catch(() => {});
+  }
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -44,6 +44,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (skip) return;
+  // Whatever a failed test left: containers of this file's runtime root, then mounts under its dir.
+  for (const c of await runtime.list().catch(() => [])) await runtime.delete(c.id, { force: true }).catch(() => {});
   await client?.close();
   await registry?.stop();
   const mounts = await readFile('/proc/self/mountinfo', 'utf8');
