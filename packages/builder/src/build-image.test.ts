@@ -338,6 +338,8 @@ describe.skipIf(skip)('buildImage', () => {
         'RUN id -u > /shared/uid && touch /shared/owned',
         'RUN --network=none wc -l < /proc/net/dev > /shared/netdev-lines',
         'RUN grep extra-host /etc/hosts > /shared/hosts-line; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null | head -1 > /shared/memory',
+        'SHELL ["/bin/sh", "-ec"]',
+        'RUN echo "$-" > /shared/shell-flags',
       ].join('\n'),
       'child.txt': 'child\n',
     });
@@ -359,6 +361,11 @@ describe.skipIf(skip)('buildImage', () => {
     });
     const details = await images.inspect('onbuild-child:1');
     expect(details.config.config?.OnBuild ?? null).toBeNull();
+    // SHELL: the RUN after it ran under -e, and docker's history names that shell.
+    expect((await exportFiles('onbuild-child:1', ['shared/shell-flags']))['shared/shell-flags']).toContain('e');
+    expect(details.config.config?.Shell).toEqual(['/bin/sh', '-ec']);
+    expect(details.config.history!.at(-1)!.created_by).toBe('/bin/sh -ec echo "$-" > /shared/shell-flags');
+    expect(details.config.history!.at(-2)!.created_by).toBe('/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]');
     expect(details.config.config?.User).toBe('1000:1000');
   });
 
