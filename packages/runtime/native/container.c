@@ -207,7 +207,9 @@ spawn_init (struct launch *L, shim_error_t *err)
         }
       return 0;
     }
-  /* The init will be the helper's child: as a subreaper we inherit it when the helper leaves. */
+  /* The init is cloned with CLONE_PARENT: our child, not the helper's, so the helper leaving does
+     not fire the parent-death signal the init sets until it execs (it did: the init was SIGKILLed
+     whenever the helper exited after the init's prctl). Subreaper for whatever else it leaves. */
   if (prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
     return shim_make_error (err, errno, "become a subreaper");
   pid_t helper = fork ();
@@ -223,7 +225,7 @@ spawn_init (struct launch *L, shim_error_t *err)
           sync_send_error (L->sync_child, e);
           _exit (1);
         }
-      pid_t pid = clone_process (flags);
+      pid_t pid = clone_process (flags | CLONE_PARENT);
       if (pid < 0)
         {
           shim_make_error (&e, errno, "clone the container process");
