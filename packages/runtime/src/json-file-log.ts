@@ -354,6 +354,9 @@ export async function* readJsonFileLog(path: string, options: ReadJsonFileLogOpt
     let pending = '';
     let drainedRotated = false;
     const buffer = Buffer.allocUnsafe(chunkSize);
+    // Without follow, the log as it was when the read began: a line written meanwhile would make
+    // `--tail 2` print three.
+    const limit = options.follow === undefined && live ? live.stats.size : Infinity;
     for (;;) {
       while (rotated.length) {
         const file = rotated.shift()!;
@@ -377,7 +380,9 @@ export async function* readJsonFileLog(path: string, options: ReadJsonFileLogOpt
       const last = stopped;
       changed = false;
       while (live) {
-        const { bytesRead } = await live.handle.read(buffer, 0, buffer.length, position);
+        const room = Math.min(buffer.length, limit - position);
+        if (room <= 0) break;
+        const { bytesRead } = await live.handle.read(buffer, 0, room, position);
         if (bytesRead === 0) break;
         position += bytesRead;
         pending += buffer.toString('utf8', 0, bytesRead);
