@@ -110,6 +110,7 @@ export class ContainerIo {
     const close = () => {
       if (closed) return;
       closed = true;
+      this.#ctx.closing.removeEventListener('abort', close);
       cancelHook?.();
       stopWatch.abort();
       session?.close();
@@ -155,6 +156,7 @@ export class ContainerIo {
       });
     };
 
+    this.#ctx.closing.addEventListener('abort', close, { once: true });
     if (wantStdin) {
       const target = new Writable({
         write(chunk: Buffer, _enc, callback) {
@@ -237,7 +239,8 @@ export class ContainerIo {
     if (!record.logPath) {
       throw engineError('configured logging driver does not support reading', EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument);
     }
-    const follow = options.follow && isRunning(record) ? monitorGone(this.#ctx.layout.attachSocket(record.id), options.signal) : undefined;
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#ctx.closing]) : this.#ctx.closing;
+    const follow = options.follow && isRunning(record) ? monitorGone(this.#ctx.layout.attachSocket(record.id), signal) : undefined;
     const tail = options.tail === undefined || options.tail === 'all' ? undefined : options.tail;
     return {
       tty: record.config.Tty ?? false,
@@ -249,7 +252,7 @@ export class ContainerIo {
           ...(options.until !== undefined && options.until > 0 ? { untilNs: secondsToNanos(options.until) } : {}),
           ...(tail !== undefined ? { tail } : {}),
           ...(follow ? { follow } : {}),
-          ...(options.signal ? { signal: options.signal } : {}),
+          signal,
         }),
         options.timestamps ?? false,
       ),

@@ -137,6 +137,8 @@ export class ContainerLifecycle {
   readonly #options: LifecycleOptions;
   readonly #beforeStart = new Map<string, Set<BeforeStartHook>>();
   readonly #waiting = new Map<string, number>();
+  /** Exit codes of runs that ended here, for waiters of a container `--rm` removed at once. */
+  readonly #lastExit = new Map<string, number>();
 
   constructor(ctx: EngineContext, options: LifecycleOptions) {
     this.#ctx = ctx;
@@ -759,6 +761,7 @@ export class ContainerLifecycle {
     if (oomKilled) await this.#event('oom', next);
     await this.#event('die', next, { exitCode: String(exitCode) });
     if (record.hostConfig.AutoRemove) {
+      this.#lastExit.set(id, exitCode);
       await this.#removeLocked(next, true);
       return undefined;
     }
@@ -990,10 +993,14 @@ export class ContainerLifecycle {
     const first = await this.#ctx.containers.read(id, ref);
     const target = isRunning(first) ? first.state.runCount : first.state.runCount + 1;
     this.#waiting.set(id, (this.#waiting.get(id) ?? 0) + 1);
-    const result = this.#waitLoop(id, condition, target, first.state.exitCode, options.signal).finally(() => {
+    const since = Date.now() / 1000 - 1;
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#ctx.closing]) : this.#ctx.closing;
+    const result = this.#waitLoop(id, condition, target, first.state.exitCode, since, signal).finally(() => {
       const n = (this.#waiting.get(id) ?? 1) - 1;
-      if (n <= 0) this.#waiting.delete(id);
-      else this.#waiting.set(id, n);
+      if (n <= 0) {
+        this.#waiting.delete(id);
+        this.#lastExit.delete(id);
+      } else this.#waiting.set(id, n);
     });
     result.catch(() => {});
     return { result };
@@ -1004,18 +1011,32 @@ export class ContainerLifecycle {
     return (this.#waiting.get(id) ?? 0) > 0;
   }
 
-  async #waitLoop(id: string, condition: WaitCondition, target: number, lastExit: number, signal?: AbortSignal) {
+  /** The exit code of a container's last run when it is gone: known here, or from its `die` event. */
+  async #goneExitCode(id: string, since: number, fallback: number): Promise<number> {
+    const known = this.#lastExit.get(id);
+    if (known !== undefined) return known;
+    let code = fallback;
+    for await (const ev of this.#ctx.events.read({ since, until: Date.now() / 1000, filters: { container: [id], event: ['die'] } })) {
+      const text = ev.Actor.Attributes['exitCode'];
+      if (text !== undefined && /^-?\d+$/.test(text)) code = Number(text);
+    }
+    return code;
+  }
+
+  async #waitLoop(id: string, condition: WaitCondition, target: number, lastExit: number, since: number, signal: AbortSignal) {
     let exitCode = lastExit;
     for (;;) {
       throwIfAborted(signal);
       const exitWatch = new AbortController();
+      const stopWatch = () => exitWatch.abort();
+      signal.addEventListener('abort', stopWatch, { once: true });
       let exited: Promise<void> | undefined;
-      const next = this.#ctx.watch.next(id, { ...(signal ? { signal } : {}) });
+      const next = this.#ctx.watch.next(id, { signal });
       try {
         const stored = await this.#ctx.containers.tryRead(id);
         const record = stored ? await this.refresh(stored) : undefined;
         if (!record) {
-          if (condition === 'removed' || condition === 'next-exit' || condition === 'not-running') return { StatusCode: exitCode, Error: null };
+          return { StatusCode: await this.#goneExitCode(id, since, exitCode), Error: null };
         } else {
           if (!isRunning(record) && record.state.status !== 'restarting') {
             exitCode = record.state.exitCode;
@@ -1027,11 +1048,13 @@ export class ContainerLifecycle {
           }
         }
         if (exited) {
-          await Promise.race([next.changed, exited.then(() => this.finishRun(id))]);
+          // Only an ended connection means an ended run; one we dropped (the record changed) does not.
+          await Promise.race([next.changed, exited.then(() => (exitWatch.signal.aborted ? undefined : this.finishRun(id)))]);
         } else {
           await next.changed;
         }
       } finally {
+        signal.removeEventListener('abort', stopWatch);
         exitWatch.abort();
         next.cancel();
       }

@@ -23,6 +23,8 @@ export interface EngineContext {
   readonly images: ImageStore;
   readonly runtime: Runtime;
   readonly watch: RecordWatch;
+  /** Fires when the engine is closed: waits, attachments and follows of this process end then. */
+  readonly closing: AbortSignal;
   snapshotter(): Promise<Snapshotter>;
   network(): NetworkManager;
 }

@@ -34,6 +34,20 @@ function boolValue(values: readonly string[] | undefined, key: string): boolean 
   throw invalidParameter(`Invalid filter '${key}=${v}'`);
 }
 
+/** docker's reference filter pattern (path.Match: `*` within a path segment, `?` one character). */
+function globPattern(pattern: string): RegExp {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${re}$`);
+}
+
+/** `repo` of `repo:tag` or `repo@sha256:...`. */
+function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@');
+  if (at >= 0) return ref.slice(0, at);
+  const colon = ref.lastIndexOf(':');
+  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
+}
+
 function unixSeconds(rfc3339: string | undefined): number {
   const ms = rfc3339 ? Date.parse(rfc3339) : NaN;
   return Number.isNaN(ms) ? 0 : Math.floor(ms / 1000);
@@ -211,13 +225,16 @@ export class ImageService {
       containers: users,
       ...(options.signal ? { signal: options.signal } : {}),
     });
+    // As docker: with a reference filter an image lists only the names that match it.
+    const patterns = (f['reference'] ?? []).map(globPattern);
+    const keep = (refs: readonly string[]) => (patterns.length ? refs.filter((r) => patterns.some((p) => p.test(r) || p.test(repositoryOf(r)))) : refs);
     const out: ImageSummary[] = [];
     for (const image of images) {
       out.push({
         Id: image.id,
         ParentId: '',
-        RepoTags: image.repoTags,
-        RepoDigests: image.repoDigests,
+        RepoTags: keep(image.repoTags),
+        RepoDigests: keep(image.repoDigests),
         Created: unixSeconds(image.created),
         Size: await this.#size(image),
         SharedSize: -1,

@@ -108,6 +108,12 @@ describe('LocalEngine containers', () => {
     expect(summary?.Status).toMatch(/^Exited \(3\) (Less than a second|\d+ seconds) ago$/);
     await engine.removeContainer(r.id);
     await expect(engine.inspectContainer(r.id)).rejects.toMatchObject({ message: `No such container: ${r.id}` });
+    // --rm: the container is gone when the wait for its removal returns, with its exit status.
+    const gone = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'exit 3'], HostConfig: { NetworkMode: 'none', AutoRemove: true } });
+    const removed = await engine.waitContainer(gone.Id, { condition: 'removed' });
+    await engine.startContainer(gone.Id);
+    expect((await removed.result).StatusCode).toBe(3);
+    await expect(engine.inspectContainer(gone.Id)).rejects.toMatchObject({ kind: 'NotFound' });
   });
 
   it('applies env, user, working dir, entrypoint and hostname as docker does', async () => {

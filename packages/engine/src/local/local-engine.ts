@@ -166,6 +166,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   readonly #processes: ContainerProcesses;
   readonly #supervisor: LocalSupervisor;
   readonly #builds: BuildService;
+  readonly #closing = new AbortController();
   readonly #system: SystemService;
   #snapshotter: Promise<Snapshotter> | undefined;
   #network: NetworkManager | undefined;
@@ -185,6 +186,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
       images: new ImageStore({ root, logger }),
       runtime: runtimeFor(options, layout, logger),
       watch: new RecordWatch(layout.containers),
+      closing: this.#closing.signal,
       snapshotter: () => this.#getSnapshotter(),
       network: () => this.#getNetwork(),
     };
@@ -570,6 +572,8 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   }
 
   async close(): Promise<void> {
+    // Containers keep running; what this process was waiting on or attached to lets go.
+    this.#closing.abort();
     await this.#images.close();
   }
 }
