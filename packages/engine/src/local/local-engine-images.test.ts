@@ -89,7 +89,10 @@ describe('LocalEngine images', () => {
     expect(messages.some((m) => m.status === 'Downloading' && m.progressDetail?.total && m.progress?.startsWith('['))).toBe(true);
     const again = await drain(engine.pullImage({ fromImage: `${ref}:1.36`, auth }));
     expect(again.at(-1)?.status).toBe(`Status: Image is up to date for ${ref}:1.36`);
-    const [image] = await engine.listImages({ filters: { reference: [`${ref}:1.36`] } });
+    // As docker: a reference filter with a tag keeps only that name (its digest reference does not match it).
+    const [tagged] = await engine.listImages({ filters: { reference: [`${ref}:1.36`] } });
+    expect(tagged).toMatchObject({ RepoTags: [`${ref}:1.36`], RepoDigests: [] });
+    const [image] = await engine.listImages({ filters: { reference: [ref] } });
     expect(image!.RepoTags).toEqual([`${ref}:1.36`]);
     expect(image!.RepoDigests[0]).toMatch(new RegExp(`^${ref.replace(/\./g, '\\.')}@sha256:[0-9a-f]{64}$`));
     expect(image!.Size).toBeGreaterThan(1_000_000);
