@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -166,6 +166,34 @@ export abstract class DirectorySnapshotter implements Snapshotter {
       ...(record.diffId ? { diffId: record.diffId } : {}),
       ...(record.size !== undefined ? { size: record.size } : {}),
     };
+  }
+
+  async usage(key: string, options: { readonly signal?: AbortSignal } = {}): Promise<{ readonly size: number; readonly inodes: number }> {
+    await this.init();
+    const root = this.fsOf(await this.#record(key));
+    const seen = new Set<bigint>();
+    let size = 0;
+    const walk = async (dir: string): Promise<void> => {
+      throwIfAborted(options.signal);
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return;
+        throw err;
+      }
+      for (const entry of entries) {
+        const path = join(dir, entry.name);
+        const info = await lstat(path, { bigint: true }).catch(() => undefined);
+        if (!info || seen.has(info.ino)) continue;
+        seen.add(info.ino);
+        // As docker's SizeRw: apparent sizes of what is not a directory, a hardlinked file once.
+        if (entry.isDirectory()) await walk(path);
+        else size += Number(info.size);
+      }
+    };
+    await walk(root);
+    return { size, inodes: seen.size };
   }
 
   async stat(key: string): Promise<SnapshotInfo | undefined> {

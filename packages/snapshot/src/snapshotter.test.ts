@@ -172,6 +172,9 @@ for (const driver of drivers) {
       await writeFile(join(root, 'var/fresh'), 'fresh');
       const expected = await picture(root);
       await release(root);
+      // The overlay upper holds the changes, the copy the whole tree: here both are 'changed', 'new' and 'fresh'.
+      expect((await snapshots.usage('container-1')).size).toBe(15);
+      await expect(snapshots.usage('no-such-key')).rejects.toMatchObject({ kind: 'NotFound' });
 
       const diff = await snapshots.diff('container-1', { compression: 'gzip' });
       const chunks: Buffer[] = [];

@@ -82,6 +82,11 @@ export interface Snapshotter extends SnapshotCollector {
   readonly driver: string;
   readonly root: string;
   stat(key: string): Promise<SnapshotInfo | undefined>;
+  /**
+   * Bytes a snapshot's own directory holds (each inode once): an active overlay snapshot's
+   * changes (docker's SizeRw), a copy snapshot's whole tree. NotFound when there is none.
+   */
+  usage(key: string, options?: { readonly signal?: AbortSignal }): Promise<{ readonly size: number; readonly inodes: number }>;
   list(): Promise<SnapshotInfo[]>;
   /** Unpacks an image's layers that are not there yet and returns the top chain ID. */
   unpack(options: UnpackImageOptions): Promise<UnpackImageResult>;
