@@ -10,7 +10,7 @@ import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { parsePublish, type PortSpec } from '@berth/network';
 import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, type LinuxResources, type NamespaceMode } from '@berth/runtime';
-import { RootResolver, mountAll, snapshotName, unmount } from '@berth/snapshot';
+import { RootResolver, mountAll, unmount } from '@berth/snapshot';
 import type { ImageDetails } from '@berth/store';
 import { EngineErrorCode, engineError, type ContainerWait } from '../engine.js';
 import type { CallOptions, Filters } from '../types/common.js';
@@ -975,12 +975,7 @@ export class ContainerLifecycle {
 
   /** Bytes of the container's writable layer (docker's SizeRw). */
   async rwSize(record: ContainerRecord): Promise<number> {
-    const snapshotter = await this.#ctx.snapshotter();
-    const info = await snapshotter.stat(record.snapshotKey);
-    if (!info) return 0;
-    const upper = join(snapshotter.root, 'snapshots', snapshotName(record.snapshotKey), 'fs');
-    const { stdout } = await run('du', ['-sb', upper]).catch(() => ({ stdout: '0' }));
-    return Number(stdout.split('\t')[0]) || 0;
+    return (await (await this.#ctx.snapshotter()).usage(record.snapshotKey)).size;
   }
 
   // ---- wait ----------------------------------------------------------------------------------
