@@ -7,8 +7,8 @@ import type { BuildNetwork, BuildNetworkAttachment } from '@berth/builder';
 import type { RegistryClient } from '@berth/registry';
 import type { BuildCachePruneResponse, BuildCacheRecord, BuildOptions } from '../types/image.js';
 import type { CallOptions, Filters, JsonMessage } from '../types/common.js';
-import { untilToNanos } from './container-lifecycle.js';
 import { invalidParameter } from './docker-errors.js';
+import { untilToNanos } from './docker-time.js';
 import type { EngineContext } from './engine-context.js';
 import type { ImageService } from './image-service.js';
 

@@ -30,7 +30,8 @@ import type { ContainerRecord, ContainerStateRecord, MountRecord, NetworkingReco
 import { namespaceMode, runOptionsFor, type EtcFiles } from './container-spec.js';
 import { newContainerId, validContainerName } from './container-store.js';
 import { invalidParameter, isPaused, notRunning } from './docker-errors.js';
-import { nowRfc3339, rfc3339ToNanos, zeroTime } from './docker-time.js';
+import { nowRfc3339, rfc3339ToNanos, untilToNanos, zeroTime } from './docker-time.js';
+import { parseSignal } from './signal-names.js';
 import type { EngineContext } from './engine-context.js';
 import { mountRequests, type MountRequest } from './mount-spec.js';
 import { randomContainerName } from './name-generator.js';
@@ -81,30 +82,6 @@ function initialState(): ContainerStateRecord {
   };
 }
 
-/** docker's signal names and numbers (x86_64). */
-const signalNumbers: Readonly<Record<string, number>> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13,
-  ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25,
-  VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31,
-};
-
-/** A signal as docker accepts it (`SIGTERM`, `term`, `15`, `RTMIN+3`) as its number. */
-export function parseSignal(text: string): number {
-  const trimmed = text.trim();
-  if (/^\d+$/.test(trimmed)) {
-    const n = Number(trimmed);
-    if (n >= 1 && n <= 64) return n;
-  } else {
-    const name = trimmed.toUpperCase().replace(/^SIG/, '');
-    if (name in signalNumbers) return signalNumbers[name]!;
-    const rt = /^RTM(IN|AX)([+-]\d+)?$/.exec(name);
-    if (rt) {
-      const n = (rt[1] === 'IN' ? 34 : 64) + Number(rt[2] ?? 0);
-      if (n >= 34 && n <= 64) return n;
-    }
-  }
-  throw invalidParameter(`Invalid signal: ${text}`);
-}
 
 function portSpecs(host: HostConfig, exposed: readonly string[]): PortSpec[] {
   const specs: PortSpec[] = [];
@@ -1157,17 +1134,4 @@ function labelHas(labels: Readonly<Record<string, string>>, filter: string): boo
   return eq < 0 ? filter in labels : labels[filter.slice(0, eq)] === filter.slice(eq + 1);
 }
 
-/** docker's `until` filter: a unix timestamp, an RFC 3339 time, or a duration before now (`10m`, `1h30m`). */
-export function untilToNanos(text: string): bigint {
-  if (/^\d+(\.\d+)?$/.test(text)) return BigInt(Math.round(Number(text) * 1e9));
-  const t = rfc3339ToNanos(text);
-  if (t > 0n) return t;
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
-  if (parts.length && parts.map((p) => p[0]).join('') === text) {
-    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-    const ms = parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]!]!, 0);
-    return BigInt(Date.now() - Math.round(ms)) * 1_000_000n;
-  }
-  throw invalidParameter(`invalid until filter: ${text}`);
-}
 

@@ -1,3 +1,5 @@
+import { invalidParameter } from './docker-errors.js';
+
 /**
  * Times as docker writes and reads them: RFC 3339 with nanoseconds in records and inspect,
  * `0001-01-01T00:00:00Z` for "never", unix seconds with fractions in queries, and the
@@ -88,4 +90,18 @@ export function humanDuration(ms: number): string {
   if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
   if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
   return `${Math.floor(ms / 3_600_000 / 24 / 365)} years`;
+}
+
+/** docker's `until` filter: a unix timestamp, an RFC 3339 time, or a duration before now (`10m`, `1h30m`). */
+export function untilToNanos(text: string): bigint {
+  if (/^\d+(\.\d+)?$/.test(text)) return BigInt(Math.round(Number(text) * 1e9));
+  const t = rfc3339ToNanos(text);
+  if (t > 0n) return t;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length && parts.map((p) => p[0]).join('') === text) {
+    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+    const ms = parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]!]!, 0);
+    return BigInt(Date.now() - Math.round(ms)) * 1_000_000n;
+  }
+  throw invalidParameter(`invalid until filter: ${text}`);
 }

@@ -9,8 +9,8 @@ import type { ContainerConfig } from '../types/container.js';
 import type { HistoryResponseItem, ImageDeleteResponseItem, ImageInspect, ImagePruneResponse, ImageSummary } from '../types/image.js';
 import type { AuthResponse } from '../types/system.js';
 import { invalidParameter } from './docker-errors.js';
+import { untilToNanos } from './docker-time.js';
 import { progressMessage } from './docker-progress.js';
-import { untilToNanos } from './container-lifecycle.js';
 import type { EngineContext } from './engine-context.js';
 
 const listFilterKeys = new Set(['dangling', 'label', 'reference', 'before', 'since', 'until']);

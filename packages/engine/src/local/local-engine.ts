@@ -70,6 +70,7 @@ import type { EngineContext } from './engine-context.js';
 import { EventJournal } from './event-journal.js';
 import { RecordWatch } from './record-watch.js';
 import { StateLayout } from './state-layout.js';
+import { maxApiVersion } from '../api/api-version.js';
 import { BuildService } from './build-service.js';
 import { ContainerFilesystem } from './container-filesystem.js';
 import { ContainerProcesses } from './container-processes.js';
@@ -254,7 +255,7 @@ export class LocalEngine implements Engine, ContainerSupervisor {
   // ---- system --------------------------------------------------------------------------------
 
   async ping(): Promise<PingResponse> {
-    return { apiVersion: '1.47', osType: 'linux', builderVersion: '1', experimental: false };
+    return { apiVersion: maxApiVersion, osType: 'linux', builderVersion: '1', experimental: false };
   }
 
   async info(_options: CallOptions = {}): Promise<SystemInfo> {

@@ -3,10 +3,10 @@ import type { NetworkInfo } from '@berth/network';
 import { EngineErrorCode, engineError } from '../engine.js';
 import type { CallOptions, Filters } from '../types/common.js';
 import type { EndpointSettings, Network, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse } from '../types/network.js';
-import { isRunning, untilToNanos } from './container-lifecycle.js';
+import { isRunning } from './container-lifecycle.js';
 import type { ContainerRecord } from './container-record.js';
 import { invalidParameter } from './docker-errors.js';
-import { rfc3339ToNanos } from './docker-time.js';
+import { rfc3339ToNanos, untilToNanos } from './docker-time.js';
 import type { EngineContext } from './engine-context.js';
 
 const listFilterKeys = new Set(['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type']);
