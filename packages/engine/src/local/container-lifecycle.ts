@@ -545,11 +545,14 @@ export class ContainerLifecycle {
     let runtimeCreated = false;
     let networked = false;
     try {
+      // The /etc files do not need the root file system: write them while it is mounted.
+      const etcFiles = this.#etcFiles(record, signal);
+      etcFiles.catch(() => {});
       const rootfs = await this.#mountRootfs(record, signal);
       await this.#prepareMounts(record, rootfs);
       const mode = record.networking.mode;
       const network: NamespaceMode = mode === 'host' ? 'host' : mode.startsWith('container:') ? await this.#joinPath(mode.slice('container:'.length), 'net') : 'private';
-      const etc = await this.#etcFiles(record, signal);
+      const etc = await etcFiles;
       const options = await runOptionsFor(record, {
         rootfs,
         etc,
