@@ -564,6 +564,10 @@ record_exit (void *ctx, int wait_status)
   struct launch *L = ctx;
   shim_error_t e = NULL;
   bool oom = L->cgroup && cgroup_oom_killed (L->cgroup);
+  /* No new attach once the container has exited; clients already connected keep their
+     connection. Gone before the exit is recorded, so `stopped` implies no attach socket. */
+  if (L->o->attach_socket)
+    unlink (L->o->attach_socket);
   if (state_write_exit (L->state_dir, wait_status, oom, &e) < 0)
     shim_error_release (&e);
 }
