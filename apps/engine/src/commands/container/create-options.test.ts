@@ -67,12 +67,14 @@ async function bothCreate(flags: string[]): Promise<[Recorded, Recorded]> {
   return [recorded[0]!, recorded[1]!];
 }
 
-// The docker CLI collects -v binds in a Go map, so their order changes from run to run; Berth
-// keeps the command line's order. The comparison is of the set.
+// The docker CLI collects -v binds in a Go map, and now and then puts an `-e NAME` it could not
+// resolve ahead of the others, so their order changes from run to run; Berth keeps the command
+// line's order. The comparison is of the sets.
 function sortedBinds(body: unknown): unknown {
-  const b = body as { HostConfig?: { Binds?: string[] | null } };
-  if (!b.HostConfig?.Binds) return body;
-  return { ...b, HostConfig: { ...b.HostConfig, Binds: [...b.HostConfig.Binds].sort() } };
+  const b = body as { Env?: string[] | null; HostConfig?: { Binds?: string[] | null } };
+  const env = b.Env ? { Env: [...b.Env].sort() } : {};
+  if (!b.HostConfig?.Binds) return { ...b, ...env };
+  return { ...b, ...env, HostConfig: { ...b.HostConfig, Binds: [...b.HostConfig.Binds].sort() } };
 }
 
 const cases: Record<string, string[]> = {
