@@ -184,6 +184,11 @@ function waitForPort(host: string, port: number, timeoutMs: number): Promise<voi
   });
 }
 
+/** A locally administered MAC that encodes a rig host's IPv4 address. */
+function macFor(ip: string): string {
+  return ['02', 'b7', ...ip.split('.').map((n) => Number(n).toString(16).padStart(2, '0'))].join(':');
+}
+
 function ipToInt(ip: string): number {
   return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
 }
@@ -503,7 +508,9 @@ ${
     }
     await writeFile(join(this.#dir, 'pid'), JSON.stringify({ pid: this.#pid1, start: await processStart(this.#pid1), cgroups: cgroupDirs }));
     await quiet('ip', ['link', 'del', this.#veth]);
-    await sh('ip', ['link', 'add', this.#veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(this.#pid1)]);
+    // The same MAC at every boot, as a real NIC keeps: with a new one, the machine's ARP entry
+    // for the address stays stale after a reboot and SSH waits out the neighbour timeouts.
+    await sh('ip', ['link', 'add', this.#veth, 'type', 'veth', 'peer', 'name', 'eth0', 'address', macFor(this.#ip), 'netns', String(this.#pid1)]);
     await sh('ip', ['link', 'set', this.#veth, 'master', this.rig.bridge, 'up']);
     const ns = ['-t', String(this.#pid1), '-n', 'ip'];
     await sh('nsenter', [...ns, 'addr', 'add', `${this.#ip}/24`, 'dev', 'eth0']);
