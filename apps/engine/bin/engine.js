@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Launcher of the `engine` CLI: runs the bundle on Node.js 22 or later. On an older Node it
-// re-runs itself with a repo-local `.node/bin/node` (found walking up from here), or says what
-// to install. Plain JavaScript, so that any Node can read it.
+// Launcher of the `engine` CLI: runs the bundle on Node.js 22.19 or later (the floor of undici,
+// which the bundle carries). On an older Node it re-runs itself with a repo-local
+// `.node/bin/node` (found walking up from here), or says what to install. Plain JavaScript, so
+// that any Node can read it.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import module from 'node:module';
@@ -9,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const self = fileURLToPath(import.meta.url);
-const major = Number(process.versions.node.split('.')[0]);
+const [major, minor] = process.versions.node.split('.').map(Number);
+const supported = major > 22 || (major === 22 && minor >= 19);
 
 function findLocalNode() {
   for (let dir = dirname(self); ; dir = dirname(dir)) {
@@ -19,15 +21,15 @@ function findLocalNode() {
   }
 }
 
-if (major >= 22) {
+if (supported) {
   module.enableCompileCache?.();
   await import('../dist/engine.mjs');
 } else {
   const local = findLocalNode();
   if (!local || local === process.execPath) {
     process.stderr.write(
-      `engine: Node.js 22 or later is required, this is ${process.version}.\n` +
-        'Install Node.js 22 (https://nodejs.org), or put a Node.js 22 binary at .node/bin/node in this project.\n',
+      `engine: Node.js 22.19 or later is required, this is v${process.versions.node}.\n` +
+        'Install Node.js 22.19 or later (https://nodejs.org), or put such a node binary at .node/bin/node in this project.\n',
     );
     process.exitCode = 1;
   } else {

@@ -7,9 +7,13 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const required = 22;
+// undici's floor: the bundle carries undici 8, which needs 22.19.
+const required = '22.19';
 const self = fileURLToPath(import.meta.url);
-const major = Number(process.versions.node.split('.')[0]);
+const atLeast = (version) => {
+  const [major, minor] = version.split('.').map(Number);
+  return major > 22 || (major === 22 && minor >= 19);
+};
 
 function localNode() {
   for (let dir = dirname(self); ; dir = dirname(dir)) {
@@ -19,17 +23,17 @@ function localNode() {
   }
 }
 
-if (major >= required) {
+if (atLeast(process.versions.node)) {
   await import(new URL('../dist/machine.mjs', import.meta.url).href);
 } else {
   const node = localNode();
-  const check = node && spawnSync(node, ['-e', `process.exit(Number(process.versions.node.split('.')[0]) >= ${required} ? 0 : 1)`]);
+  const check = node && spawnSync(node, ['-e', `process.exit((${atLeast})(process.versions.node) ? 0 : 1)`]);
   if (node && check && check.status === 0) {
     const result = spawnSync(node, [self, ...process.argv.slice(2)], { stdio: 'inherit' });
     process.exitCode = result.status === null ? 1 : result.status;
   } else {
     process.stderr.write(
-      `machine: needs Node.js ${required} or later, and this is ${process.version}.\n` +
+      `machine: needs Node.js ${required} or later, and this is v${process.versions.node}.\n` +
         `Install Node.js ${required} (https://nodejs.org, or your package manager), or run \`npm start\` in the Berth repository, which fetches it into .node/.\n`,
     );
     process.exitCode = 1;
