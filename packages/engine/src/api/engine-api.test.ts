@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -167,6 +167,28 @@ describe('Docker Engine API server', () => {
     await waitFor(/40 100/);
     term.write('exit 5\r');
     expect(await exited).toBe(5);
+  });
+
+  it("passes a failed build's RUN exit code on, so the docker CLI exits with it as with dockerd", async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const context = join(dir, 'failing-build');
+    await mkdir(context, { recursive: true });
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN echo about to fail; exit 7\n');
+    const build = await docker(['build', context], { env: { DOCKER_BUILDKIT: '0' } });
+    expect(build.stdout).toContain('about to fail');
+    expect(build.stderr).toContain("returned a non-zero code: 7");
+    expect(build.code).toBe(7);
+    // RemoteEngine keeps the code as the error's exitCode (the engine CLI exits with it).
+    const client = new RemoteEngine({ host: `unix://${socket}` });
+    try {
+      const tar = spawn('tar', ['-C', context, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
+      const failure = await (async () => {
+        for await (const _ of client.buildImage(tar, {})) void _;
+      })().catch((e: unknown) => e);
+      expect(failure).toMatchObject({ exitCode: 7, message: "The command '/bin/sh -c echo about to fail; exit 7' returned a non-zero code: 7" });
+    } finally {
+      await client.close();
+    }
   });
 
   it('speaks the same API to dockerode', async (ctx) => {

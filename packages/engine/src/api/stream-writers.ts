@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
-import { describeError } from '@berth/errors';
+import { describeError, isBerthError } from '@berth/errors';
 import type { JsonMessage } from '../types/common.js';
 import type { OutputChunk } from '../types/stream.js';
 import type { ApiExchange } from './api-exchange.js';
@@ -25,7 +25,8 @@ export async function writeOutput(output: AsyncIterable<OutputChunk>, sink: Writ
 /**
  * Streams docker's JSON messages as chunked `application/json` lines. The first message is taken
  * before the status line goes out, so an early failure (no such image, bad credentials) is an
- * ordinary error status; a later one becomes an `errorDetail` line, as docker does.
+ * ordinary error status; a later one becomes an `errorDetail` line, as docker does, with the
+ * error's exit code (a failed build's RUN status) as its `code`: the docker CLI exits with it.
  */
 export async function sendJsonLines(x: ApiExchange, messages: AsyncIterable<JsonMessage>): Promise<void> {
   const iterator = messages[Symbol.asyncIterator]();
@@ -40,7 +41,8 @@ export async function sendJsonLines(x: ApiExchange, messages: AsyncIterable<Json
     }
   } catch (err) {
     const message = describeError(err);
-    await writeChunk(sink, JSON.stringify({ errorDetail: { message }, error: message } satisfies JsonMessage) + '\n');
+    const code = isBerthError(err) ? err.exitCode : undefined;
+    await writeChunk(sink, JSON.stringify({ errorDetail: { ...(code === undefined ? {} : { code }), message }, error: message } satisfies JsonMessage) + '\n');
   } finally {
     await iterator.return?.();
     sink.end();

@@ -65,7 +65,9 @@ function authHeaders(auth: AuthConfig | undefined): Record<string, string> {
 function throwOnError(message: JsonMessage): JsonMessage {
   if (message.errorDetail || message.error) {
     const text = message.errorDetail?.message ?? message.error ?? 'unknown error';
-    throw engineError(text, EngineErrorCode.Remote, 'Internal');
+    // A failed build's code is its RUN's exit status, which the CLI exits with (as docker's).
+    const code = message.errorDetail?.code;
+    throw engineError(text, EngineErrorCode.Remote, 'Internal', code ? { exitCode: code } : {});
   }
   return message;
 }
