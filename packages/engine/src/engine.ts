@@ -63,6 +63,8 @@ export const EngineErrorCode = {
   /** The container's command could not be found (exit code 127) or run (126). */
   CommandNotFound: 'ERR_COMMAND_NOT_FOUND',
   CommandNotExecutable: 'ERR_COMMAND_NOT_EXECUTABLE',
+  /** Reading a container's files into a tar failed part-way (`GET /containers/{id}/archive`). */
+  ArchiveFailed: 'ERR_ARCHIVE_FAILED',
   NotImplemented: 'ERR_NOT_IMPLEMENTED',
   /** The API has no such endpoint (docker's `page not found`). */
   UnknownEndpoint: 'ERR_UNKNOWN_ENDPOINT',

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readlink, rm, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorKind, errnoCode, hasKind } from '@berth/errors';
 import { MediaType, digestOf, type Descriptor, type Digest, type ImageConfig, type ImageManifest } from '@berth/oci';
@@ -138,13 +138,25 @@ export class ContainerFilesystem {
       // GNU tar archives symlinks as symlinks and follows none inside the tree.
       const args = ['--xattrs', '--numeric-owner', '-C', cwd, '-cf', '-', ...(member !== wanted ? [`--transform=s,^${escapeSed(member)},${escapeSed(wanted)},`] : []), '--', member];
       const child = spawn('tar', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Not tar's stdout itself: node drains a child's unread stdout when the child exits, so a
+      // consumer that starts reading after tar has finished would get nothing.
+      const archive = new PassThrough();
+      child.stdout.pipe(archive, { end: false });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('close', (code) => {
         void release();
-        if (code !== 0) child.stdout.destroy(new Error(`tar of ${path} failed: ${stderr.trim()}`));
+        // GNU tar's 1 is "some files changed while read" (a running container's logs): the archive is whole.
+        if (code === 0 || code === 1) archive.end();
+        else archive.destroy(engineError(`tar of ${path} in container ${record.id} failed: ${stderr.trim() || `exit status ${code}`}`, EngineErrorCode.ArchiveFailed, ErrorKind.Internal));
       });
-      return { stat: info, archive: child.stdout };
+      // A consumer that stops early ends tar, which releases the view.
+      archive.on('close', () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGKILL');
+        child.stdout.destroy();
+      });
+      return { stat: info, archive };
     } catch (err) {
       await release();
       throw err;

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -147,6 +147,21 @@ describe('LocalEngine container file systems', () => {
     expect(exported.get('etc/added')?.body ?? exported.get('./etc/added')?.body).toBe('new\n');
     expect([...exported.keys()].some((k) => /(^|\/)bin\/ls$/.test(k))).toBe(false);
     expect([...exported.keys()].some((k) => /(^|\/)bin\/busybox$/.test(k))).toBe(true);
+  });
+
+  it('gives an archive that loses nothing when it is read after tar has finished, and releases its view when dropped', async () => {
+    const r = await run({ Image: 'busybox', Cmd: ['sh', '-c', 'echo kept > /etc/late'] });
+    // A stopped container is read through a mount of its root that goes once tar has exited.
+    const views = async () => (await readdir(join(dir, 'run'))).filter((n) => n.startsWith('view-'));
+    const late = await engine.getContainerArchive(r.id, '/etc/late');
+    for (let i = 0; i < 500 && (await views()).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await views()).toEqual([]);
+    expect((await tarEntries(late.archive)).get('late')?.body).toBe('kept\n');
+    // One that is never read to its end: destroying it ends tar and unmounts the view.
+    const dropped = await engine.getContainerArchive(r.id, '/bin');
+    dropped.archive.destroy();
+    for (let i = 0; i < 500 && (await views()).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await views()).toEqual([]);
   });
 
   it('commits a container into an image that keeps its files and takes the changes', async () => {
