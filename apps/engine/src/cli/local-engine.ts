@@ -5,7 +5,7 @@ import type { Engine } from '@berth/engine';
 import { LocalEngine } from '@berth/engine/local';
 import type { Logger } from '@berth/log';
 import type { Cli } from './cli.js';
-import type { Settings } from './settings.js';
+import { rootNetworkNames, type Settings } from './settings.js';
 
 /** Set by the bundler: the CLI runs from dist/engine.mjs, with its helpers beside it. */
 declare const BERTH_BUNDLED: boolean | undefined;
@@ -42,7 +42,8 @@ export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverride
   const settings = cli.settings;
   const assets = bundledAssets();
   const runtime = settings.runtime;
-  const net = { ...settings.network, ...overrides.network };
+  const root = overrides.root ?? settings.root;
+  const net = rootNetworkNames(root, { ...settings.network, ...overrides.network });
   const network = {
     ...(assets.helperCommand ? { helperCommand: assets.helperCommand } : {}),
     ...(net.bridge ? { defaultBridge: net.bridge } : {}),
@@ -51,7 +52,7 @@ export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverride
     ...(net.tag ? { ruleTag: net.tag } : {}),
   };
   return new LocalEngine({
-    root: overrides.root ?? settings.root,
+    root,
     runRoot: overrides.runroot ?? settings.runroot,
     logger: overrides.logger ?? cli.logger,
     dockerConfigPath: join(settings.dockerConfigDir, 'config.json'),

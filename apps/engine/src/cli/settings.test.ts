@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseGlobalFlags, resolveSettings } from './settings.js';
+import { parseGlobalFlags, resolveSettings, rootNetworkNames } from './settings.js';
 import { splitAtFirstPositional, valueFlags } from './split-args.js';
 
 let dir: string;
@@ -44,6 +44,20 @@ describe('settings', () => {
     expect(tls.tls).toEqual({ ca: '/certs/ca.pem', cert: '/certs/cert.pem', key: '/certs/key.pem', verify: true });
     const noVerify = resolveSettings(parseGlobalFlags(['--tls', 'ps']).flags, { HOME: dir, DOCKER_HOST: 'tcp://h:2376' });
     expect(noVerify.tls).toMatchObject({ verify: false, cert: join(dir, '.docker', 'cert.pem') });
+  });
+
+  it('give every state root but the default one a bridge and rule tag of its own', () => {
+    expect(rootNetworkNames('/var/lib/berth', {})).toEqual({});
+    expect(rootNetworkNames('/var/lib/berth/', {})).toEqual({});
+    const a = rootNetworkNames('/srv/a', {});
+    const b = rootNetworkNames('/srv/b', {});
+    expect(a).toMatchObject({ bridge: expect.stringMatching(/^berth[0-9a-f]{8}$/), tag: expect.stringMatching(/^r[0-9a-f]{12}$/) });
+    expect(b.bridge).not.toBe(a.bridge);
+    expect(b.tag).not.toBe(a.tag);
+    expect(rootNetworkNames('/srv/a/', {})).toEqual(a);
+    // What the settings name wins.
+    expect(rootNetworkNames('/srv/a', { bridge: 'br0', tag: 'mine' })).toEqual({ bridge: 'br0', tag: 'mine' });
+    expect(rootNetworkNames('/srv/a', { tag: 'mine' })).toEqual({ bridge: a.bridge, tag: 'mine' });
   });
 
   it('refuse unknown global flags and a missing config file that was asked for', () => {

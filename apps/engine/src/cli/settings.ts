@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UsageError } from './cli-errors.js';
 
 /** Global flags, before the command name (`engine -H tcp://h:2376 --tlsverify ps`). */
@@ -144,6 +145,22 @@ function readConfigFile(path: string, required: boolean): EngineConfigFile {
 
 const levels = new Set(['debug', 'info', 'warn', 'error']);
 
+/** The state root when none is given (dockerd's /var/lib/docker). */
+export const defaultRoot = '/var/lib/berth';
+
+/**
+ * The default bridge and rule tag of a state root whose settings name none: berth0 and
+ * `default` (the network package's defaults) for the default root; for any other root, names
+ * derived from its path, so that two roots on one host never take each other's bridge, links or
+ * firewall rules (a root's network manager removes links of its tag that it does not know).
+ */
+export function rootNetworkNames(root: string, network: Settings['network']): Settings['network'] {
+  const path = resolve(root);
+  if (path === defaultRoot) return network;
+  const digest = createHash('sha256').update(path).digest('hex');
+  return { bridge: `berth${digest.slice(0, 8)}`, tag: `r${digest.slice(0, 12)}`, ...network };
+}
+
 function networkSettings(file: EngineConfigFile, env: NodeJS.ProcessEnv): Settings['network'] {
   const bridge = env['BERTH_BRIDGE'] ?? file.bridge;
   const subnet = env['BERTH_BIP'] ?? file.bip;
@@ -184,7 +201,7 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv): Set
     remoteHost: remoteHost && remoteHost !== '' ? remoteHost : undefined,
     tls,
     listenHosts: flags.host ?? file.hosts ?? [],
-    root: flags.root ?? env['BERTH_ROOT'] ?? file['data-root'] ?? '/var/lib/berth',
+    root: flags.root ?? env['BERTH_ROOT'] ?? file['data-root'] ?? defaultRoot,
     runroot: flags.runroot ?? env['BERTH_RUNROOT'] ?? file['exec-root'] ?? '/run/berth',
     insecureRegistries: [...new Set(insecure)],
     runtime: flags.runtime ?? env['BERTH_RUNTIME'] ?? file.runtime,
