@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { NetworkManager } from '@berth/network';
 import { dockerdUnavailable, startDockerd, type DockerdRig } from '../../dockerd-rig.js';
 import { makeBusyboxRootfs } from '../../rootfs.js';
 import { have, measure, sh, status, type BenchReport, type Subject } from '../measure.js';
@@ -15,6 +16,8 @@ import { have, measure, sh, status, type BenchReport, type Subject } from '../me
 // private dockerd, and podman. Every container runs with `--network none`, because the private
 // dockerd runs without a bridge (it must not touch the host's networking) and the rows should
 // do the same work. Then the idle memory of `engine serve` and of dockerd (and its containerd).
+// Berth gets a bridge, subnet and rule tag of its own (its network manager makes the default
+// bridge on first use, even for `--network none`), removed with its rules at the end.
 
 const engineBin = fileURLToPath(new URL('../../../../apps/engine/bin/engine.js', import.meta.url));
 const runArgs = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
@@ -42,6 +45,15 @@ async function childPids(pid: number): Promise<number[]> {
   return lists.join(' ').split(/\s+/).filter(Boolean).map(Number);
 }
 
+/** A /24 of 10.200-249.x.0 that no route of the host uses. */
+async function freeSubnet(): Promise<string> {
+  const routes = await sh('ip', ['-4', 'route']);
+  for (;;) {
+    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
+    if (!routes.includes(`${candidate}.`)) return `${candidate}.0/24`;
+  }
+}
+
 function mib(kib: number): string {
   return `${(kib / 1024).toFixed(1)} MiB`;
 }
@@ -65,6 +77,9 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
   const podman = ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
   const podmanEnv = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') };
   const socket = join(dir, 'berth.sock');
+  const suffix = dir.slice(-6).toLowerCase().replace(/[^a-z0-9]/g, 'x');
+  const network = { stateDir: join(dir, 'berth-root', 'network'), defaultBridge: `bbench${suffix}`, ruleTag: `bench${suffix}` };
+  const berthEnv = { ...process.env, BERTH_BRIDGE: network.defaultBridge, BERTH_BIP: await freeSubnet(), BERTH_NETWORK_TAG: network.ruleTag };
   let rig: DockerdRig | undefined;
   let serve: ChildProcess | undefined;
   const notes: string[] = [];
@@ -73,8 +88,8 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
     await makeBusyboxRootfs(rootfs);
     const tar = join(dir, 'busybox.tar');
     await sh('tar', ['-C', rootfs, '-cf', tar, '.']);
-    await sh(process.execPath, [engineBin, ...berth, 'import', '-c', 'CMD ["sh"]', tar, 'busybox:latest']);
-    serve = spawn(process.execPath, [engineBin, ...berth, 'serve', '-H', `unix://${socket}`], { stdio: 'ignore' });
+    await sh(process.execPath, [engineBin, ...berth, 'import', '-c', 'CMD ["sh"]', tar, 'busybox:latest'], { env: berthEnv });
+    serve = spawn(process.execPath, [engineBin, ...berth, 'serve', '-H', `unix://${socket}`], { stdio: 'ignore', env: berthEnv });
     for (let i = 0; !(await ping(socket)); i++) {
       if (serve.exitCode !== null || i > 200) throw new Error('engine serve did not come up');
       await sleep(50);
@@ -91,7 +106,7 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
     }
 
     const subjects: Subject[] = [
-      { name: 'engine run --rm (daemonless)', run: checked('engine run --rm (daemonless)', process.execPath, [engineBin, ...berth, ...runArgs]) },
+      { name: 'engine run --rm (daemonless)', run: checked('engine run --rm (daemonless)', process.execPath, [engineBin, ...berth, ...runArgs], berthEnv) },
       { name: 'docker run --rm → engine serve', run: checked('docker run --rm → engine serve', 'docker', ['-H', `unix://${socket}`, ...runArgs]) },
       {
         name: 'docker run --rm → dockerd',
@@ -136,6 +151,7 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
       await Promise.race([once(serve, 'exit'), sleep(10_000)]);
     }
     await rig?.stop();
+    await new NetworkManager(network).removeAll().catch((err: unknown) => console.error(`bench: could not remove Berth's bridge ${network.defaultBridge} and its rules: ${String(err)}`));
     // podman keeps its storage (and Berth's snapshots may keep theirs) mounted; nothing under the dir may stay.
     const mounts = (await readFile('/proc/self/mounts', 'utf8'))
       .split('\n')
