@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -9,6 +11,16 @@ import { freePort, startRegistry, type RegistryRig } from '@berth/tools/registry
 import { pushBusyboxImage } from '@berth/tools/test-images';
 import { makeTestCertificates, type TestCertificates } from '@berth/tools/tls-certs';
 import { docker, engine, engineUnavailable, makeEngineHome, startServe, type EngineHome, type ServeProcess } from './engine-harness.js';
+
+/** A non-loopback IPv4 address of this host (one no registry client treats as insecure on its own), if any. */
+function hostAddress(): string | undefined {
+  for (const [name, addresses] of Object.entries(networkInterfaces())) {
+    if (/^(lo|berth|be2e|bt|docker)/.test(name)) continue;
+    const found = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (found) return found.address;
+  }
+  return undefined;
+}
 
 // The real docker CLI and dockerode drive `engine serve` (the local engine behind the Docker
 // Engine API) unmodified: on a unix socket, and on TCP with mutual TLS.
@@ -59,6 +71,13 @@ describe('docker CLI against engine serve', () => {
     expect(await d(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'])).toEqual({ code: 3, stdout: 'out\n', stderr: 'err\n' });
     expect(await d(['run', '--rm', '-i', '--network', 'none', 'busybox', 'sh', '-c', 'cat; echo end'], 'piped\n')).toMatchObject({ code: 0, stdout: 'piped\nend\n' });
     expect((await d(['run', '--rm', '--network', 'none', 'busybox', 'no-such-command'])).code).toBe(127);
+  });
+
+  it('runs on the default network (NetworkMode "default") and reports a --rm container\'s exit code', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const r = await d(['run', '--rm', 'busybox', 'sh', '-c', 'cat /sys/class/net/eth0/operstate; exit 3']);
+    expect(r).toEqual({ code: 3, stdout: 'up\n', stderr: '' });
+    expect((await d(['ps', '-aq'])).stdout).toBe('');
   });
 
   it('runs detached containers with logs, exec, inspect, ps, stop and rm', async (ctx) => {
@@ -126,6 +145,11 @@ describe('docker CLI against engine serve', () => {
     expect(build.stdout).toMatch(/Successfully built [0-9a-f]{12}/);
     expect(build.stdout).toContain('Successfully tagged e2e-built:1');
     expect((await d(['run', '--rm', '--network', 'none', 'e2e-built:1'])).stdout).toBe('built\n');
+    // A failing RUN: the docker CLI exits with its code, as against dockerd.
+    await writeFile(join(context, 'Dockerfile'), 'FROM e2e-built:1\nRUN echo failing; exit 9\n');
+    const failed = await d(['build', context]);
+    expect(failed.stderr).toContain("The command '/bin/sh -c echo failing; exit 9' returned a non-zero code: 9");
+    expect(failed.code).toBe(9);
   });
 
   it('manages volumes', async (ctx) => {
@@ -189,5 +213,75 @@ describe('docker CLI against engine serve', () => {
     await c.remove();
     const uncertified = new Docker({ protocol: 'https', host: '127.0.0.1', port, ca: readFileSync(certs.ca) });
     await expect(uncertified.version()).rejects.toThrow();
+  });
+});
+
+describe('engine serve with the dockerd options a provisioned host gets', () => {
+  it('honours --registry-mirror, --insecure-registry, --dns, --log-opt, --storage-driver, --mtu and --pidfile, on a fresh root', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const address = hostAddress();
+    if (!address) ctx.skip('this host has no non-loopback IPv4 address to reach a registry as an insecure one');
+    const fresh = await makeEngineHome();
+    const mirror = await startRegistry();
+    const plain = await startRegistry();
+    const forwardPort = await freePort();
+    // The plain-HTTP registry on this host's own address: only --insecure-registry lets a client use it.
+    const forward = spawn('socat', [`TCP-LISTEN:${forwardPort},bind=${address},fork,reuseaddr`, `TCP:${plain.host}`], { stdio: 'ignore' });
+    const plainHost = `${address}:${forwardPort}`;
+    try {
+      await pushBusyboxImage(mirror, 'library/busybox:mirrored');
+      await pushBusyboxImage(plain, 'e2e/plain:1');
+      // Without the flag (the first server) the registry is refused: HTTPS is all it may speak.
+      const refused = await d(['pull', `${plainHost}/e2e/plain:1`]);
+      expect(refused.code).not.toBe(0);
+      const pidfile = join(fresh.dir, 'engine.pid');
+      const flagged = await startServe(fresh, [
+        `--registry-mirror=${mirror.url}`,
+        '--insecure-registry', plainHost,
+        '--dns', '192.0.2.53',
+        '--dns-search', 'example.test',
+        '--log-opt', 'max-size=1k',
+        '--log-opt', 'max-file=2',
+        '--storage-driver', 'vfs',
+        '--mtu', '1400',
+        '--pidfile', pidfile,
+        '--live-restore',
+      ]);
+      const f = (args: readonly string[]) => docker(`unix://${flagged.socket}`, args, { home: fresh.home });
+      expect((await readFile(pidfile, 'utf8')).trim()).toBe(String(flagged.child.pid));
+      // docker.io/library/busybox:mirrored exists only on the mirror (and Docker Hub is out of reach).
+      const pulled = await f(['pull', 'busybox:mirrored']);
+      expect(pulled.stderr).toBe('');
+      expect(pulled.stdout).toContain('Status: Downloaded newer image for busybox:mirrored');
+      expect((await f(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout).toBe('busybox:mirrored\n');
+      expect((await f(['pull', `${plainHost}/e2e/plain:1`])).code).toBe(0);
+      const info = await f(['info', '--format', '{{.Driver}} {{json .RegistryConfig.Mirrors}}']);
+      expect(info.stdout).toBe(`vfs ["${mirror.url}/"]\n`);
+      // The first container of this root, on the default network: the engine's DNS, MTU and log options.
+      const run = await f(['run', '--name', 'flagged', 'busybox:mirrored', 'sh', '-c', 'grep -v "^#" /etc/resolv.conf; cat /sys/class/net/eth0/mtu']);
+      expect(run).toMatchObject({ code: 0, stdout: 'nameserver 192.0.2.53\nsearch example.test\n1400\n' });
+      expect((await f(['inspect', '-f', '{{json .HostConfig.LogConfig}}', 'flagged'])).stdout).toBe('{"Type":"json-file","Config":{"max-file":"2","max-size":"1k"}}\n');
+      await flagged.stop();
+      await expect(readFile(pidfile)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      forward.kill();
+      await mirror.stop();
+      await plain.stop();
+      await fresh.destroy();
+    }
+  });
+
+  it('refuses dockerd options Berth cannot honour, naming them', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    for (const [option, reason] of [
+      ['--iptables=false', "--iptables is a dockerd option that Berth does not support: Berth's default bridge takes --bridge, --bip and --mtu"],
+      ['--userns-remap=default', '--userns-remap is a dockerd option that Berth does not support'],
+      ['--live-restore=false', '--live-restore=false is not available'],
+      ['--storage-driver=btrfs', 'storage driver "btrfs" is not available: Berth has overlay2 and vfs'],
+    ] as const) {
+      const r = await engine(home!, ['serve', '-H', `unix://${join(home!.dir, 'refused.sock')}`, option]);
+      expect(r.code, option).toBe(2);
+      expect(r.stderr, option).toContain(reason);
+    }
   });
 });

@@ -5,7 +5,7 @@ import type { Engine } from '@berth/engine';
 import { LocalEngine } from '@berth/engine/local';
 import type { Logger } from '@berth/log';
 import type { Cli } from './cli.js';
-import { rootNetworkNames, type Settings } from './settings.js';
+import { rootNetworkNames, type DaemonSettings, type Settings } from './settings.js';
 
 /** Set by the bundler: the CLI runs from dist/engine.mjs, with its helpers beside it. */
 declare const BERTH_BUNDLED: boolean | undefined;
@@ -18,6 +18,9 @@ export interface LocalEngineOverrides {
   readonly runroot?: string;
   readonly insecureRegistries?: readonly string[];
   readonly network?: Settings['network'];
+  /** dockerd's daemon options given on serve's command line, over the configuration file's. */
+  readonly daemon?: DaemonSettings;
+  readonly runtime?: string;
 }
 
 /**
@@ -41,7 +44,8 @@ function bundledAssets(): { helperCommand?: string[]; supervisorCommand?: string
 export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverrides = {}): Promise<Engine> {
   const settings = cli.settings;
   const assets = bundledAssets();
-  const runtime = settings.runtime;
+  const runtime = overrides.runtime ?? settings.runtime;
+  const daemon: DaemonSettings = { ...settings.daemon, ...overrides.daemon };
   const root = overrides.root ?? settings.root;
   const net = rootNetworkNames(root, { ...settings.network, ...overrides.network });
   const network = {
@@ -62,6 +66,13 @@ export async function createLocalEngine(cli: Cli, overrides: LocalEngineOverride
     ...(cli.build.commit ? { gitCommit: cli.build.commit } : {}),
     ...(cli.build.time ? { buildTime: cli.build.time } : {}),
     ...(runtime ? { runtime } : {}),
+    ...(daemon.registryMirrors?.length ? { registryMirrors: daemon.registryMirrors } : {}),
+    ...(daemon.dns ? { dns: daemon.dns } : {}),
+    ...(daemon.storageDriver ? { snapshotDriver: daemon.storageDriver === 'vfs' ? 'copy' : 'overlay' } : {}),
+    ...(daemon.logDriver || daemon.logOpts ? { logConfig: { Type: daemon.logDriver ?? 'json-file', Config: daemon.logOpts ?? {} } } : {}),
+    ...(daemon.maxConcurrentDownloads ? { maxConcurrentDownloads: daemon.maxConcurrentDownloads } : {}),
+    ...(daemon.maxConcurrentUploads ? { maxConcurrentUploads: daemon.maxConcurrentUploads } : {}),
+    ...(daemon.initPath ? { initPath: daemon.initPath } : {}),
     ...(assets.supervisorCommand ? { supervisorCommand: assets.supervisorCommand } : {}),
     ...(Object.keys(network).length ? { network } : {}),
   });

@@ -46,6 +46,20 @@ describe('settings', () => {
     expect(noVerify.tls).toMatchObject({ verify: false, cert: join(dir, '.docker', 'cert.pem') });
   });
 
+  it("take dockerd's daemon options from the file", async () => {
+    const daemonFile = join(dir, 'daemon.json');
+    await writeFile(daemonFile, JSON.stringify({ 'registry-mirrors': ['https://m.example'], dns: ['192.0.2.53'], 'dns-search': ['example.test'], 'storage-driver': 'vfs', 'log-driver': 'none', 'max-concurrent-downloads': 2 }));
+    expect(resolveSettings(parseGlobalFlags(['--config-file', daemonFile, 'ps']).flags, { HOME: dir }).daemon).toEqual({
+      registryMirrors: ['https://m.example'],
+      dns: { servers: ['192.0.2.53'], search: ['example.test'] },
+      storageDriver: 'vfs',
+      logDriver: 'none',
+      maxConcurrentDownloads: 2,
+    });
+    await writeFile(daemonFile, JSON.stringify({ 'storage-driver': 'zfs' }));
+    expect(() => resolveSettings(parseGlobalFlags(['--config-file', daemonFile, 'ps']).flags, { HOME: dir })).toThrow('storage-driver: storage driver "zfs" is not available: Berth has overlay2 and vfs');
+  });
+
   it('give every state root but the default one a bridge and rule tag of its own', () => {
     expect(rootNetworkNames('/var/lib/berth', {})).toEqual({});
     expect(rootNetworkNames('/var/lib/berth/', {})).toEqual({});

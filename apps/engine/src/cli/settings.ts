@@ -97,6 +97,29 @@ export interface EngineConfigFile {
   readonly mtu?: number;
   /** Tag of Berth's links and firewall rules, so that several engines on one host keep theirs apart. */
   readonly 'network-tag'?: string;
+  readonly 'registry-mirrors'?: readonly string[];
+  readonly dns?: readonly string[];
+  readonly 'dns-search'?: readonly string[];
+  readonly 'dns-opts'?: readonly string[];
+  /** `overlay2` or `vfs` (Berth's overlay and copying snapshotters). */
+  readonly 'storage-driver'?: string;
+  readonly 'log-driver'?: string;
+  readonly 'log-opts'?: Readonly<Record<string, string>>;
+  readonly 'max-concurrent-downloads'?: number;
+  readonly 'max-concurrent-uploads'?: number;
+  readonly 'init-path'?: string;
+}
+
+/** What dockerd takes as daemon options and Berth's engine honours, from the file or `engine serve`'s flags. */
+export interface DaemonSettings {
+  readonly registryMirrors?: readonly string[];
+  readonly dns?: { readonly servers?: readonly string[]; readonly search?: readonly string[]; readonly options?: readonly string[] };
+  readonly storageDriver?: 'overlay2' | 'vfs';
+  readonly logDriver?: string;
+  readonly logOpts?: Readonly<Record<string, string>>;
+  readonly maxConcurrentDownloads?: number;
+  readonly maxConcurrentUploads?: number;
+  readonly initPath?: string;
 }
 
 /** TLS file paths toward a remote engine. */
@@ -126,6 +149,7 @@ export interface Settings {
   readonly configFilePath: string | undefined;
   /** Default-network settings: bridge name, subnet, MTU, rule tag. */
   readonly network: { readonly bridge?: string; readonly subnet?: string; readonly mtu?: number; readonly tag?: string };
+  readonly daemon: DaemonSettings;
 }
 
 function readConfigFile(path: string, required: boolean): EngineConfigFile {
@@ -171,6 +195,31 @@ function networkSettings(file: EngineConfigFile, env: NodeJS.ProcessEnv): Settin
   return { ...(bridge ? { bridge } : {}), ...(subnet ? { subnet } : {}), ...(mtu !== undefined ? { mtu } : {}), ...(tag ? { tag } : {}) };
 }
 
+/** A storage driver as dockerd names it; Berth has overlay2 (overlayfs) and vfs (copies). */
+export function storageDriverOf(name: string, source: string, command = ''): 'overlay2' | 'vfs' {
+  if (name === 'overlay2' || name === 'overlay') return 'overlay2';
+  if (name === 'vfs') return 'vfs';
+  throw new UsageError(`${source}: storage driver ${JSON.stringify(name)} is not available: Berth has overlay2 and vfs`, command);
+}
+
+function daemonSettings(file: EngineConfigFile): DaemonSettings {
+  const dns = {
+    ...(file.dns?.length ? { servers: file.dns } : {}),
+    ...(file['dns-search']?.length ? { search: file['dns-search'] } : {}),
+    ...(file['dns-opts']?.length ? { options: file['dns-opts'] } : {}),
+  };
+  return {
+    ...(file['registry-mirrors']?.length ? { registryMirrors: file['registry-mirrors'] } : {}),
+    ...(Object.keys(dns).length ? { dns } : {}),
+    ...(file['storage-driver'] ? { storageDriver: storageDriverOf(file['storage-driver'], 'storage-driver') } : {}),
+    ...(file['log-driver'] ? { logDriver: file['log-driver'] } : {}),
+    ...(file['log-opts'] ? { logOpts: file['log-opts'] } : {}),
+    ...(file['max-concurrent-downloads'] ? { maxConcurrentDownloads: file['max-concurrent-downloads'] } : {}),
+    ...(file['max-concurrent-uploads'] ? { maxConcurrentUploads: file['max-concurrent-uploads'] } : {}),
+    ...(file['init-path'] ? { initPath: file['init-path'] } : {}),
+  };
+}
+
 /** Resolves settings with the precedence file < environment < flags. */
 export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv): Settings {
   const explicitFile = flags.configFile ?? env['BERTH_CONFIG_FILE'];
@@ -211,5 +260,6 @@ export function resolveSettings(flags: GlobalFlags, env: NodeJS.ProcessEnv): Set
     configFile: file,
     configFilePath: explicitFile !== undefined || Object.keys(file).length > 0 ? configFilePath : undefined,
     network: networkSettings(file, env),
+    daemon: daemonSettings(file),
   };
 }

@@ -9,6 +9,7 @@ import type { BuildCachePruneResponse, BuildCacheRecord, BuildOptions } from '..
 import type { CallOptions, Filters, JsonMessage } from '../types/common.js';
 import { invalidParameter } from './docker-errors.js';
 import { untilToNanos } from './docker-time.js';
+import { dnsSettings, type DnsDefaults } from './container-lifecycle.js';
 import type { EngineContext } from './engine-context.js';
 import type { ImageService } from './image-service.js';
 
@@ -19,6 +20,8 @@ export interface BuildServiceOptions {
   readonly images: ImageService;
   /** Snapshot keys containers hold, which garbage collection after a prune must keep. */
   readonly containerSnapshots: () => Promise<readonly string[]>;
+  /** The engine's DNS settings, which RUN containers get as every container does. */
+  readonly dns?: DnsDefaults;
 }
 
 /**
@@ -60,7 +63,7 @@ export class BuildService {
         };
         try {
           await network.connect({ containerId, containerName: containerId.slice(0, 12), netnsPath: path, network: 'bridge', ...(signal ? { signal } : {}) });
-          const files = await network.containerFiles({ containerId, hostname: containerId.slice(0, 12), mode: 'bridge', ...(signal ? { signal } : {}) });
+          const files = await network.containerFiles({ containerId, hostname: containerId.slice(0, 12), mode: 'bridge', ...dnsSettings({}, this.#options.dns), ...(signal ? { signal } : {}) });
           await mkdir(etcDir, { recursive: true });
           const hosts = join(etcDir, 'hosts');
           const resolvConf = join(etcDir, 'resolv.conf');

@@ -53,6 +53,17 @@ export interface LifecycleOptions {
   readonly initPath: () => Promise<string | undefined>;
   /** Called after a container starts that needs watching beyond this process (health, restart, auto-remove). */
   readonly onStarted?: (record: ContainerRecord, watchedHere: boolean) => void;
+  /** The engine's DNS settings (dockerd's `--dns`, `--dns-search`, `--dns-opt`) for containers that set none. */
+  readonly dns?: DnsDefaults;
+  /** The engine's log driver and options (dockerd's `--log-driver`, `--log-opt`); json-file without options by default. */
+  readonly logConfig?: { readonly Type: string; readonly Config?: Readonly<Record<string, string>> };
+}
+
+/** DNS servers, search domains and resolver options containers get unless they name their own. */
+export interface DnsDefaults {
+  readonly servers?: readonly string[];
+  readonly search?: readonly string[];
+  readonly options?: readonly string[];
 }
 
 /** A hook run between the runtime's `create` and `start`, with the monitor's attach socket (pre-start attach). */
@@ -82,6 +93,27 @@ function initialState(): ContainerStateRecord {
   };
 }
 
+
+/**
+ * A container's log config as dockerd settles it: its own driver, else the engine's; with the
+ * engine's driver, the engine's options under the container's own.
+ */
+function logConfigOf(own: HostConfig['LogConfig'], engine: LifecycleOptions['logConfig'] = { Type: 'json-file' }): { Type: string; Config: Record<string, string> } {
+  const type = own?.Type || engine.Type;
+  return { Type: type, Config: { ...(type === engine.Type ? engine.Config : {}), ...(own?.Config ?? {}) } };
+}
+
+/** A container's DNS: each of its own settings, else the engine's, as dockerd merges them. */
+export function dnsSettings(host: Pick<HostConfig, 'Dns' | 'DnsSearch' | 'DnsOptions'>, defaults: DnsDefaults = {}): { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[] } {
+  const servers = host.Dns?.length ? host.Dns : defaults.servers;
+  const search = host.DnsSearch?.length ? host.DnsSearch : defaults.search;
+  const options = host.DnsOptions?.length ? host.DnsOptions : defaults.options;
+  return {
+    ...(servers?.length ? { dns: [...servers] } : {}),
+    ...(search?.length ? { dnsSearch: [...search] } : {}),
+    ...(options?.length ? { dnsOptions: [...options] } : {}),
+  };
+}
 
 function portSpecs(host: HostConfig, exposed: readonly string[]): PortSpec[] {
   const specs: PortSpec[] = [];
@@ -255,7 +287,7 @@ export class ContainerLifecycle {
       ...rawHost,
       NetworkMode: !rawHost.NetworkMode || rawHost.NetworkMode === 'default' ? 'bridge' : rawHost.NetworkMode,
       RestartPolicy: { Name: rawHost.RestartPolicy?.Name || 'no', MaximumRetryCount: rawHost.RestartPolicy?.MaximumRetryCount ?? 0 },
-      LogConfig: { Type: rawHost.LogConfig?.Type || 'json-file', Config: rawHost.LogConfig?.Config ?? {} },
+      LogConfig: logConfigOf(rawHost.LogConfig, this.#options.logConfig),
     };
     if (host.NetworkMode === 'host' || host.NetworkMode?.startsWith('container:')) {
       if (body.Hostname && host.NetworkMode.startsWith('container:')) throw invalidParameter('conflicting options: hostname and the network mode');
@@ -460,9 +492,7 @@ export class ContainerLifecycle {
       ...(record.config.Domainname ? { domainname: record.config.Domainname } : {}),
       mode: mode === 'host' ? 'host' : mode === 'none' ? 'none' : 'bridge',
       ...(host.ExtraHosts?.length ? { extraHosts: host.ExtraHosts } : {}),
-      ...(host.Dns?.length ? { dns: host.Dns } : {}),
-      ...(host.DnsSearch?.length ? { dnsSearch: host.DnsSearch } : {}),
-      ...(host.DnsOptions?.length ? { dnsOptions: host.DnsOptions } : {}),
+      ...dnsSettings(host, this.#options.dns),
       ...(signal ? { signal } : {}),
     });
     const paths = { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };

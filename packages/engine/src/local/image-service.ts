@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { ErrorKind, hasKind, throwIfAborted } from '@berth/errors';
 import { chainIds, familiarName, familiarReference, parseReference, parsePlatform, type Digest, type ImageConfig } from '@berth/oci';
-import type { Credentials, CredentialStore, RegistryClient } from '@berth/registry';
+import type { Credentials, CredentialStore, RegistryClient, RegistryClientOptions } from '@berth/registry';
 import { importImage, loadImages, saveImages, type ImageUser, type ImageRecord } from '@berth/store';
 import { EngineErrorCode, engineError, type ImportOptions, type PullOptions, type PushOptions } from '../engine.js';
 import type { AuthConfig, CallOptions, Filters, JsonMessage } from '../types/common.js';
@@ -12,6 +12,7 @@ import { invalidParameter } from './docker-errors.js';
 import { untilToNanos } from './docker-time.js';
 import { progressMessage } from './docker-progress.js';
 import type { EngineContext } from './engine-context.js';
+import type { RegistryMirror } from './registry-mirror.js';
 
 const listFilterKeys = new Set(['dangling', 'label', 'reference', 'before', 'since', 'until']);
 
@@ -23,6 +24,11 @@ export interface ImageServiceOptions {
   readonly containerSnapshots: () => Promise<readonly string[]>;
   readonly dockerConfigPath: string | undefined;
   readonly insecureRegistries: readonly string[];
+  /** Docker Hub mirrors tried before Docker Hub itself, in order (dockerd's `--registry-mirror`). */
+  readonly registryMirrors: readonly RegistryMirror[];
+  /** Layer downloads and uploads at once (dockerd's `--max-concurrent-downloads`/`-uploads`); the client's defaults when unset. */
+  readonly maxConcurrentDownloads?: number;
+  readonly maxConcurrentUploads?: number;
   readonly userAgent: string;
 }
 
@@ -121,17 +127,30 @@ export class ImageService {
   /** The registry client, made on first use: undici is loaded only by commands that talk to registries. */
   async registry(): Promise<{ client: RegistryClient; credentials: CredentialStore | undefined }> {
     this.#registry ??= (async () => {
-      const { RegistryClient, DockerConfigCredentials } = await import('@berth/registry');
+      const { DockerConfigCredentials } = await import('@berth/registry');
       const credentials = this.#options.dockerConfigPath ? new DockerConfigCredentials({ configFile: this.#options.dockerConfigPath }) : undefined;
-      const client = new RegistryClient({
-        ...(credentials ? { credentials } : {}),
-        insecureRegistries: this.#options.insecureRegistries,
-        userAgent: this.#options.userAgent,
-        logger: this.#ctx.logger,
-      });
-      return { client, credentials };
+      return { client: await this.#newClient(credentials), credentials };
     })();
     return this.#registry;
+  }
+
+  /** A registry client with the engine's settings (insecure registries, mirrors, concurrency) and these credentials. */
+  async #newClient(credentials: CredentialStore | undefined): Promise<RegistryClient> {
+    const o = this.#options;
+    const options: RegistryClientOptions = {
+      ...(credentials ? { credentials } : {}),
+      insecureRegistries: o.insecureRegistries,
+      userAgent: o.userAgent,
+      logger: this.#ctx.logger,
+      ...(o.maxConcurrentDownloads ? { maxConcurrentDownloads: o.maxConcurrentDownloads } : {}),
+      ...(o.maxConcurrentUploads ? { maxConcurrentUploads: o.maxConcurrentUploads } : {}),
+    };
+    if (o.registryMirrors.length) {
+      const { MirroringRegistryClient } = await import('./mirroring-registry-client.js');
+      return new MirroringRegistryClient({ ...options, mirrors: o.registryMirrors });
+    }
+    const { RegistryClient } = await import('@berth/registry');
+    return new RegistryClient(options);
   }
 
   /**
@@ -141,13 +160,8 @@ export class ImageService {
   async #client(auth: AuthConfig | undefined, registry: string): Promise<{ client: RegistryClient; done: () => Promise<void> }> {
     const creds = authCredentials(auth);
     if (!creds) return { client: (await this.registry()).client, done: async () => {} };
-    const { RegistryClient, StaticCredentials } = await import('@berth/registry');
-    const client = new RegistryClient({
-      credentials: new StaticCredentials({ entries: { [registry]: creds } }),
-      insecureRegistries: this.#options.insecureRegistries,
-      userAgent: this.#options.userAgent,
-      logger: this.#ctx.logger,
-    });
+    const { StaticCredentials } = await import('@berth/registry');
+    const client = await this.#newClient(new StaticCredentials({ entries: { [registry]: creds } }));
     return { client, done: () => client.close() };
   }
 
@@ -162,13 +176,8 @@ export class ImageService {
       if (creds) entries[registry] = creds;
     }
     if (Object.keys(entries).length === 0) return { client: (await this.registry()).client, done: async () => {} };
-    const { RegistryClient, StaticCredentials } = await import('@berth/registry');
-    const client = new RegistryClient({
-      credentials: new StaticCredentials({ entries }),
-      insecureRegistries: this.#options.insecureRegistries,
-      userAgent: this.#options.userAgent,
-      logger: this.#ctx.logger,
-    });
+    const { StaticCredentials } = await import('@berth/registry');
+    const client = await this.#newClient(new StaticCredentials({ entries }));
     return { client, done: () => client.close() };
   }
 

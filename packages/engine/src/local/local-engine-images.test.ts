@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
 import { packTar, TarEntryType } from '@berth/store';
-import { startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
+import { freePort, startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
 import { buildBusyboxImage, pushBusyboxImage } from '@berth/tools/test-images';
 import type { JsonMessage } from '../types/common.js';
 import type { EventMessage } from '../types/system.js';
@@ -244,5 +244,30 @@ describe('LocalEngine images', () => {
     expect((await engine.dataUsage({ types: ['build-cache'] })).BuildCache.length).toBeGreaterThan(0);
     const pruned = await engine.pruneBuildCache({ all: true });
     expect(pruned.CachesDeleted?.length).toBeGreaterThan(0);
+  });
+
+  it('pulls Docker Hub images through registry mirrors in order, for pull and a build\'s FROM, under the Docker Hub name', async () => {
+    const mirror = await startRegistry();
+    const mirrored = new LocalEngine({ root: join(dir, 'mirrored-root'), runRoot: join(dir, 'mirrored-run'), network, registryMirrors: [`http://127.0.0.1:${await freePort()}`, mirror.url] });
+    try {
+      await pushBusyboxImage(mirror, 'library/busybox:mirrored');
+      await pushBusyboxImage(mirror, 'library/busybox:base', { seed: 'base' });
+      // The first mirror does not answer: the second serves it; Docker Hub is never asked (nor reachable here).
+      const messages = await drain(mirrored.pullImage({ fromImage: 'busybox', tag: 'mirrored' }));
+      expect(messages.at(-1)?.status).toBe('Status: Downloaded newer image for busybox:mirrored');
+      expect((await mirrored.listImages()).flatMap((i) => i.RepoTags)).toEqual(['busybox:mirrored']);
+      const context = packTar(
+        (async function* () {
+          yield { entry: { path: 'Dockerfile', type: TarEntryType.File, size: 36, mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 }, body: Buffer.from('FROM busybox:base\nCMD ["cat", "/x"]\n') };
+        })(),
+      );
+      await drain(mirrored.buildImage(Readable.from(context), { tags: ['from-mirror:1'], networkMode: 'none' }));
+      expect((await mirrored.listImages({ filters: { reference: ['busybox'] } })).flatMap((i) => i.RepoTags).sort()).toEqual(['busybox:base', 'busybox:mirrored']);
+      expect((await mirrored.inspectImage('from-mirror:1')).Config.Cmd).toEqual(['cat', '/x']);
+      expect((await mirrored.info()).RegistryConfig.Mirrors).toHaveLength(2);
+    } finally {
+      await mirrored.close();
+      await mirror.stop();
+    }
   });
 });

@@ -62,13 +62,15 @@ import type { AuthResponse, EventMessage, PingResponse, SystemDataUsage, SystemI
 import type { Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse } from '../types/volume.js';
 import { filterContainers } from './container-filters.js';
 import { ContainerIo } from './container-io.js';
-import { ContainerLifecycle } from './container-lifecycle.js';
+import { validateHostConfig } from './container-config.js';
+import { ContainerLifecycle, type DnsDefaults } from './container-lifecycle.js';
 import { ContainerStore } from './container-store.js';
 import { LocalSupervisor, needsSupervision } from './container-supervisor.js';
 import { inspectView, summaryView } from './container-view.js';
 import type { EngineContext } from './engine-context.js';
 import { EventJournal } from './event-journal.js';
 import { RecordWatch } from './record-watch.js';
+import { parseRegistryMirror } from './registry-mirror.js';
 import { StateLayout } from './state-layout.js';
 import { maxApiVersion } from '../api/api-version.js';
 import { BuildService } from './build-service.js';
@@ -103,6 +105,18 @@ export interface LocalEngineOptions {
   /** Registries reached over plain HTTP (`host:port`), as docker's `--insecure-registry`. */
   readonly insecureRegistries?: readonly string[];
   /**
+   * Docker Hub mirrors (dockerd's `--registry-mirror`): `https://` or `http://` URLs of hosts,
+   * tried in order before Docker Hub by every pull from it (`pull`, `run`, a build's `FROM`).
+   */
+  readonly registryMirrors?: readonly string[];
+  /** Layer downloads and uploads at once (dockerd's `--max-concurrent-downloads` and `--max-concurrent-uploads`). */
+  readonly maxConcurrentDownloads?: number;
+  readonly maxConcurrentUploads?: number;
+  /** Containers' DNS when they name none (dockerd's `--dns`, `--dns-search`, `--dns-opt`); the host's resolv.conf otherwise. */
+  readonly dns?: DnsDefaults;
+  /** The log driver (`json-file` or `none`) and options of containers that name no driver (dockerd's `--log-driver`, `--log-opt`). */
+  readonly logConfig?: { readonly Type: string; readonly Config?: Readonly<Record<string, string>> };
+  /**
    * The init binary `--init` runs as pid 1, statically linked (default: docker's `docker-init`
    * or Debian's `tini-static`, where installed).
    */
@@ -131,6 +145,11 @@ function runtimeFor(options: LocalEngineOptions, layout: StateLayout, logger: Lo
   const args = options.runtimeArgs?.length ? { runtimeArgs: options.runtimeArgs } : {};
   if (basename(name) === 'berth-runtime') return new Runtime({ runtime: name, root: layout.runtimeRoot, logger, ...args });
   return new Runtime({ runtime: name, root: join(layout.runRoot, basename(name)), monitor: true, monitorRoot: layout.runtimeRoot, logger, ...args });
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw engineError(`LocalEngine: ${name} must be a positive integer, not ${value}`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument);
+  return value;
 }
 
 function required(value: unknown, name: string): string {
@@ -178,6 +197,13 @@ export class LocalEngine implements Engine, ContainerSupervisor {
     this.options = options;
     const logger = (options.logger ?? noopLogger).child({ component: 'engine' });
     const layout = new StateLayout(root, runRoot);
+    const mirrors = (options.registryMirrors ?? []).map(parseRegistryMirror);
+    if (options.logConfig) {
+      if (!['json-file', 'none'].includes(options.logConfig.Type)) {
+        throw engineError(`LocalEngine: logConfig.Type ${JSON.stringify(options.logConfig.Type)} is not a log driver: json-file or none`, EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument);
+      }
+      validateHostConfig({ LogConfig: { Type: options.logConfig.Type, Config: { ...options.logConfig.Config } } });
+    }
     const ctx: EngineContext = {
       layout,
       logger,
@@ -194,6 +220,8 @@ export class LocalEngine implements Engine, ContainerSupervisor {
     this.#ctx = ctx;
     this.#lifecycle = new ContainerLifecycle(ctx, {
       initPath: () => this.#initPath(),
+      ...(options.dns ? { dns: options.dns } : {}),
+      ...(options.logConfig ? { logConfig: options.logConfig } : {}),
       onStarted: (record, watchedHere) => {
         if (!needsSupervision(record, watchedHere)) return;
         const { logger: _logger, ...serializable } = this.options;
@@ -214,15 +242,23 @@ export class LocalEngine implements Engine, ContainerSupervisor {
       containerSnapshots: async () => (await ctx.containers.list()).map((c) => c.snapshotKey),
       dockerConfigPath: options.dockerConfigPath,
       insecureRegistries: options.insecureRegistries ?? [],
+      registryMirrors: mirrors,
+      ...(options.maxConcurrentDownloads ? { maxConcurrentDownloads: positive(options.maxConcurrentDownloads, 'maxConcurrentDownloads') } : {}),
+      ...(options.maxConcurrentUploads ? { maxConcurrentUploads: positive(options.maxConcurrentUploads, 'maxConcurrentUploads') } : {}),
       userAgent: `Berth/${options.version ?? '0.0.0'}`,
     });
-    this.#builds = new BuildService(ctx, { images: this.#images, containerSnapshots: async () => (await ctx.containers.list()).map((c) => c.snapshotKey) });
+    this.#builds = new BuildService(ctx, {
+      images: this.#images,
+      containerSnapshots: async () => (await ctx.containers.list()).map((c) => c.snapshotKey),
+      ...(options.dns ? { dns: options.dns } : {}),
+    });
     this.#system = new SystemService(ctx, {
       version: options.version ?? '0.0.0',
       gitCommit: options.gitCommit ?? '',
       buildTime: options.buildTime ?? '',
       labels: options.labels ?? [],
       insecureRegistries: options.insecureRegistries ?? [],
+      registryMirrors: mirrors.map((m) => `${m.insecure ? 'http' : 'https'}://${m.host}/`),
       runtimeName: options.runtime ?? 'berth-runtime',
       initPath: options.initPath ?? 'docker-init',
     });

@@ -14,6 +14,8 @@ export interface SystemServiceOptions {
   readonly gitCommit: string;
   readonly labels: readonly string[];
   readonly insecureRegistries: readonly string[];
+  /** Docker Hub mirrors, as URLs (`https://mirror.example.com/`). */
+  readonly registryMirrors: readonly string[];
   readonly runtimeName: string;
   readonly initPath: string | undefined;
   /** When this build of Berth was made (RFC 3339). */
@@ -95,7 +97,7 @@ export class SystemService {
     const fds = (await readdir('/proc/self/fd').catch(() => [])).length;
     const insecure = ['127.0.0.0/8', ...this.#options.insecureRegistries.filter((r) => /\/\d+$/.test(r))];
     const indexConfigs: Record<string, { Name: string; Mirrors: string[]; Secure: boolean; Official: boolean }> = {
-      'docker.io': { Name: 'docker.io', Mirrors: [], Secure: true, Official: true },
+      'docker.io': { Name: 'docker.io', Mirrors: [...this.#options.registryMirrors], Secure: true, Official: true },
     };
     for (const r of this.#options.insecureRegistries.filter((r) => !/\/\d+$/.test(r))) indexConfigs[r] = { Name: r, Mirrors: [], Secure: false, Official: false };
     const runtime = this.#ctx.runtime;
@@ -137,7 +139,7 @@ export class SystemService {
       OSType: 'linux',
       Architecture: unameArch[arch()] ?? arch(),
       IndexServerAddress: 'https://index.docker.io/v1/',
-      RegistryConfig: { InsecureRegistryCIDRs: insecure, IndexConfigs: indexConfigs, Mirrors: [] },
+      RegistryConfig: { InsecureRegistryCIDRs: insecure, IndexConfigs: indexConfigs, Mirrors: [...this.#options.registryMirrors] },
       NCPU: cpus().length,
       MemTotal: totalmem(),
       DockerRootDir: this.#ctx.layout.root,
