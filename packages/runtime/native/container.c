@@ -26,10 +26,12 @@
 #include "mounts.h"
 #include "namespaces.h"
 #include "process.h"
+#include "seccomp.h"
 #include "spec.h"
 #include "state.h"
 #include "sync.h"
 #include "terminal.h"
+#include "user.h"
 #include "wrap.h"
 
 /* What the parent and the container's init share: set up before the clone, read by both. */
@@ -49,6 +51,7 @@ struct launch
   int log_fd, listen_fd, signal_fd;
   pid_t pid;
   bool monitored; /* our loop owns the process's stdio */
+  struct seccomp_program seccomp; /* compiled before the clone, loaded by the init */
 };
 
 static void
@@ -93,6 +96,8 @@ static void __attribute__ ((noreturn)) container_init (struct launch *L)
           goto fail;
         }
     }
+  if ((s->clone_flags & CLONE_NEWNET) && ns_loopback_up (&err) < 0)
+    goto fail;
   /* The cgroup namespace's root is the cgroup we are in when it is made: after the runtime moved us. */
   if ((s->clone_flags & CLONE_NEWCGROUP) && unshare (CLONE_NEWCGROUP) < 0)
     {
@@ -120,6 +125,8 @@ static void __attribute__ ((noreturn)) container_init (struct launch *L)
                                .no_pivot = L->o->no_pivot,
                                .user_namespace = spec_has_namespace (s, CLONE_NEWUSER) };
   if (rootfs_prepare (&ro, &err) < 0)
+    goto fail;
+  if ((s->user_lookup || s->group_add_lookup) && user_lookup (L->spec->process, s->user_lookup, s->group_add_lookup, &err) < 0)
     goto fail;
   if (p->terminal)
     {
@@ -163,14 +170,14 @@ static void __attribute__ ((noreturn)) container_init (struct launch *L)
   env = process_environment (p);
   if (process_find_executable (p, &exe, &err) < 0)
     goto fail;
-  if (process_set_identity (p, s->seccomp, &err) < 0)
+  if (process_set_identity (p, &L->seccomp, &err) < 0)
     goto fail;
   if (L->o->create_only)
     {
       if (sync_send (sync, SYNC_READY, 0, &err) < 0 || sync_expect (sync, SYNC_START, "waiting for start", &err) < 0)
         goto fail;
     }
-  if (process_finish_security (p, s->seccomp, &err) < 0)
+  if (process_finish_security (p, &L->seccomp, &err) < 0)
     goto fail;
   process_exec (exe, p, env, L->o->preserve_fds, &err);
 fail:
@@ -389,6 +396,7 @@ setup_stdio (struct launch *L, shim_error_t *err)
 static void
 launch_cleanup (struct launch *L)
 {
+  seccomp_program_release (&L->seccomp);
   if (L->pid > 0)
     {
       kill (L->pid, SIGKILL);
@@ -483,8 +491,14 @@ launch (struct launch *L, shim_error_t *err)
   bool foreground = !o->create_only && !o->detach;
   if (monitor_signalfd (foreground, foreground && s->process->terminal && isatty (0), &L->signal_fd, err) < 0)
     return -1;
+  {
+    cleanup_free char *cache = xasprintf ("%s/.seccomp", o->root);
+    if (seccomp_program_prepare (s, cache, &L->seccomp, err) < 0)
+      return -1;
+  }
   if (spawn_init (L, err) < 0)
     return -1;
+  seccomp_program_release (&L->seccomp);
   close_fd (&L->sync_child);
   close_fd (&L->stdin_r);
   close_fd (&L->stdout_w);

@@ -17,6 +17,7 @@ static const char *const code_names[] = {
   [SHIM_CODE_EXEC_NOT_FOUND] = "ERR_EXEC_NOT_FOUND",
   [SHIM_CODE_EXEC_DENIED] = "ERR_EXEC_DENIED",
   [SHIM_CODE_UNSUPPORTED] = "ERR_UNSUPPORTED",
+  [SHIM_CODE_USER_NOT_FOUND] = "ERR_USER_NOT_FOUND",
 };
 
 static int log_fd = -1;

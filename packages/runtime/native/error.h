@@ -19,6 +19,7 @@
 #define SHIM_CODE_EXEC_NOT_FOUND 6
 #define SHIM_CODE_EXEC_DENIED 7
 #define SHIM_CODE_UNSUPPORTED 8
+#define SHIM_CODE_USER_NOT_FOUND 9
 
 struct shim_error
 {

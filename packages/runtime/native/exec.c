@@ -18,10 +18,12 @@
 #include "monitor.h"
 #include "namespaces.h"
 #include "process.h"
+#include "seccomp.h"
 #include "spec.h"
 #include "state.h"
 #include "sync.h"
 #include "terminal.h"
+#include "user.h"
 
 static int
 parse_id (const char *text, const char *what, unsigned *out, shim_error_t *err)
@@ -131,8 +133,8 @@ build_process (const struct exec_options *o, const struct spec *container, struc
 }
 
 static void __attribute__ ((noreturn))
-exec_child (int sync, const struct ns_set *ns, int rootfd, const struct spec_process *p, const struct spec *container,
-            int preserve_fds, const int stdio[3])
+exec_child (int sync, const struct ns_set *ns, int rootfd, struct spec_process *p, const struct spec *container,
+            bool lookup_user, const struct seccomp_program *seccomp, int preserve_fds, const int stdio[3])
 {
   shim_error_t err = NULL;
   cleanup_free char *exe = NULL;
@@ -155,6 +157,9 @@ exec_child (int sync, const struct ns_set *ns, int rootfd, const struct spec_pro
       goto fail;
     }
   close (rootfd);
+  /* The container's own user, as its init looked it up, when the command names none. */
+  if (lookup_user && user_lookup (p, container->user_lookup, container->group_add_lookup, &err) < 0)
+    goto fail;
   if (p->terminal)
     {
       int master, slave;
@@ -172,8 +177,8 @@ exec_child (int sync, const struct ns_set *ns, int rootfd, const struct spec_pro
       close (slave);
     }
   env = process_environment (p);
-  if (process_find_executable (p, &exe, &err) < 0 || process_set_identity (p, container->seccomp, &err) < 0
-      || process_finish_security (p, container->seccomp, &err) < 0)
+  if (process_find_executable (p, &exe, &err) < 0 || process_set_identity (p, seccomp, &err) < 0
+      || process_finish_security (p, seccomp, &err) < 0)
     goto fail;
   process_exec (exe, p, env, preserve_fds, &err);
 fail:
@@ -249,14 +254,26 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
   if (!o->detach && monitor_signalfd (true, local_tty, &signal_fd, err) < 0)
     return -1;
   signal (SIGPIPE, SIG_IGN);
+  struct seccomp_program seccomp;
+  {
+    cleanup_free char *cache = xasprintf ("%s/.seccomp", o->root);
+    if (seccomp_program_prepare (container, cache, &seccomp, err) < 0)
+      return -1;
+  }
   pid_t pid = fork ();
   if (pid < 0)
-    return shim_make_error (err, errno, "fork");
+    {
+      seccomp_program_release (&seccomp);
+      return shim_make_error (err, errno, "fork");
+    }
   if (pid == 0)
     {
       close (sp[0]);
-      exec_child (sp[1], &ns, rootfd, p, container, o->preserve_fds, child_stdio);
+      bool lookup_user = !o->process_path && !o->user && !o->n_additional_gids
+                         && (container->user_lookup || container->group_add_lookup);
+      exec_child (sp[1], &ns, rootfd, p, container, lookup_user, &seccomp, o->preserve_fds, child_stdio);
     }
+  seccomp_program_release (&seccomp);
   close (sp[1]);
   for (int i = 0; i < 3; i++)
     if (child_stdio[i] >= 0)

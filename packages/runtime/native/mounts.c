@@ -438,6 +438,37 @@ has_mount_at (const struct spec *s, const char *dest)
   return false;
 }
 
+/* The rootfs mounts of the annotation, in order, at root.path: made in the container's own mount
+   namespace, they go with it, and the host never sees (or has to unmount) them. */
+static int
+mount_rootfs (const struct spec *s, shim_error_t *err)
+{
+  for (size_t i = 0; i < s->n_rootfs_mounts; i++)
+    {
+      const struct spec_mount *m = &s->rootfs_mounts[i];
+      cleanup_close int here = -1;
+      /* Relative lowerdirs keep a deep overlay's options within the page the kernel copies. */
+      if (m->cwd)
+        {
+          here = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+          if (here < 0 || chdir (m->cwd) < 0)
+            return shim_make_error (err, errno, "annotations." ANNOTATION_ROOTFS_MOUNTS "[%zu]: chdir `%s`", i, m->cwd);
+        }
+      int r = m->bind ? mount (m->source, s->root_path, NULL, MS_BIND | (m->recursive_bind ? MS_REC : 0), NULL)
+                      : mount (m->source, s->root_path, m->type, m->flags, m->data);
+      int saved = errno;
+      if (here >= 0 && fchdir (here) < 0)
+        return shim_make_error (err, errno, "return from `%s`", m->cwd);
+      if (r < 0)
+        return shim_make_error (err, saved, "annotations." ANNOTATION_ROOTFS_MOUNTS "[%zu]: mount %s `%s` on `%s`", i,
+                                m->bind ? "bind" : m->type, m->source, s->root_path);
+      if (m->bind && (m->flags & ~MS_REC)
+          && remount_bind (s->root_path, m->flags, m->clear_flags, "annotations." ANNOTATION_ROOTFS_MOUNTS, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 int
 rootfs_prepare (const struct rootfs_options *o, shim_error_t *err)
 {
@@ -445,8 +476,13 @@ rootfs_prepare (const struct rootfs_options *o, shim_error_t *err)
   /* Nothing we mount may propagate back to the host; host unmounts still reach us (rslave). */
   if (mount (NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0)
     return shim_make_error (err, errno, "make / a recursive slave");
+  if (s->n_rootfs_mounts)
+    {
+      if (mount_rootfs (s, err) < 0)
+        return -1;
+    }
   /* pivot_root needs the new root to be a mount point. */
-  if (mount (s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+  else if (mount (s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
     return shim_make_error (err, errno, "bind the rootfs `%s`", s->root_path);
   cleanup_close int rootfd = open (s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)

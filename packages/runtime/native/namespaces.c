@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "files.h"
@@ -18,6 +21,25 @@ join_one (const char *path, int flag, shim_error_t *err)
                                  spec_namespace_name (flag), path);
   if (setns (fd, flag) < 0)
     return shim_make_error (err, errno, "join the %s namespace `%s`", spec_namespace_name (flag), path);
+  return 0;
+}
+
+int
+ns_loopback_up (shim_error_t *err)
+{
+  cleanup_close int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return shim_make_error (err, errno, "bring up lo: socket");
+  struct ifreq ifr;
+  memset (&ifr, 0, sizeof ifr);
+  strcpy (ifr.ifr_name, "lo");
+  if (ioctl (fd, SIOCGIFFLAGS, &ifr) < 0)
+    return shim_make_error (err, errno, "bring up lo: read its flags");
+  if (ifr.ifr_flags & IFF_UP)
+    return 0;
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl (fd, SIOCSIFFLAGS, &ifr) < 0)
+    return shim_make_error (err, errno, "bring up lo");
   return 0;
 }
 

@@ -11,6 +11,9 @@
 
 /* Joins every namespace the spec gives a path for, the user namespace first. */
 int ns_join_paths (const struct spec *s, shim_error_t *err);
+/* Brings up the loopback interface of the network namespace we are in: a new one has it down,
+   and every container expects 127.0.0.1 (runc does the same for the namespaces it creates). */
+int ns_loopback_up (shim_error_t *err);
 /* Writes /proc/<pid>/uid_map and gid_map from the spec. */
 int ns_write_id_maps (pid_t pid, const struct spec *s, shim_error_t *err);
 

@@ -116,16 +116,16 @@ process_environment (const struct spec_process *p)
     return p->env;
   char **env = xcalloc (p->n_env + 2, sizeof *env);
   memcpy (env, p->env, p->n_env * sizeof *env);
-  cleanup_free char *home = home_of (p->uid);
+  cleanup_free char *home = p->home ? xstrdup (p->home) : home_of (p->uid);
   env[p->n_env] = xasprintf ("HOME=%s", home);
   return env;
 }
 
 int
-process_set_identity (const struct spec_process *p, const struct spec_seccomp *seccomp, shim_error_t *err)
+process_set_identity (const struct spec_process *p, const struct seccomp_program *seccomp, shim_error_t *err)
 {
   /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we still have it. */
-  if (seccomp && !p->no_new_privileges && seccomp_load_profile (seccomp, err) < 0)
+  if (!p->no_new_privileges && seccomp_program_load (seccomp, err) < 0)
     return -1;
   if (p->has_caps && caps_drop_bounding (&p->caps, err) < 0)
     return -1;
@@ -152,13 +152,13 @@ process_set_identity (const struct spec_process *p, const struct spec_seccomp *s
 }
 
 int
-process_finish_security (const struct spec_process *p, const struct spec_seccomp *seccomp, shim_error_t *err)
+process_finish_security (const struct spec_process *p, const struct seccomp_program *seccomp, shim_error_t *err)
 {
   if (p->no_new_privileges)
     {
       if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return shim_make_error (err, errno, "prctl PR_SET_NO_NEW_PRIVS");
-      if (seccomp && seccomp_load_profile (seccomp, err) < 0)
+      if (seccomp_program_load (seccomp, err) < 0)
         return -1;
     }
   return 0;

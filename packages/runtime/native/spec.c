@@ -1257,6 +1257,63 @@ parse_linux (struct rd *rd, const struct json_value *root, struct spec *s)
   return 0;
 }
 
+/* The Berth annotations: the rootfs mounts (a JSON array of {type, source, options, cwd}) and the
+   user to look up in the container. */
+static int
+parse_berth_annotations (struct rd *rd, struct spec *s)
+{
+  const struct json_value *v = s->annotations ? member (s->annotations, ANNOTATION_ROOTFS_MOUNTS) : NULL;
+  if (v)
+    {
+      char *what = xasprintf ("%s: annotations.%s", rd->what, ANNOTATION_ROOTFS_MOUNTS);
+      struct rd inner = { .what = what, .err = rd->err };
+      struct json_value *doc;
+      /* Kept, as the config's own document is: the mounts' strings point into it. */
+      if (json_parse (v->string.s, v->string.len, what, &doc, rd->err) < 0 || want (&inner, doc, JSON_ARRAY, "(top level)") < 0)
+        return -1;
+      if (doc->array.len == 0)
+        return bad (&inner, "(top level)", "at least one mount is needed");
+      s->rootfs_mounts = xcalloc (doc->array.len, sizeof *s->rootfs_mounts);
+      s->n_rootfs_mounts = doc->array.len;
+      for (size_t i = 0; i < doc->array.len; i++)
+        {
+          const struct json_value *m = doc->array.items[i];
+          struct spec_mount *sm = &s->rootfs_mounts[i];
+          cleanup_free char *path = idx ("", i);
+          if (want (&inner, m, JSON_OBJECT, path) < 0 || get_string (&inner, m, path, "type", true, &sm->type) < 0
+              || get_string (&inner, m, path, "source", true, &sm->source) < 0
+              || get_string (&inner, m, path, "cwd", false, &sm->cwd) < 0)
+            return -1;
+          if (sm->cwd && sm->cwd[0] != '/')
+            {
+              cleanup_free char *p = sub (path, "cwd");
+              return bad (&inner, p, "`%s` is not an absolute path", sm->cwd);
+            }
+          char **options;
+          size_t n_options;
+          if (get_strings (&inner, m, path, "options", &options, &n_options) < 0)
+            return -1;
+          cleanup_free char *field = xasprintf ("%s: %s.options", what, path);
+          int r = spec_parse_mount_options (sm, options, n_options, field, rd->err);
+          free (options);
+          if (r < 0)
+            return -1;
+          if (strcmp (sm->type, "bind") == 0)
+            sm->bind = true;
+          if (sm->bind && sm->source[0] != '/')
+            {
+              cleanup_free char *p = sub (path, "source");
+              return bad (&inner, p, "`%s` is not an absolute path", sm->source);
+            }
+        }
+    }
+  const struct json_value *user = s->annotations ? member (s->annotations, ANNOTATION_USER) : NULL;
+  const struct json_value *groups = s->annotations ? member (s->annotations, ANNOTATION_GROUP_ADD) : NULL;
+  s->user_lookup = user ? user->string.s : NULL;
+  s->group_add_lookup = groups ? groups->string.s : NULL;
+  return 0;
+}
+
 int
 spec_parse (const char *text, size_t len, const char *what, const char *bundle, struct spec **out, shim_error_t *err)
 {
@@ -1305,6 +1362,8 @@ spec_parse (const char *text, size_t len, const char *what, const char *bundle, 
       if (ann->object.values[i]->type != JSON_STRING)
         return bad (&rd, "annotations", "value of `%s` must be a string", ann->object.keys[i]);
   s->annotations = (struct json_value *) ann;
+  if (parse_berth_annotations (&rd, s) < 0)
+    return -1;
   if (parse_mounts (&rd, doc, s) < 0 || parse_linux (&rd, doc, s) < 0 || parse_hooks (&rd, doc, s) < 0)
     return -1;
   if ((s->hostname && *s->hostname) && !spec_has_namespace (s, CLONE_NEWUTS))

@@ -25,6 +25,7 @@ struct spec_mount
   bool bind, recursive_bind;
   bool readonly;
   char *data; /* the options the kernel takes as filesystem data (mode=755,size=...) */
+  char *cwd;  /* rootfs mounts: the directory relative paths in `data` (lowerdirs) resolve from */
 };
 
 struct spec_namespace
@@ -157,6 +158,7 @@ struct spec_process
   bool has_oom_score_adj;
   int oom_score_adj;
   char *apparmor_profile;
+  char *home; /* set by user_lookup: HOME when the environment has none */
 };
 
 struct spec_hook
@@ -202,8 +204,21 @@ struct spec
   size_t n_masked_paths, n_readonly_paths;
   struct spec_hook *hooks[HOOK_KINDS];
   size_t n_hooks[HOOK_KINDS];
+  /* Berth: what to mount at root.path inside the container's mount namespace, instead of binding
+     root.path to itself (ANNOTATION_ROOTFS_MOUNTS): no mount of the rootfs is seen on the host. */
+  struct spec_mount *rootfs_mounts;
+  size_t n_rootfs_mounts;
+  /* Berth: docker's --user and --group-add as given (ANNOTATION_USER, ANNOTATION_GROUP_ADD),
+     looked up in the container's /etc/passwd and /etc/group once its root is in place. */
+  char *user_lookup;
+  char *group_add_lookup;
   struct json_value *doc; /* owns every string above */
 };
+
+/* Annotations berth-runtime acts on (see docs/berth-runtime.md). */
+#define ANNOTATION_ROOTFS_MOUNTS "org.berth.rootfs.mounts"
+#define ANNOTATION_USER "org.berth.user"
+#define ANNOTATION_GROUP_ADD "org.berth.group-add"
 
 /* Reads and validates <bundle>/config.json; the rootfs path is resolved against the bundle. */
 int spec_load (const char *bundle, struct spec **out, shim_error_t *err);

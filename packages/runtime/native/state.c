@@ -15,7 +15,8 @@ state_check_id (const char *id, shim_error_t *err)
 {
   if (id == NULL || *id == 0)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "container id cannot be empty");
-  if (strcmp (id, ".") == 0 || strcmp (id, "..") == 0 || strlen (id) > 1024)
+  /* A leading dot is refused as runc refuses it; such names in the root are the runtime's own (.seccomp). */
+  if (id[0] == '.' || strlen (id) > 1024)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "invalid container id `%s`", id);
   for (const char *c = id; *c; c++)
     if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '+'

@@ -68,6 +68,7 @@ export function runtimeErrorCode(shimCode: string | undefined): RuntimeErrorCode
     case 'ERR_CONTAINER_STATE':
     case 'ERR_EXEC_NOT_FOUND':
     case 'ERR_EXEC_DENIED':
+    case 'ERR_USER_NOT_FOUND':
       return shimCode;
     case 'ERR_USAGE':
     case 'ERR_UNSUPPORTED':

@@ -3,8 +3,8 @@ export type { ContainerState, ContainerStatus, CreateOptions, ExecOptions, ExecP
 export { RuntimeError, RuntimeErrorCode } from './errors.js';
 export { jsonFileLogRotation, readJsonFileLog } from './json-file-log.js';
 export type { JsonFileLogRecord, LogRotation, ReadJsonFileLogOptions } from './json-file-log.js';
-export { buildSpec, mergeEnv } from './spec-builder.js';
-export type { ImageRunConfig, NamespaceMode, RunMount, RunOptions } from './spec-builder.js';
+export { RuntimeAnnotation, buildSpec, mergeEnv } from './spec-builder.js';
+export type { ImageRunConfig, NamespaceMode, RootfsMount, RunMount, RunOptions } from './spec-builder.js';
 export { allCapabilities, availableCapabilities, defaultCapabilities, normalizeCapability, resolveCapabilities } from './capabilities.js';
 export { defaultSeccompProfile } from './seccomp-profile.js';
 export { resolveUser } from './user.js';

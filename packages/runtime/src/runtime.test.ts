@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -408,6 +408,78 @@ describe('process settings', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout.split('\n').filter((m) => m.startsWith('/work') || m.startsWith('/tmp'))).toEqual([]);
     expect(r.stdout).toContain('bin\n');
+  });
+});
+
+describe('berth extensions', () => {
+  it('compiles a seccomp profile once: later containers load the cached program, a damaged one is compiled again', async () => {
+    const seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] };
+    const cache = join(runtime.root!, '.seccomp');
+    const denied = async () => {
+      const id = newId();
+      const r = await collectOutput(await runtime.run(id, { bundle: await bundle(id, ['mkdir', '/tmp/d'], { seccomp, readOnlyRootfs: false, mounts: [{ type: 'tmpfs', target: '/tmp' }] }) }));
+      expect(r.stderr).toMatch(/can't create directory '\/tmp\/d': Permission denied/);
+    };
+    const before = new Set(await readdir(cache).catch(() => [] as string[]));
+    await denied();
+    const added = (await readdir(cache)).filter((f) => !before.has(f));
+    expect(added).toHaveLength(1);
+    const file = join(cache, added[0]!);
+    const compiled = await readFile(file);
+    await denied();
+    expect(await readFile(file)).toEqual(compiled);
+    await writeFile(file, 'not a program');
+    await denied();
+    expect(await readFile(file)).toEqual(compiled);
+  });
+
+  it('brings up lo in a network namespace it creates', async () => {
+    const id = newId();
+    const r = await collectOutput(await runtime.run(id, { bundle: await bundle(id, ['cat', '/sys/class/net/lo/flags']) }));
+    expect(Number(r.stdout.trim()) & 0x1).toBe(1);
+  });
+
+  it('mounts the root from the rootfs mounts inside the container only and looks the user up there', async () => {
+    const id = newId();
+    const layers = join(dir, `${id}-layers`);
+    const target = join(dir, `${id}-root`);
+    for (const d of [join(layers, 'upper'), join(layers, 'work'), target]) await mkdir(d, { recursive: true });
+    await exec('cp', ['-a', rootfs, join(layers, 'lower')]);
+    const rootfsMounts = [{ type: 'overlay', source: 'overlay', options: ['lowerdir=lower', `upperdir=${layers}/upper`, `workdir=${layers}/work`], cwd: layers }];
+    const b = await bundle(id, ['sh', '-c', 'id; echo "HOME=$HOME"; echo written > /tmp/file; cat /tmp/file'], { rootfs: target, rootfsMounts, user: 'user', groupAdd: ['tty'], readOnlyRootfs: false });
+    await runtime.create(id, { bundle: b, logPath: join(dir, `${id}.log`) });
+    // The overlay is in the container's mount namespace, not the host's.
+    expect(await mountedUnder(target)).toBe(false);
+    await runtime.start(id);
+    await stopped(id);
+    const log = (await readFile(join(dir, `${id}.log`), 'utf8')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { log: string }).log).join('');
+    expect(log).toBe('uid=1000(user) gid=1000(user) groups=5(tty)\nHOME=/home/user\nwritten\n');
+    expect(await readFile(join(layers, 'upper', 'tmp', 'file'), 'utf8')).toBe('written\n');
+    expect(await readdir(target)).toEqual([]);
+
+    const missing = newId();
+    const bad = await bundle(missing, ['true'], { rootfs: target, rootfsMounts, user: 'nosuch' });
+    await expect(runtime.create(missing, { bundle: bad })).rejects.toSatisfy(
+      (e) => hasCode(e, RuntimeErrorCode.UserNotFound) && /unable to find user nosuch: no matching entries in passwd file/.test((e as Error).message),
+    );
+  });
+
+  it('runs an exec as the user the container looked up, unless it names its own', async () => {
+    const id = newId();
+    const layers = join(dir, `${id}-layers`);
+    const target = join(dir, `${id}-root`);
+    await mkdir(target, { recursive: true });
+    await mkdir(layers, { recursive: true });
+    await exec('cp', ['-a', rootfs, join(layers, 'lower')]);
+    const rootfsMounts = [{ type: 'bind', source: join(layers, 'lower'), options: ['rbind', 'ro'] }];
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '30'], { rootfs: target, rootfsMounts, user: 'user', groupAdd: ['tty'] }) });
+    const own = await collectOutput(await runtime.exec(id, { args: ['id'] }));
+    expect(own.stdout).toBe('uid=1000(user) gid=1000(user) groups=5(tty)\n');
+    const named = await collectOutput(await runtime.exec(id, { args: ['id', '-u'], user: { uid: 0, gid: 0 } }));
+    expect(named.stdout).toBe('0\n');
+    // A read-only bind: the root cannot be written even by root.
+    const write = await collectOutput(await runtime.exec(id, { args: ['touch', '/x'], user: { uid: 0, gid: 0 } }));
+    expect(write.stderr).toMatch(/Read-only file system/);
   });
 });
 

@@ -11,6 +11,8 @@ import { attachSocket, type AttachSession } from './attach.js';
 import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
 import type { LogRotation } from './json-file-log.js';
 import type { LinuxResources, ProcessSpec, RuntimeSpec } from './oci-spec.js';
+import { RuntimeAnnotation } from './spec-builder.js';
+import { resolveUser } from './user.js';
 import { cgroupPathsOfProcess, readCgroupStats, type CgroupLayout, type CgroupPaths, type ContainerStats } from './stats.js';
 
 /** Which OCI runtime a `Runtime` drives: Berth's own shim, runc, crun, or a path to another. */
@@ -227,6 +229,15 @@ export class Runtime {
     return this.viaShim;
   }
 
+  /**
+   * True for berth-runtime itself: it mounts a container's root from the spec's rootfs mounts
+   * (`RunOptions.rootfsMounts`) inside the container and looks its user up there; with runc or
+   * crun the root must be mounted on the host before create.
+   */
+  get mountsRootfs(): boolean {
+    return this.kind === 'berth';
+  }
+
   /** Creates a container that waits for `start`. */
   async create(id: string, options: CreateOptions): Promise<void> {
     await this.checkAbsent(id);
@@ -331,7 +342,11 @@ export class Runtime {
     if (options.attachSocket && !this.hasMonitor) {
       throw new RuntimeError(`${this.runtime} has no attach socket for exec; use berth-runtime`, RuntimeErrorCode.NotSupported);
     }
-    const full: ProcessSpec = { ...base, ...process, args: [...process.args], terminal: process.terminal ?? false };
+    // A container whose user berth-runtime looked up in it: the same lookup, in its root.
+    const lookup = config.annotations?.[RuntimeAnnotation.User];
+    const user =
+      process.user ?? (lookup !== undefined && state.pid > 0 ? await this.containerUser(state.pid, lookup, config.annotations?.[RuntimeAnnotation.GroupAdd]) : undefined);
+    const full: ProcessSpec = { ...base, ...process, ...(user ? { user } : {}), args: [...process.args], terminal: process.terminal ?? false };
     const dir = await mkdtemp(join(tmpdir(), 'berth-exec-'));
     const file = join(dir, 'process.json');
     await writeFile(file, JSON.stringify(full));
@@ -359,6 +374,11 @@ export class Runtime {
     const wait = proc.wait().finally(cleanup);
     wait.catch(() => {});
     return { ...proc, wait: () => wait };
+  }
+
+  private async containerUser(pid: number, user: string, groupAdd: string | undefined): Promise<ProcessSpec['user']> {
+    const found = await resolveUser(`/proc/${pid}/root`, user, groupAdd ? groupAdd.split(',') : []);
+    return { uid: found.uid, gid: found.gid, ...(found.additionalGids.length ? { additionalGids: [...found.additionalGids] } : {}) };
   }
 
   /** Attaches to a container created with `attachSocket` (berth-runtime only). */

@@ -25,13 +25,44 @@ export interface RunMount {
   readonly options?: readonly string[];
 }
 
+/**
+ * A mount that makes up the container's root file system (an overlay of image layers, or a bind
+ * of a copied directory), in mount(8)'s terms: `options` are flags and filesystem data alike;
+ * `cwd` is where relative paths in them (an overlay's lowerdirs) resolve.
+ */
+export interface RootfsMount {
+  readonly type: string;
+  readonly source: string;
+  readonly options: readonly string[];
+  readonly cwd?: string;
+}
+
+/** Annotations of a spec that berth-runtime acts on (see docs/berth-runtime.md). */
+export const RuntimeAnnotation = {
+  /** JSON of the `RootfsMount`s to mount at root.path in the container's mount namespace. */
+  RootfsMounts: 'org.berth.rootfs.mounts',
+  /** docker's `--user`, looked up in the container's /etc/passwd and /etc/group. */
+  User: 'org.berth.user',
+  /** docker's `--group-add`, comma-separated, looked up with the user. */
+  GroupAdd: 'org.berth.group-add',
+} as const;
+
 /** A namespace to share instead of creating a private one: the host's, or one at a path. */
 export type NamespaceMode = 'private' | 'host' | { readonly path: string };
 
 /** What `docker run` lets one say about a container, as far as the OCI spec carries it. */
 export interface RunOptions {
-  /** The container's root filesystem (absolute): the spec's root.path and where users are looked up. */
+  /**
+   * The container's root filesystem (absolute): the spec's root.path and where users are looked
+   * up; with `rootfsMounts`, the empty directory they are mounted on.
+   */
   readonly rootfs: string;
+  /**
+   * berth-runtime: mount these at `rootfs` inside the container's mount namespace, so that the
+   * host never holds (or has to unmount) the container's root. The user is then looked up by
+   * berth-runtime in the container, as nothing of it can be read here before it starts.
+   */
+  readonly rootfsMounts?: readonly RootfsMount[];
   /** The container id: the default hostname is its first 12 characters, the cgroup /berth/<id>. */
   readonly id: string;
   readonly hostname?: string;
@@ -235,13 +266,16 @@ export async function buildSpec(image: ImageRunConfig, o: RunOptions): Promise<R
   const cmd = o.cmd ?? (o.entrypoint !== undefined ? [] : (image.Cmd ?? []));
   const args = [...entrypoint, ...cmd];
   if (args.length === 0) throw invalid('no command: the image has no Entrypoint or Cmd and none was given');
-  const user = await resolveUser(o.rootfs, o.user ?? image.User ?? '', o.groupAdd);
+  const userText = o.user ?? image.User ?? '';
+  // With its root mounted by the runtime, the user is looked up there (HOME too, when unset).
+  const deferred = o.rootfsMounts !== undefined && o.rootfsMounts.length > 0;
+  const user = deferred ? undefined : await resolveUser(o.rootfs, userText, o.groupAdd);
   const hostname = o.uts === 'host' ? undefined : (o.hostname ?? o.id.slice(0, 12));
   let env = mergeEnv([defaultPath], image.Env ?? []);
   if (hostname) env = mergeEnv(env, [`HOSTNAME=${hostname}`]);
   if (o.tty) env = mergeEnv(env, ['TERM=xterm']);
   env = mergeEnv(env, o.env ?? []);
-  if (!env.some((e) => envKey(e) === 'HOME')) env.push(`HOME=${user.home}`);
+  if (user && !env.some((e) => envKey(e) === 'HOME')) env.push(`HOME=${user.home}`);
   const cwd = o.workdir || image.WorkingDir || '/';
   if (!cwd.startsWith('/')) throw invalid(`workdir: ${JSON.stringify(cwd)} is not an absolute path`);
 
@@ -270,7 +304,7 @@ export async function buildSpec(image: ImageRunConfig, o: RunOptions): Promise<R
     root: { path: o.rootfs, readonly: o.readOnlyRootfs ?? false },
     process: {
       terminal: o.tty ?? false,
-      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: [...user.additionalGids] } : {}) },
+      user: user ? { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: [...user.additionalGids] } : {}) } : { uid: 0, gid: 0 },
       args,
       env,
       cwd,
@@ -282,7 +316,20 @@ export async function buildSpec(image: ImageRunConfig, o: RunOptions): Promise<R
     ...(hostname ? { hostname } : {}),
     ...(o.domainname ? { domainname: o.domainname } : {}),
     mounts: mountsFor(o),
-    ...(o.annotations ? { annotations: { ...o.annotations } } : {}),
+    ...(o.annotations || deferred
+      ? {
+          annotations: {
+            ...o.annotations,
+            ...(deferred
+              ? {
+                  [RuntimeAnnotation.RootfsMounts]: JSON.stringify(o.rootfsMounts!.map((m) => ({ type: m.type, source: m.source, options: [...m.options], ...(m.cwd ? { cwd: m.cwd } : {}) }))),
+                  [RuntimeAnnotation.User]: userText,
+                  ...(o.groupAdd?.length ? { [RuntimeAnnotation.GroupAdd]: o.groupAdd.join(',') } : {}),
+                }
+              : {}),
+          },
+        }
+      : {}),
     linux: {
       namespaces: namespaces(o),
       ...(o.userNamespace ? { uidMappings: o.userNamespace.uidMappings.map((m) => ({ ...m })), gidMappings: o.userNamespace.gidMappings.map((m) => ({ ...m })) } : {}),
