@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,6 +45,18 @@ const run = promisify(execFile);
 async function parentPid(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0) || 0;
+}
+
+/**
+ * True when something is mounted at `path`. Not a comparison of device numbers: the copying
+ * snapshotter's root is a bind mount from the same file system, which has its parent's device.
+ */
+async function isMountPoint(path: string): Promise<boolean> {
+  const real = await realpath(path).catch(() => undefined);
+  if (!real) return false;
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  // Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
+  return mountinfo.split('\n').some((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) === real);
 }
 
 /** What the lifecycle needs from its owner beyond the shared context. */
@@ -444,8 +456,7 @@ export class ContainerLifecycle {
   async #mountRootfs(record: ContainerRecord, signal?: AbortSignal): Promise<string> {
     const rootfs = this.#ctx.layout.containerFile(record.id, 'rootfs');
     await mkdir(rootfs, { recursive: true });
-    const [mine, parent] = await Promise.all([stat(rootfs), stat(this.#ctx.layout.container(record.id))]);
-    if (mine.dev === parent.dev) {
+    if (!(await isMountPoint(rootfs))) {
       const snapshotter = await this.#ctx.snapshotter();
       await mountAll(await snapshotter.mounts(record.snapshotKey), rootfs, signal);
     }
@@ -454,8 +465,7 @@ export class ContainerLifecycle {
 
   async #unmountRootfs(id: string): Promise<void> {
     const rootfs = this.#ctx.layout.containerFile(id, 'rootfs');
-    const [mine, parent] = await Promise.all([stat(rootfs).catch(() => undefined), stat(this.#ctx.layout.container(id)).catch(() => undefined)]);
-    if (mine && parent && mine.dev !== parent.dev) await unmount(rootfs);
+    if (await isMountPoint(rootfs)) await unmount(rootfs);
   }
 
   /** Fills empty volumes from the image's content at their mount points (docker's copy-up), and makes missing bind sources. */
