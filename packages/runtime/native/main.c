@@ -10,6 +10,7 @@
 #include "container.h"
 #include "error.h"
 #include "exec.h"
+#include "exec-exit.h"
 #include "lifecycle.h"
 #include "monitor.h"
 #include "state.h"
@@ -71,6 +72,7 @@ static const char usage_text[]
       "  --cwd DIR; -e, --env K=V; -u, --user UID[:GID]; -c, --cap CAP; -g, --additional-gids GID;\n"
       "  --no-new-privs; --preserve-fds N;\n"
       "  --attach-socket PATH  Berth: serve the process's stdio there (starts when the first client connects)\n"
+      "  --exit-file PATH      Berth: with -d and --pid-file, a monitor records the process's exit there\n"
       "\n"
       "update [options] <id>:\n"
       "  -r, --resources FILE  an OCI linux.resources JSON file, - for stdin (the other options are then ignored)\n"
@@ -358,10 +360,30 @@ wrapped_command (const char *root, const char *id, const char *cmd, char **args,
   return r;
 }
 
+/* What `exec -d --exit-file` starts in its monitor: the exec as it runs without that option. */
+struct recorded_exec
+{
+  const char *root;
+  struct exec_options *o;
+  char **args; /* for a wrapped runtime: ours without --exit-file */
+  int exit_code;
+};
+
+static int
+start_recorded_exec (void *ctx, shim_error_t *err)
+{
+  struct recorded_exec *x = ctx;
+  bool done;
+  if (wrapped_command (x->root, x->o->id, "exec", x->args, &x->exit_code, &done, err) < 0)
+    return -1;
+  return done ? 0 : container_exec (x->o, &x->exit_code, err);
+}
+
 static int
 cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
 {
   struct exec_options o = { .root = root };
+  const char *exit_file = NULL;
   for (a->i++; a->i < a->argc; a->i++)
     {
       const char *arg = a->argv[a->i];
@@ -402,6 +424,12 @@ cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
           if ((v = take_value (a, arg, err)) == NULL)
             return -1;
           o.cwd = v;
+        }
+      else if (is_opt (arg, "--exit-file"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          exit_file = absolute (v);
         }
       else if (is_opt (arg, "--env") || is_opt (arg, "-e"))
         {
@@ -445,9 +473,28 @@ cmd_exec (struct args *a, const char *root, int *exit_code, shim_error_t *err)
     }
   if (a->i >= a->argc)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "exec: missing container id");
+  size_t options = (size_t) (&a->argv[a->i] - a->cmd_args);
   o.id = a->argv[a->i++];
   if (a->i < a->argc)
     o.args = &a->argv[a->i];
+  if (exit_file)
+    {
+      if (!o.detach || !o.pid_file)
+        return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "exec: --exit-file needs --detach and --pid-file");
+      size_t n = 0;
+      while (a->cmd_args[n])
+        n++;
+      char **args = xcalloc (n + 1, sizeof *args);
+      for (size_t i = 0, k = 0; i < n; i++)
+        if (i < options && strcmp (a->cmd_args[i], "--exit-file") == 0)
+          i++;
+        else if (!(i < options && strncmp (a->cmd_args[i], "--exit-file=", 12) == 0))
+          args[k++] = a->cmd_args[i];
+      struct recorded_exec x = { .root = root, .o = &o, .args = args };
+      int r = exec_recording_exit (exit_file, o.pid_file, start_recorded_exec, &x, err);
+      free (args);
+      return r;
+    }
   bool done;
   if (wrapped_command (root, o.id, o.attach_socket ? "exec-attach" : "exec", a->cmd_args, exit_code, &done, err) < 0)
     return -1;

@@ -8,7 +8,7 @@ import { hasCode, hasKind } from '@berth/errors';
 import { makeBusyboxRootfs } from '@berth/tools/rootfs';
 import { attachSocket } from './attach.js';
 import { RuntimeErrorCode } from './errors.js';
-import { collectOutput, Runtime } from './runtime.js';
+import { collectOutput, readExecExit, Runtime } from './runtime.js';
 import { buildSpec, type RunOptions } from './spec-builder.js';
 
 const exec = promisify(execFile);
@@ -277,6 +277,33 @@ describe('exec', () => {
     expect(await proc2.wait()).toBe(0);
     expect(Buffer.concat(o2).toString()).toBe('echoed\n');
     expect(Buffer.concat(e2).toString()).toBe('done\n');
+  });
+
+  it('records a detached exec\'s exit through its monitor, also when a signal or the container ends it', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '30']) });
+    const detached = async (args: string[]) => {
+      const n = ++seq;
+      const pidFile = join(dir, `${id}-${n}.pid`);
+      const exitFile = join(dir, `${id}-${n}.exit`);
+      // The call returns while the process runs (it sleeps), with its pid.
+      await runtime.exec(id, { args }, { detach: true, pidFile, exitFile });
+      const pid = Number((await readFile(pidFile, 'utf8')).trim());
+      return { pid, exitFile };
+    };
+    const exited = (exitFile: string) => until(`${exitFile}`, () => readExecExit(exitFile));
+    const seven = await detached(['sh', '-c', 'sleep 0.3; exit 7']);
+    expect(await readExecExit(seven.exitFile)).toBeUndefined();
+    expect(await exited(seven.exitFile)).toMatchObject({ exitCode: 7, finished: expect.any(Date) });
+    const killed = await detached(['sleep', '30']);
+    process.kill(killed.pid, 'SIGTERM');
+    expect(await exited(killed.exitFile)).toMatchObject({ exitCode: 143, signal: 15 });
+    // The exec's monitor is no process of the container: stopping the container ends the exec, which is recorded.
+    const orphan = await detached(['sleep', '30']);
+    await runtime.kill(id, 'KILL', { all: true });
+    await stopped(id);
+    expect(await exited(orphan.exitFile)).toMatchObject({ exitCode: 137, signal: 9 });
+    await expect(runtime.exec(id, { args: ['true'] }, { detach: true, pidFile: join(dir, 'x.pid'), exitFile: join(dir, 'x.exit') })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
   });
 
   it('reports a missing program as ERR_EXEC_NOT_FOUND (127) and refuses stopped containers', async () => {

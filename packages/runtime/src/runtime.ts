@@ -114,6 +114,11 @@ export interface ExecOptions {
   /** Give the process a stdin pipe (otherwise /dev/null). */
   readonly stdin?: boolean;
   readonly pidFile?: string;
+  /**
+   * berth-runtime (runc and crun under it too), with `detach` and `pidFile`: a monitor stays the
+   * parent of the process and records its exit in this file when it ends (`readExecExit`).
+   */
+  readonly exitFile?: string;
   readonly consoleSocket?: string;
   readonly signal?: AbortSignal;
 }
@@ -346,6 +351,12 @@ export class Runtime {
     const lookup = config.annotations?.[RuntimeAnnotation.User];
     const user =
       process.user ?? (lookup !== undefined && state.pid > 0 ? await this.containerUser(state.pid, lookup, config.annotations?.[RuntimeAnnotation.GroupAdd]) : undefined);
+    if (options.exitFile && (!options.detach || !options.pidFile || !this.hasMonitor)) {
+      throw new RuntimeError(
+        this.hasMonitor ? 'exitFile: needs detach and pidFile' : `${this.runtime} has no monitor to record a detached exec's exit; use berth-runtime`,
+        this.hasMonitor ? RuntimeErrorCode.InvalidSpec : RuntimeErrorCode.NotSupported,
+      );
+    }
     const full: ProcessSpec = { ...base, ...process, ...(user ? { user } : {}), args: [...process.args], terminal: process.terminal ?? false };
     const dir = await mkdtemp(join(tmpdir(), 'berth-exec-'));
     const file = join(dir, 'process.json');
@@ -357,6 +368,7 @@ export class Runtime {
       ...(full.terminal ? ['--tty'] : []),
       ...(options.detach ? ['--detach'] : []),
       ...(options.pidFile ? ['--pid-file', options.pidFile] : []),
+      ...(options.exitFile ? ['--exit-file', options.exitFile] : []),
       ...(options.consoleSocket ? ['--console-socket', options.consoleSocket] : []),
       ...(options.attachSocket ? ['--attach-socket', options.attachSocket] : []),
       id,
@@ -552,6 +564,28 @@ export class Runtime {
 function signalNumber(name: NodeJS.Signals): number {
   const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
   return numbers[name] ?? 0;
+}
+
+/** How a detached exec ended, as its monitor recorded it (`ExecOptions.exitFile`). */
+export interface ExecExit {
+  /** The process's status, 128+N after signal N. */
+  readonly exitCode: number;
+  readonly signal?: number;
+  readonly finished: Date;
+}
+
+/** The exit a detached exec's monitor recorded in `path`; undefined while it has not ended. */
+export async function readExecExit(path: string): Promise<ExecExit | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  const raw = JSON.parse(text) as Record<string, unknown>;
+  if (typeof raw.exitCode !== 'number') throw new RuntimeError(`${path}: no exitCode in the exec's exit record`, RuntimeErrorCode.Runtime);
+  return { exitCode: raw.exitCode, ...(typeof raw.signal === 'number' ? { signal: raw.signal } : {}), finished: parseDate(raw.finished) ?? new Date() };
 }
 
 /** Collects a foreground process's output and status (for short commands and tests). */

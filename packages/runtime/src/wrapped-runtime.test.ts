@@ -9,7 +9,7 @@ import { makeBusyboxRootfs } from '@berth/tools/rootfs';
 import { attachSocket } from './attach.js';
 import { RuntimeErrorCode } from './errors.js';
 import { readJsonFileLog } from './json-file-log.js';
-import { collectOutput, Runtime } from './runtime.js';
+import { collectOutput, readExecExit, Runtime } from './runtime.js';
 import { buildSpec, type RunOptions } from './spec-builder.js';
 
 // runc and crun under berth-runtime's monitor (conmon's role): the monitor runs their create
@@ -141,6 +141,17 @@ describe.each(runtimes)('$name under the monitor', ({ name, runtime: path, needs
     await runtime.delete(id, { force: true });
     await expect(runtime.state(id)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotFound));
     session.close();
+  });
+
+  it("records a detached exec's exit: the exec's monitor adopts what the runtime started", async (ctx) => {
+    if (!available) return ctx.skip(`${needs} is not installed`);
+    const { id, bundle } = await container(['sleep', '300']);
+    await runtime.runDetached(id, { bundle });
+    const pidFile = join(dir, `${id}-exec.pid`);
+    const exitFile = join(dir, `${id}-exec.exit`);
+    await runtime.exec(id, { args: ['sh', '-c', 'sleep 0.3; exit 5'] }, { detach: true, pidFile, exitFile });
+    expect(Number((await readFile(pidFile, 'utf8')).trim())).toBeGreaterThan(0);
+    expect(await until('the exec to be recorded', () => readExecExit(exitFile))).toMatchObject({ exitCode: 5 });
   });
 
   it('rotates the log and reports a failed create as an error, leaving nothing behind', async (ctx) => {
