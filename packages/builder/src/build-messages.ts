@@ -1,5 +1,9 @@
 import { describeError, isBerthError } from '@berth/errors';
 
+// A build is long work like a pull: the registry client's operation carries its messages.
+export { startOperation } from '@berth/registry';
+export type { Operation } from '@berth/registry';
+
 /**
  * One message of a build's output, shaped like docker's JSON messages on `POST /build` with
  * the classic builder: `{stream}` lines (`Step 2/5 : RUN make`, ` ---> Using cache`, RUN
@@ -24,59 +28,6 @@ export function buildErrorMessage(err: unknown): BuildMessage {
   const message = describeError(err);
   const code = isBerthError(err) ? err.exitCode : undefined;
   return { errorDetail: { ...(code !== undefined ? { code } : {}), message }, error: message };
-}
-
-/**
- * Long work that reports as it goes: iterate it for messages (the iteration throws the
- * work's error at the end), await `result` for the outcome. Either alone is enough, as with
- * the registry client's pull.
- */
-export interface Operation<R, M> extends AsyncIterable<M> {
-  readonly result: Promise<R>;
-}
-
-/** Runs `work`, buffering what it emits for one consumer. */
-export function startOperation<R, M>(work: (emit: (message: M) => void) => Promise<R>): Operation<R, M> {
-  const buffer: M[] = [];
-  let finished = false;
-  let failure: { error: unknown } | undefined;
-  let wake: (() => void) | undefined;
-  const notify = (): void => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const result = (async () =>
-    work((message) => {
-      if (finished) return;
-      buffer.push(message);
-      notify();
-    }))();
-  result.then(
-    () => {
-      finished = true;
-      notify();
-    },
-    (error: unknown) => {
-      failure = { error };
-      finished = true;
-      notify();
-    },
-  );
-  result.catch(() => {});
-  return {
-    result,
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        while (buffer.length) yield buffer.shift()!;
-        if (finished) {
-          if (failure) throw failure.error;
-          return;
-        }
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    },
-  };
 }
 
 /**

@@ -2,6 +2,7 @@ export { RegistryClient } from './client.js';
 export type { BlobResponse, FetchedManifest, PingResult, PushBlobOptions, RegistryClientOptions, ResolvedImage } from './client.js';
 export type { PullOptions, PullResult, UnpackLayerHookOptions } from './pull.js';
 export type { PushOptions, PushResult } from './push.js';
+export { startOperation } from './progress.js';
 export type { Operation, ProgressEvent } from './progress.js';
 export { RegistryError, RegistryErrorCode, describeDistributionErrors, parseDistributionErrors } from './errors.js';
 export type { DistributionError } from './errors.js';

@@ -11,16 +11,17 @@ export interface ProgressEvent {
 }
 
 /**
- * Long work in progress: iterate it for progress events (the iteration ends when the work
- * does, and throws its error), and await `result` for the outcome. Either alone is enough.
+ * Long work in progress: iterate it for its messages (the iteration ends when the work does,
+ * and throws its error), and await `result` for the outcome. Either alone is enough. Pulls and
+ * pushes report `ProgressEvent`s; a build reports docker's build messages.
  */
-export interface Operation<R> extends AsyncIterable<ProgressEvent> {
+export interface Operation<R, M = ProgressEvent> extends AsyncIterable<M> {
   readonly result: Promise<R>;
 }
 
-/** Runs `work`, buffering the events it emits for one consumer. */
-export function startOperation<R>(work: (emit: (event: ProgressEvent) => void) => Promise<R>): Operation<R> {
-  const buffer: ProgressEvent[] = [];
+/** Runs `work`, buffering the messages it emits for one consumer. */
+export function startOperation<R, M = ProgressEvent>(work: (emit: (message: M) => void) => Promise<R>): Operation<R, M> {
+  const buffer: M[] = [];
   let finished = false;
   let failure: { error: unknown } | undefined;
   let wake: (() => void) | undefined;
@@ -29,9 +30,9 @@ export function startOperation<R>(work: (emit: (event: ProgressEvent) => void) =
     wake = undefined;
     w?.();
   };
-  const emit = (event: ProgressEvent) => {
+  const emit = (message: M) => {
     if (finished) return;
-    buffer.push(event);
+    buffer.push(message);
     notify();
   };
   const result = (async () => work(emit))();
