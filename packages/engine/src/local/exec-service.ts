@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind, describeError, isBerthError } from '@berth/errors';
 import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
 import type { Writable } from 'node:stream';
-import { allCapabilities, attachSocket, resolveUser, type AttachSession, type ExecProcess, type RunningProcess } from '@berth/runtime';
+import { allCapabilities, attachSocket, readExecExit, resolveUser, type AttachSession, type ExecProcess, type RunningProcess } from '@berth/runtime';
 import { EngineErrorCode, engineError } from '../engine.js';
 import type { CallOptions, IdResponse, TerminalSize } from '../types/common.js';
 import type { ExecConfig, ExecInspectResponse, ExecStartConfig } from '../types/exec.js';
@@ -26,8 +26,9 @@ interface ExecRecord {
   readonly exitCode: number | null;
   readonly pid: number;
   readonly pidStartTime: string;
-  /** Detached runs leave no one to record the exit; their status comes from the pid. */
+  /** Started with `Detach`: the runtime's exec monitor records its end in `exitFile`. */
   readonly detached: boolean;
+  readonly exitFile?: string;
 }
 
 const execIdPattern = /^[0-9a-f]{64}$/;
@@ -85,7 +86,8 @@ export class ExecService {
 
   async #process(containerId: string, config: ExecConfig, tty: boolean, size: readonly [number, number] | null | undefined): Promise<ExecProcess> {
     const container = await this.#lifecycle.get(containerId);
-    const rootfs = this.#ctx.layout.containerFile(container.id, 'rootfs');
+    // The running container's own root: berth-runtime mounts it where only the container sees it.
+    const rootfs = `/proc/${container.state.pid}/root`;
     const userText = config.User || container.config.User || '';
     const user = await resolveUser(rootfs, userText, container.hostConfig.GroupAdd ?? []);
     let env = mergeEnv(container.config.Env ?? [], [`HOSTNAME=${container.config.Hostname ?? container.id.slice(0, 12)}`]);
@@ -121,15 +123,17 @@ export class ExecService {
 
     if (detach) {
       const pidFile = join(this.#ctx.layout.execs, `${execId}.pid`);
+      // Beside the container's files, so that it goes with the container even when never read.
+      const exitFile = this.#ctx.runtime.hasMonitor ? this.#ctx.layout.containerFile(container.id, `exec-${execId}.exit`) : undefined;
       try {
-        await this.#ctx.runtime.exec(container.id, process, { detach: true, pidFile, ...(options.signal ? { signal: options.signal } : {}) });
+        await this.#ctx.runtime.exec(container.id, process, { detach: true, pidFile, ...(exitFile ? { exitFile } : {}), ...(options.signal ? { signal: options.signal } : {}) });
       } catch (err) {
         await this.#write({ ...record, started: true, running: false, exitCode: isBerthError(err) ? (err.exitCode ?? 126) : 126, detached: true });
         throw err;
       }
       const pid = Number((await readFile(pidFile, 'utf8').catch(() => '0')).trim()) || 0;
       await rm(pidFile, { force: true });
-      await this.#write({ ...record, started: true, running: true, pid, pidStartTime: await processStartTime(pid), detached: true });
+      await this.#write({ ...record, started: true, running: true, pid, pidStartTime: await processStartTime(pid), detached: true, ...(exitFile ? { exitFile } : {}) });
       return undefined;
     }
 
@@ -217,10 +221,35 @@ export class ExecService {
     this.#sessions.get(execId)?.resize(size.height, size.width);
   }
 
+  /** A detached exec that has ended, as its monitor recorded it: written down (once) with its exec_die event. */
+  async #detachedEnd(record: ExecRecord): Promise<ExecRecord | undefined> {
+    if (!record.exitFile) return undefined;
+    let exit = await readExecExit(record.exitFile);
+    // The monitor writes the record the moment the process is reaped: a dead pid without it is that moment.
+    for (let i = 0; !exit && i < 100 && !(await processAlive(record.pid, record.pidStartTime)); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      exit = await readExecExit(record.exitFile);
+    }
+    if (!exit) return undefined;
+    const ended: ExecRecord = { ...record, running: false, exitCode: exit.exitCode, pid: 0, pidStartTime: '' };
+    await this.#write(ended);
+    // Whoever removes the monitor's record tells of the end; a reader at the same moment does not.
+    const claimed = await unlink(record.exitFile).then(() => true, () => false);
+    if (!claimed) return ended;
+    const container = await this.#ctx.containers.tryRead(record.containerId);
+    await this.#ctx.events.append({
+      Type: 'container',
+      Action: 'exec_die',
+      Actor: { ID: record.containerId, Attributes: { execID: record.id, exitCode: String(exit.exitCode), ...(container ? { image: container.config.Image ?? container.image, name: container.name } : {}) } },
+    });
+    return ended;
+  }
+
   async inspect(execId: string): Promise<ExecInspectResponse> {
     let record = await this.#read(execId);
+    if (record.running && record.detached) record = (await this.#detachedEnd(record)) ?? record;
     if (record.running && (record.detached || record.pid > 0) && !(await processAlive(record.pid, record.pidStartTime))) {
-      // A detached exec's end is seen only as its pid going away; its status is not known.
+      // Gone without a record (a runtime without a monitor, or one killed with it): the status is not known.
       record = { ...record, running: false, exitCode: record.detached ? null : record.exitCode };
     }
     const cmd = record.config.Cmd;
