@@ -84,10 +84,12 @@ describe.skipIf(!!skip)('machine with the generic driver on rig hosts', { timeou
     const dockerEnv = { ...env, DOCKER_CONFIG: join(work, 'docker-config') };
     const imported = await runCli('docker', ['import', busybox.tar, 'busybox:latest'], { env: dockerEnv });
     expect(imported.stderr).toBe('');
-    const docker = await runCli('docker', ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo docker says $((6*7))'], { env: dockerEnv });
-    expect(docker.stdout).toBe('docker says 42\n');
-    const engine = await runCli(process.execPath, [engineBin, 'run', '--network', 'none', 'busybox', 'echo', 'engine says hi'], { env: { ...env, HOME: work } });
-    expect(engine.stdout).toBe('engine says hi\n');
+    // On the default network, removed at the end, with the container's exit code: as with dockerd.
+    const docker = await runCli('docker', ['run', '--rm', 'busybox', 'sh', '-c', 'echo docker says $((6*7)) on $(cat /sys/class/net/eth0/operstate); exit 3'], { env: dockerEnv });
+    expect(docker).toEqual({ code: 3, stdout: 'docker says 42 on up\n', stderr: '' });
+    const engine = await runCli(process.execPath, [engineBin, 'run', '--rm', 'busybox', 'echo', 'engine says hi'], { env: { ...env, HOME: work } });
+    expect(engine).toEqual({ code: 0, stdout: 'engine says hi\n', stderr: '' });
+    expect((await runCli('docker', ['ps', '-aq'], { env: dockerEnv })).stdout).toBe('');
     const info = await runCli('docker', ['info', '--format', '{{json .Labels}}'], { env: dockerEnv });
     expect(JSON.parse(info.stdout)).toEqual(expect.arrayContaining(['provider=generic', 'team=e2e']));
 
@@ -119,7 +121,7 @@ describe.skipIf(!!skip)('machine with the generic driver on rig hosts', { timeou
     expect(command).toMatchObject({ code: 7, stdout: 'on h1\n' });
     expect((await machine(['ssh', 'h1'], { input: 'cat /etc/hostname\n' })).stdout).toBe('h1\n');
     expect((await machine(['ssh', 'h1', 'cat'], { input: 'piped through\n' })).stdout).toBe('piped through\n');
-    expect((await machine(['ssh', 'h1', 'engine', 'ps', '-a', '--format', '{{.Image}}'])).stdout).toContain('busybox');
+    expect((await machine(['ssh', 'h1', 'engine', 'images', '--format', '{{.Repository}}'])).stdout).toContain('busybox');
 
     // A real terminal: the remote side gets a pty and the exit status comes back.
     const term = pty.spawn(process.execPath, [machineBin, '-s', store, 'ssh', 'h1'], { cols: 100, rows: 30, env: { PATH: process.env.PATH ?? '', HOME: work, TERM: 'xterm' } });
@@ -228,7 +230,7 @@ describe.skipIf(!!skip)('machine with the generic driver on rig hosts', { timeou
       expect((await machine(['ssh', 's1', 'systemctl', 'is-enabled', 'berth-engine;', 'systemctl', 'is-active', 'berth-engine'])).stdout).toBe('enabled\nactive\n');
       const env = { ...(await envOf('s1')), DOCKER_CONFIG: join(work, 'docker-config') };
       expect((await runCli('docker', ['import', busybox.tar, 'busybox:latest'], { env })).code).toBe(0);
-      expect((await runCli('docker', ['run', '--network', 'none', 'busybox', 'echo', 'from systemd'], { env })).stdout).toBe('from systemd\n');
+      expect(await runCli('docker', ['run', '--rm', 'busybox', 'echo', 'from systemd'], { env })).toEqual({ code: 0, stdout: 'from systemd\n', stderr: '' });
       await ok(['restart', 's1']);
       expect((await machine(['ssh', 's1', 'systemctl', 'is-active', 'berth-engine'])).stdout).toBe('active\n');
       expect((await runCli('docker', ['version', '--format', '{{.Server.Version}}'], { env })).stdout).toMatch(/^\d/);
