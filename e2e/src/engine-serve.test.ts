@@ -179,6 +179,12 @@ describe('docker CLI against engine serve', () => {
     for await (const c of stream) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).subarray(8).toString()).toBe('in-exec\n');
     expect((await e.inspect()).ExitCode).toBe(0);
+    // A detached exec (docker exec -d): its exit code once it has ended, not null.
+    const bg = await exec.exec({ Cmd: ['sh', '-c', 'sleep 0.2; exit 5'] });
+    await bg.start({ Detach: true });
+    let state = await bg.inspect();
+    for (let i = 0; state.Running && i < 100; i++) state = await new Promise((r) => setTimeout(r, 50)).then(() => bg.inspect());
+    expect(state).toMatchObject({ Running: false, ExitCode: 5 });
     await exec.remove({ force: true });
   });
 
