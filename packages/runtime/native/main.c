@@ -11,6 +11,7 @@
 #include "error.h"
 #include "exec.h"
 #include "exec-exit.h"
+#include "init.h"
 #include "lifecycle.h"
 #include "monitor.h"
 #include "state.h"
@@ -39,6 +40,7 @@ static const char usage_text[]
       "  ps       list the container's processes (--format table|json)\n"
       "  pause    freeze every process of the container\n"
       "  resume   thaw a paused container\n"
+      "  init     run a command as a container's pid 1: forward signals, reap zombies (also as docker-init)\n"
       "  update   change the resource limits of a container\n"
       "  spec     write a default config.json\n"
       "\n"
@@ -707,6 +709,10 @@ main (int argc, char **argv)
   const char *log_path = NULL;
   bool log_json = false;
   int exit_code = 0;
+  /* `--init` mounts this binary as /sbin/docker-init and runs it under that name. */
+  const char *self = strrchr (argv[0], '/');
+  if (strcmp (self ? self + 1 : argv[0], "docker-init") == 0)
+    return init_main (argc - 1, argv + 1);
   for (; a.i < argc && argv[a.i][0] == '-'; a.i++)
     {
       const char *arg = argv[a.i];
@@ -774,6 +780,8 @@ main (int argc, char **argv)
     r = cmd_create_run (&a, root, cmd, &exit_code, &err);
   else if (strcmp (cmd, "exec") == 0)
     r = cmd_exec (&a, root, &exit_code, &err);
+  else if (strcmp (cmd, "init") == 0)
+    return init_main (argc - a.i - 1, &argv[a.i + 1]);
   else if (strcmp (cmd, "update") == 0)
     r = cmd_update (&a, root, &err);
   else if (strcmp (cmd, "help") == 0)

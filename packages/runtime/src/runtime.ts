@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -564,6 +564,35 @@ export class Runtime {
 function signalNumber(name: NodeJS.Signals): number {
   const numbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
   return numbers[name] ?? 0;
+}
+
+/**
+ * berth-runtime as the init of `--init` containers (it runs as pid 1 under the name `docker-init`,
+ * forwarding signals and reaping zombies): its path when it is built and statically linked, so
+ * that it runs in any container whatever libraries it has; undefined otherwise.
+ */
+export async function initBinary(): Promise<string | undefined> {
+  let file;
+  try {
+    file = await open(shimPath, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const header = Buffer.alloc(64);
+    await file.read(header, 0, 64, 0);
+    // ELF64 little-endian only (x86-64, arm64); a dynamic executable has a PT_INTERP program header.
+    if (header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2 || header[5] !== 1) return undefined;
+    const offset = Number(header.readBigUInt64LE(32));
+    const size = header.readUInt16LE(54);
+    const count = header.readUInt16LE(56);
+    const table = Buffer.alloc(size * count);
+    await file.read(table, 0, table.length, offset);
+    for (let i = 0; i < count; i++) if (table.readUInt32LE(i * size) === 3) return undefined;
+    return shimPath;
+  } finally {
+    await file.close();
+  }
 }
 
 /** How a detached exec ended, as its monitor recorded it (`ExecOptions.exitFile`). */
