@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
+import { initBinary } from '@berth/runtime';
 import { buildBusyboxImage } from '@berth/tools/test-images';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
@@ -169,6 +170,55 @@ describe('LocalEngine containers', () => {
     await logged(stubborn.Id, 'ready');
     await engine.stopContainer(stubborn.Id, { timeout: 1 });
     expect((await engine.inspectContainer(stubborn.Id)).State).toMatchObject({ Status: 'exited', ExitCode: 137 });
+  });
+
+  it("runs --init with berth-runtime's own init as pid 1: it reaps orphans and forwards signals", async (ctx) => {
+    const own = await initBinary();
+    if (!own) return ctx.skip('berth-runtime is linked dynamically (built without libseccomp.a): it cannot be an init in any container');
+    // What each process of the container is: "pid state name", from /proc.
+    const processes = async (id: string) => {
+      const exec = await engine.createExec(id, { Cmd: ['sh', '-c', 'for d in /proc/[0-9]*; do echo "${d#/proc/} $(sed -n "s/^State:\\t\\(.\\).*/\\1/p" $d/status) $(cat $d/comm)"; done'], AttachStdout: true });
+      return (await collect((await engine.startExec(exec.Id, {}))!.output)).stdout.split('\n').filter(Boolean);
+    };
+    const orphans = ['sh', '-c', '(sleep 0.1 &); echo ready; exec sleep 60'];
+    const settle = async (id: string, done: (ps: string[]) => boolean) => {
+      let ps = await processes(id);
+      for (let i = 0; i < 200 && !done(ps); i++) ps = await new Promise((r) => setTimeout(r, 25)).then(() => processes(id));
+      return ps;
+    };
+    const sleeperGone = (ps: string[]) => !ps.some((p) => / S sleep$/.test(p) && !p.startsWith('2 '));
+    // Without an init the orphan of `sleep 0.1` stays a zombie under a pid 1 that never waits.
+    const bare = await engine.createContainer({ Image: 'busybox', Cmd: orphans, HostConfig: { NetworkMode: 'none' } });
+    await engine.startContainer(bare.Id);
+    await logged(bare.Id, 'ready');
+    expect((await settle(bare.Id, (ps) => ps.some((p) => p.endsWith(' Z sleep')))).filter((p) => p.endsWith(' Z sleep'))).toHaveLength(1);
+    await engine.removeContainer(bare.Id, { force: true });
+
+    const init = await engine.createContainer({ Image: 'busybox', Cmd: orphans, HostConfig: { NetworkMode: 'none', Init: true } });
+    await engine.startContainer(init.Id);
+    await logged(init.Id, 'ready');
+    const ps = await settle(init.Id, (p) => sleeperGone(p) && !p.some((x) => x.includes(' Z ')));
+    expect(ps).toEqual(expect.arrayContaining(['1 S docker-init', '2 S sleep']));
+    expect(ps.filter((p) => p.includes(' Z '))).toEqual([]);
+    expect((await engine.inspectContainer(init.Id)).Path).toBe('sh');
+    // The init is berth-runtime's own (the host's docker-init is not asked for).
+    const size = await engine.createExec(init.Id, { Cmd: ['sh', '-c', 'wc -c < /sbin/docker-init'], AttachStdout: true });
+    expect(Number((await collect((await engine.startExec(size.Id, {}))!.output)).stdout.trim())).toBe((await stat(own)).size);
+    await engine.removeContainer(init.Id, { force: true });
+
+    // Signals reach the command, which is not pid 1 and so has no immunity to them.
+    const trapping = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'trap "echo got usr1; exit 7" USR1; echo ready; while true; do sleep 0.1; done'], HostConfig: { NetworkMode: 'none', Init: true } });
+    await engine.startContainer(trapping.Id);
+    await logged(trapping.Id, 'ready');
+    const exited = await engine.waitContainer(trapping.Id);
+    await engine.killContainer(trapping.Id, { signalName: 'USR1' });
+    expect((await exited.result).StatusCode).toBe(7);
+    await logged(trapping.Id, 'got usr1');
+    const stopped = await engine.createContainer({ Image: 'busybox', Cmd: ['sleep', '60'], HostConfig: { NetworkMode: 'none', Init: true } });
+    await engine.startContainer(stopped.Id);
+    await engine.stopContainer(stopped.Id, { timeout: 30 });
+    // SIGTERM ended sleep itself (128+15); without an init docker stop would have had to SIGKILL pid 1.
+    expect((await engine.inspectContainer(stopped.Id)).State.ExitCode).toBe(143);
   });
 
   it('execs in a running container with env, user and working dir, and reports the exit code', async () => {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ErrorKind } from '@berth/errors';
 import { createJsonLogger, noopLogger, type Logger } from '@berth/log';
 import { NetworkManager, type NetworkManagerOptions } from '@berth/network';
-import { Runtime, type RuntimeName } from '@berth/runtime';
+import { Runtime, initBinary, type RuntimeName } from '@berth/runtime';
 import type { Snapshotter } from '@berth/snapshot';
 import { ImageStore } from '@berth/store';
 import type { Readable } from 'node:stream';
@@ -117,8 +117,8 @@ export interface LocalEngineOptions {
   /** The log driver (`json-file` or `none`) and options of containers that name no driver (dockerd's `--log-driver`, `--log-opt`). */
   readonly logConfig?: { readonly Type: string; readonly Config?: Readonly<Record<string, string>> };
   /**
-   * The init binary `--init` runs as pid 1, statically linked (default: docker's `docker-init`
-   * or Debian's `tini-static`, where installed).
+   * The init binary `--init` runs as pid 1, statically linked (default: berth-runtime itself,
+   * which runs as an init under the name `docker-init`).
    */
   readonly initPath?: string;
   /** `key=value` labels `info` reports (`engine serve --label`). */
@@ -162,8 +162,9 @@ function required(value: unknown, name: string): string {
 // From src/local (tests) and dist/local alike, the built entry of this package.
 const defaultSupervisorCommand = [process.execPath, fileURLToPath(new URL('../../dist/local/supervisor-main.js', import.meta.url))];
 
-// Where docker's packages put the static tini it runs for --init.
-const initCandidates = ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/local/bin/docker-init', '/usr/bin/tini-static'];
+// Where docker's packages put the static tini it runs for --init: used only when this build's
+// berth-runtime cannot be one (it was linked dynamically).
+const hostInitCandidates = ['/usr/bin/docker-init', '/usr/libexec/docker/docker-init', '/usr/local/bin/docker-init', '/usr/bin/tini-static'];
 
 
 /**
@@ -266,11 +267,13 @@ export class LocalEngine implements Engine, ContainerSupervisor {
 
   #init: Promise<string | undefined> | undefined;
 
-  /** The `--init` binary: the one configured, else the first of docker's usual places that exists. */
+  /** The `--init` binary: the one configured, else berth-runtime's own init, else a host's static docker-init or tini. */
   #initPath(): Promise<string | undefined> {
     this.#init ??= (async () => {
       if (this.options.initPath) return this.options.initPath;
-      for (const candidate of initCandidates) if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+      const own = await initBinary();
+      if (own) return own;
+      for (const candidate of hostInitCandidates) if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
       return undefined;
     })();
     return this.#init;
