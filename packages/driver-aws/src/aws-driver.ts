@@ -19,6 +19,7 @@ import {
   DriverErrorCode,
   MachineState,
   SshKeyPair,
+  invalidOption,
   sshKeyFileName,
   type Driver,
   type DriverCallOptions,
@@ -533,7 +534,7 @@ export class AwsDriver implements Driver {
     try {
       return (await readFile(path, signal ? { signal } : {})).toString('base64');
     } catch (cause) {
-      throw new DriverError(`cannot read --aws-userdata file ${path}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause });
+      throw invalidOption(`cannot read --aws-userdata file ${path}`, { cause });
     }
   }
 

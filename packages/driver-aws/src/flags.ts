@@ -1,8 +1,6 @@
-import { ErrorKind } from '@berth/errors';
 import {
-  DriverError,
-  DriverErrorCode,
   booleanFlag,
+  invalidOption,
   numberFlag,
   stringFlag,
   stringListFlag,
@@ -117,15 +115,11 @@ export type AwsDriverConfig = {
   };
 };
 
-function invalid(message: string): DriverError {
-  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
-}
-
 /** Parses `k1,v1,k2,v2` (docker-machine's tag syntax). */
 export function parseTags(text: string | undefined): { key: string; value: string }[] {
   if (!text) return [];
   const parts = text.split(',');
-  if (parts.length % 2 !== 0) throw invalid(`flag --aws-tags must be key,value pairs, got ${JSON.stringify(text)}`);
+  if (parts.length % 2 !== 0) throw invalidOption(`flag --aws-tags must be key,value pairs, got ${JSON.stringify(text)}`);
   const tags: { key: string; value: string }[] = [];
   for (let i = 0; i < parts.length; i += 2) tags.push({ key: parts[i]!.trim(), value: parts[i + 1]!.trim() });
   return tags;
@@ -136,13 +130,13 @@ export function parseOpenPorts(values: readonly string[]): { port: number; proto
   return values.map((value) => {
     const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
     const port = Number(match?.[1]);
-    if (!match || port < 1 || port > 65535) throw invalid(`flag --aws-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
+    if (!match || port < 1 || port > 65535) throw invalidOption(`flag --aws-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
     return { port, protocol: match[2] ?? 'tcp' };
   });
 }
 
 function checkRange(name: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw invalid(`flag --${name} must be an integer from ${min} to ${max}, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max) throw invalidOption(`flag --${name} must be an integer from ${min} to ${max}, got ${value}`);
   return value;
 }
 
@@ -153,28 +147,28 @@ function checkRange(name: string, value: number, min: number, max: number): numb
  */
 export function awsConfigFromFlags(flags: FlagValues, machineName: string, suffix: string): AwsDriverConfig {
   const zone = stringFlag(flags, 'aws-zone') ?? 'a';
-  if (!/^[a-z]$/.test(zone)) throw invalid(`flag --aws-zone takes the zone letter (a, b, ...), got ${JSON.stringify(zone)}`);
+  if (!/^[a-z]$/.test(zone)) throw invalidOption(`flag --aws-zone takes the zone letter (a, b, ...), got ${JSON.stringify(zone)}`);
   const region = stringFlag(flags, 'aws-region') ?? 'us-east-1';
-  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) throw invalid(`flag --aws-region is not a region name: ${JSON.stringify(region)}`);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) throw invalidOption(`flag --aws-region is not a region name: ${JSON.stringify(region)}`);
   let endpoint = stringFlag(flags, 'aws-endpoint');
   if (endpoint && !/^https?:\/\//.test(endpoint)) endpoint = `${booleanFlag(flags, 'aws-insecure-transport') ? 'http' : 'https'}://${endpoint}`;
   if (endpoint) {
     try {
       new URL(endpoint);
     } catch (cause) {
-      throw new DriverError(`flag --aws-endpoint is not a URL: ${JSON.stringify(endpoint)}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause });
+      throw invalidOption(`flag --aws-endpoint is not a URL: ${JSON.stringify(endpoint)}`, { cause });
     }
   }
   const accessKey = stringFlag(flags, 'aws-access-key');
   const secretKey = stringFlag(flags, 'aws-secret-key');
-  if ((accessKey === undefined) !== (secretKey === undefined)) throw invalid('flags --aws-access-key and --aws-secret-key go together');
+  if ((accessKey === undefined) !== (secretKey === undefined)) throw invalidOption('flags --aws-access-key and --aws-secret-key go together');
   const keyPairName = stringFlag(flags, 'aws-keypair-name');
   const sshKeySource = stringFlag(flags, 'aws-ssh-keypath');
-  if (keyPairName && !sshKeySource) throw invalid('flag --aws-keypair-name needs --aws-ssh-keypath (the private key of that key pair)');
+  if (keyPairName && !sshKeySource) throw invalidOption('flag --aws-keypair-name needs --aws-ssh-keypath (the private key of that key pair)');
   const spotPrice = stringFlag(flags, 'aws-spot-price');
-  if (spotPrice !== undefined && !(Number(spotPrice) > 0)) throw invalid(`flag --aws-spot-price must be a positive number, got ${JSON.stringify(spotPrice)}`);
+  if (spotPrice !== undefined && !(Number(spotPrice) > 0)) throw invalidOption(`flag --aws-spot-price must be a positive number, got ${JSON.stringify(spotPrice)}`);
   const volumeType = stringFlag(flags, 'aws-volume-type') ?? 'gp3';
-  if (!['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'].includes(volumeType)) throw invalid(`flag --aws-volume-type: unknown volume type ${JSON.stringify(volumeType)}`);
+  if (!['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'].includes(volumeType)) throw invalidOption(`flag --aws-volume-type: unknown volume type ${JSON.stringify(volumeType)}`);
   const groups = stringListFlag(flags, 'aws-security-group') ?? [];
   const retries = numberFlag(flags, 'aws-retries') ?? 5;
   return {

@@ -12,6 +12,7 @@ import {
   MachineState,
   SshKeyPair,
   SshKeyType,
+  invalidOption,
   type Driver,
   type DriverCallOptions,
   type DriverConfig,
@@ -266,7 +267,7 @@ export class AzureDriver implements Driver {
     try {
       return await readFile(path, 'utf8');
     } catch (cause) {
-      throw new DriverError(`cannot read --azure-ca-bundle ${path}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause });
+      throw invalidOption(`cannot read --azure-ca-bundle ${path}`, { cause });
     }
   }
 
@@ -573,7 +574,7 @@ export class AzureDriver implements Driver {
     try {
       return (await readFile(path)).toString('base64');
     } catch (cause) {
-      throw new DriverError(`cannot read --azure-custom-data file ${path}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause });
+      throw invalidOption(`cannot read --azure-custom-data file ${path}`, { cause });
     }
   }
 

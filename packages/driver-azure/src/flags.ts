@@ -1,8 +1,6 @@
-import { ErrorKind } from '@berth/errors';
 import {
-  DriverError,
-  DriverErrorCode,
   booleanFlag,
+  invalidOption,
   numberFlag,
   stringFlag,
   stringListFlag,
@@ -96,48 +94,44 @@ export type AzureDriverConfig = {
   };
 };
 
-function invalid(message: string): DriverError {
-  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
-}
-
 function url(name: string, value: string): string {
-  if (!/^https:\/\/[^/]+\/?$/.test(value)) throw invalid(`flag --${name} must be an https:// URL with no path, got ${JSON.stringify(value)}`);
+  if (!/^https:\/\/[^/]+\/?$/.test(value)) throw invalidOption(`flag --${name} must be an https:// URL with no path, got ${JSON.stringify(value)}`);
   return value.replace(/\/$/, '');
 }
 
 /** The saved config of a new host from its flag values. */
 export function azureConfigFromFlags(flags: FlagValues, machineName: string): AzureDriverConfig {
   const subscriptionId = stringFlag(flags, 'azure-subscription-id');
-  if (!subscriptionId) throw invalid('flag --azure-subscription-id is required (env AZURE_SUBSCRIPTION_ID)');
+  if (!subscriptionId) throw invalidOption('flag --azure-subscription-id is required (env AZURE_SUBSCRIPTION_ID)');
   // Azure VM names: letters, digits and dashes, at most 64 (Linux computer names).
   if (!/^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}[a-zA-Z0-9]?$/.test(machineName)) {
-    throw invalid(`machine name ${JSON.stringify(machineName)} is not a valid Azure VM name (letters, digits and dashes, at most 64)`);
+    throw invalidOption(`machine name ${JSON.stringify(machineName)} is not a valid Azure VM name (letters, digits and dashes, at most 64)`);
   }
   const environmentName = stringFlag(flags, 'azure-environment') ?? 'AzurePublicCloud';
   const environment = azureEnvironments[environmentName];
-  if (!environment) throw invalid(`flag --azure-environment: unknown cloud ${JSON.stringify(environmentName)} (know ${Object.keys(azureEnvironments).join(', ')})`);
+  if (!environment) throw invalidOption(`flag --azure-environment: unknown cloud ${JSON.stringify(environmentName)} (know ${Object.keys(azureEnvironments).join(', ')})`);
   const clientId = stringFlag(flags, 'azure-client-id');
   const clientSecret = stringFlag(flags, 'azure-client-secret');
   const tenantId = stringFlag(flags, 'azure-tenant-id');
-  if (clientSecret && (!clientId || !tenantId)) throw invalid('flag --azure-client-secret needs --azure-client-id and --azure-tenant-id');
+  if (clientSecret && (!clientId || !tenantId)) throw invalidOption('flag --azure-client-secret needs --azure-client-id and --azure-tenant-id');
   const openPorts = (stringListFlag(flags, 'azure-open-port') ?? []).map((value) => {
     const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
     const port = Number(match?.[1]);
-    if (!match || port < 1 || port > 65535) throw invalid(`flag --azure-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
+    if (!match || port < 1 || port > 65535) throw invalidOption(`flag --azure-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
     return { port, protocol: match[2] ?? 'tcp' };
   });
   const vnetFlag = stringFlag(flags, 'azure-vnet') ?? 'berth-vnet';
   const resourceGroup = stringFlag(flags, 'azure-resource-group') ?? `berth-${machineName}`;
   const [vnetResourceGroup, vnet] = vnetFlag.includes(':') ? (vnetFlag.split(':', 2) as [string, string]) : [resourceGroup, vnetFlag];
   const subnetPrefix = stringFlag(flags, 'azure-subnet-prefix') ?? '192.168.0.0/16';
-  if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(subnetPrefix)) throw invalid(`flag --azure-subnet-prefix is not a CIDR: ${JSON.stringify(subnetPrefix)}`);
+  if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(subnetPrefix)) throw invalidOption(`flag --azure-subnet-prefix is not a CIDR: ${JSON.stringify(subnetPrefix)}`);
   const image = stringFlag(flags, 'azure-image') ?? defaultImage;
-  if (!image.startsWith('/subscriptions/') && image.split(':').length !== 4) throw invalid(`flag --azure-image takes publisher:offer:sku:version or an image ID, got ${JSON.stringify(image)}`);
+  if (!image.startsWith('/subscriptions/') && image.split(':').length !== 4) throw invalidOption(`flag --azure-image takes publisher:offer:sku:version or an image ID, got ${JSON.stringify(image)}`);
   const dockerPort = numberFlag(flags, 'azure-docker-port') ?? 2376;
   const diskSize = numberFlag(flags, 'azure-disk-size');
-  if (diskSize !== undefined && (!Number.isInteger(diskSize) || diskSize < 30 || diskSize > 4095)) throw invalid(`flag --azure-disk-size must be 30 to 4095 GB, got ${diskSize}`);
+  if (diskSize !== undefined && (!Number.isInteger(diskSize) || diskSize < 30 || diskSize > 4095)) throw invalidOption(`flag --azure-disk-size must be 30 to 4095 GB, got ${diskSize}`);
   const timeout = numberFlag(flags, 'azure-wait-timeout') ?? 600;
-  if (!(timeout > 0)) throw invalid(`flag --azure-wait-timeout must be positive, got ${timeout}`);
+  if (!(timeout > 0)) throw invalidOption(`flag --azure-wait-timeout must be positive, got ${timeout}`);
   const noPublicIp = booleanFlag(flags, 'azure-no-public-ip') ?? false;
   const caBundle = stringFlag(flags, 'azure-ca-bundle');
   const endpoint = stringFlag(flags, 'azure-endpoint');

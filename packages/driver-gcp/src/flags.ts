@@ -1,8 +1,6 @@
-import { ErrorKind } from '@berth/errors';
 import {
-  DriverError,
-  DriverErrorCode,
   booleanFlag,
+  invalidOption,
   numberFlag,
   stringFlag,
   stringListFlag,
@@ -86,10 +84,6 @@ export type GcpDriverConfig = {
   };
 };
 
-function invalid(message: string): DriverError {
-  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
-}
-
 function commaList(text: string | undefined): string[] {
   return (text ?? '')
     .split(',')
@@ -98,33 +92,33 @@ function commaList(text: string | undefined): string[] {
 }
 
 function integer(name: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw invalid(`flag --${name} must be an integer from ${min} to ${max}, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max) throw invalidOption(`flag --${name} must be an integer from ${min} to ${max}, got ${value}`);
   return value;
 }
 
 /** The saved config of a new host from its flag values. */
 export function gcpConfigFromFlags(flags: FlagValues, machineName: string): GcpDriverConfig {
   const project = stringFlag(flags, 'gcp-project');
-  if (!project) throw invalid('flag --gcp-project is required (env GOOGLE_PROJECT)');
+  if (!project) throw invalidOption('flag --gcp-project is required (env GOOGLE_PROJECT)');
   // GCE names: lower-case letters, digits and dashes, starting with a letter, at most 63.
   if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(machineName)) {
-    throw invalid(`machine name ${JSON.stringify(machineName)} is not a valid Compute Engine instance name (lower-case letters, digits and dashes, starting with a letter, at most 63)`);
+    throw invalidOption(`machine name ${JSON.stringify(machineName)} is not a valid Compute Engine instance name (lower-case letters, digits and dashes, starting with a letter, at most 63)`);
   }
   const zone = stringFlag(flags, 'gcp-zone') ?? 'us-central1-a';
-  if (!/^[a-z]+-[a-z]+\d+-[a-z]$/.test(zone)) throw invalid(`flag --gcp-zone is not a zone name: ${JSON.stringify(zone)}`);
+  if (!/^[a-z]+-[a-z]+\d+-[a-z]$/.test(zone)) throw invalidOption(`flag --gcp-zone is not a zone name: ${JSON.stringify(zone)}`);
   const endpoint = stringFlag(flags, 'gcp-endpoint');
-  if (endpoint !== undefined && !/^https?:\/\/[^/]+\/?$/.test(endpoint)) throw invalid(`flag --gcp-endpoint must be a URL like https://compute.example.com, got ${JSON.stringify(endpoint)}`);
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+\/?$/.test(endpoint)) throw invalidOption(`flag --gcp-endpoint must be a URL like https://compute.example.com, got ${JSON.stringify(endpoint)}`);
   const openPorts = (stringListFlag(flags, 'gcp-open-port') ?? []).map((value) => {
     const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
     const port = Number(match?.[1]);
-    if (!match || port < 1 || port > 65535) throw invalid(`flag --gcp-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
+    if (!match || port < 1 || port > 65535) throw invalidOption(`flag --gcp-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
     return { port, protocol: match[2] ?? 'tcp' };
   });
   const address = stringFlag(flags, 'gcp-address');
   const staticAddress = booleanFlag(flags, 'gcp-static-address') ?? false;
   const internalOnly = booleanFlag(flags, 'gcp-use-internal-ip-only') ?? false;
-  if (address && staticAddress) throw invalid('flags --gcp-address and --gcp-static-address exclude each other');
-  if (internalOnly && (address || staticAddress)) throw invalid('flag --gcp-use-internal-ip-only excludes an external address');
+  if (address && staticAddress) throw invalidOption('flags --gcp-address and --gcp-static-address exclude each other');
+  if (internalOnly && (address || staticAddress)) throw invalidOption('flag --gcp-use-internal-ip-only excludes an external address');
   return {
     project,
     zone,

@@ -21,6 +21,7 @@ import {
   DriverErrorCode,
   MachineState,
   SshKeyPair,
+  invalidOption,
   type Driver,
   type DriverCallOptions,
   type DriverConfig,
@@ -146,7 +147,7 @@ export class GcpDriver implements Driver {
     // Credentials, project and zone in one call.
     await this.#call('zones.get', (k) => k.zones.get({ project: c.project, zone: c.zone }), signal);
     const image = /projects\/([^/]+)\/global\/images\/(family\/)?([^/]+)$/.exec(c.image);
-    if (!image) throw new DriverError(`flag --gcp-machine-image is not an image path: ${JSON.stringify(c.image)}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
+    if (!image) throw invalidOption(`flag --gcp-machine-image is not an image path: ${JSON.stringify(c.image)}`);
     await this.#call(
       'images.get',
       (k) => (image[2] ? k.images.getFromFamily({ project: image[1]!, family: image[3]! }) : k.images.get({ project: image[1]!, image: image[3]! })),
@@ -260,13 +261,10 @@ export class GcpDriver implements Driver {
     try {
       key = JSON.parse(await readFile(file, 'utf8')) as typeof key;
     } catch (cause) {
-      throw new DriverError(`cannot read the --gcp-credentials-file ${file}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause });
+      throw invalidOption(`cannot read the --gcp-credentials-file ${file}`, { cause });
     }
     if (key.type !== 'service_account' || typeof key.client_email !== 'string' || typeof key.private_key !== 'string') {
-      throw new DriverError(`--gcp-credentials-file ${file} is not a service account key (other credentials work through GOOGLE_APPLICATION_CREDENTIALS)`, {
-        code: DriverErrorCode.InvalidOption,
-        kind: ErrorKind.InvalidArgument,
-      });
+      throw invalidOption(`--gcp-credentials-file ${file} is not a service account key (other credentials work through GOOGLE_APPLICATION_CREDENTIALS)`);
     }
     const { JWT } = await import('google-auth-library');
     const client = new JWT({

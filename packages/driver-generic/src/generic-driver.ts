@@ -8,6 +8,7 @@ import {
   DriverErrorCode,
   MachineState,
   SshKeyPair,
+  invalidOption,
   numberFlag,
   requiredStringFlag,
   shellQuote,
@@ -46,12 +47,8 @@ export const genericFlags: readonly FlagDefinition[] = [
   { name: 'generic-engine-port', type: 'number', usage: 'Port the engine listens on (TLS)', envVar: 'GENERIC_ENGINE_PORT', default: 2376 },
 ];
 
-function invalid(message: string): DriverError {
-  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
-}
-
 function port(value: number | undefined, flag: string): number {
-  if (value === undefined || !Number.isInteger(value) || value < 1 || value > 65535) throw invalid(`--${flag} ${value} is not a port (1-65535)`);
+  if (value === undefined || !Number.isInteger(value) || value < 1 || value > 65535) throw invalidOption(`--${flag} ${value} is not a port (1-65535)`);
   return value;
 }
 
@@ -116,7 +113,7 @@ export class GenericDriver implements Driver {
 
   async preCreateCheck(options: DriverCallOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
-    if (/\s/.test(this.#config.ipAddress) || !this.#config.ipAddress) throw invalid(`--generic-ip-address ${JSON.stringify(this.#config.ipAddress)} is not an address`);
+    if (/\s/.test(this.#config.ipAddress) || !this.#config.ipAddress) throw invalidOption(`--generic-ip-address ${JSON.stringify(this.#config.ipAddress)} is not an address`);
     if (this.#sourceKey) await SshKeyPair.read(this.#sourceKey, options);
   }
 

@@ -1,8 +1,6 @@
-import { ErrorKind } from '@berth/errors';
 import {
-  DriverError,
-  DriverErrorCode,
   booleanFlag,
+  invalidOption,
   numberFlag,
   stringFlag,
   type FlagDefinition,
@@ -89,10 +87,6 @@ export type VirtualBoxDriverConfig = {
   };
 };
 
-function invalid(message: string): DriverError {
-  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
-}
-
 function ipv4(text: string): number[] | undefined {
   const parts = text.split('.').map(Number);
   return parts.length === 4 && parts.every((p) => Number.isInteger(p) && p >= 0 && p <= 255) ? parts : undefined;
@@ -100,30 +94,30 @@ function ipv4(text: string): number[] | undefined {
 
 /** The saved config of a new host from its flag values; `hostCpus` and `platform` describe this machine. */
 export function virtualBoxConfigFromFlags(flags: FlagValues, machineName: string, hostCpus: number, platform: NodeJS.Platform): VirtualBoxDriverConfig {
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]*$/.test(machineName)) throw invalid(`machine name ${JSON.stringify(machineName)} is not a valid VM name`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]*$/.test(machineName)) throw invalidOption(`machine name ${JSON.stringify(machineName)} is not a valid VM name`);
   const cidr = stringFlag(flags, 'virtualbox-hostonly-cidr') ?? defaultHostOnlyCidr;
   const match = /^([\d.]+)\/(\d{1,2})$/.exec(cidr);
-  if (!match || !ipv4(match[1]!) || Number(match[2]) < 8 || Number(match[2]) > 30) throw invalid(`flag --virtualbox-hostonly-cidr takes HOSTIP/PREFIX like 192.168.56.1/24, got ${JSON.stringify(cidr)}`);
+  if (!match || !ipv4(match[1]!) || Number(match[2]) < 8 || Number(match[2]) > 30) throw invalidOption(`flag --virtualbox-hostonly-cidr takes HOSTIP/PREFIX like 192.168.56.1/24, got ${JSON.stringify(cidr)}`);
   const vmIp = stringFlag(flags, 'virtualbox-hostonly-ip');
-  if (vmIp !== undefined && !ipv4(vmIp)) throw invalid(`flag --virtualbox-hostonly-ip is not an IPv4 address: ${JSON.stringify(vmIp)}`);
+  if (vmIp !== undefined && !ipv4(vmIp)) throw invalidOption(`flag --virtualbox-hostonly-ip is not an IPv4 address: ${JSON.stringify(vmIp)}`);
   let cpus = numberFlag(flags, 'virtualbox-cpu-count') ?? 2;
   if (cpus === -1) cpus = Math.min(hostCpus, 32);
-  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 32) throw invalid(`flag --virtualbox-cpu-count must be 1 to 32 or -1, got ${cpus}`);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 32) throw invalidOption(`flag --virtualbox-cpu-count must be 1 to 32 or -1, got ${cpus}`);
   const memory = numberFlag(flags, 'virtualbox-memory') ?? 2048;
-  if (!Number.isInteger(memory) || memory < 256) throw invalid(`flag --virtualbox-memory must be at least 256 (MB), got ${memory}`);
+  if (!Number.isInteger(memory) || memory < 256) throw invalidOption(`flag --virtualbox-memory must be at least 256 (MB), got ${memory}`);
   const diskSize = numberFlag(flags, 'virtualbox-disk-size') ?? 20000;
-  if (!Number.isInteger(diskSize) || diskSize < 1024) throw invalid(`flag --virtualbox-disk-size must be at least 1024 (MB), got ${diskSize}`);
+  if (!Number.isInteger(diskSize) || diskSize < 1024) throw invalidOption(`flag --virtualbox-disk-size must be at least 1024 (MB), got ${diskSize}`);
   const shareFlag = stringFlag(flags, 'virtualbox-share-folder');
   let share: { hostPath: string; name: string } | undefined;
   if (!(booleanFlag(flags, 'virtualbox-no-share') ?? false)) {
     if (shareFlag) {
       const at = shareFlag.lastIndexOf(':');
-      if (at <= 0 || at === shareFlag.length - 1) throw invalid(`flag --virtualbox-share-folder takes HOSTDIR:NAME, got ${JSON.stringify(shareFlag)}`);
+      if (at <= 0 || at === shareFlag.length - 1) throw invalidOption(`flag --virtualbox-share-folder takes HOSTDIR:NAME, got ${JSON.stringify(shareFlag)}`);
       share = { hostPath: shareFlag.slice(0, at), name: shareFlag.slice(at + 1) };
     } else share = defaultShare(platform);
   }
   const timeout = numberFlag(flags, 'virtualbox-wait-timeout') ?? 180;
-  if (!(timeout > 0)) throw invalid(`flag --virtualbox-wait-timeout must be positive, got ${timeout}`);
+  if (!(timeout > 0)) throw invalidOption(`flag --virtualbox-wait-timeout must be positive, got ${timeout}`);
   return {
     memory,
     cpus,
@@ -158,7 +152,7 @@ export function netmaskOf(prefix: number): string {
 /** The 32-bit value of an IPv4 address. */
 export function ipValue(address: string): number {
   const parts = ipv4(address);
-  if (!parts) throw invalid(`not an IPv4 address: ${JSON.stringify(address)}`);
+  if (!parts) throw invalidOption(`not an IPv4 address: ${JSON.stringify(address)}`);
   return parts.reduce((acc, p) => acc * 256 + p, 0);
 }
 

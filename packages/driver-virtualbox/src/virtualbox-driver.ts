@@ -11,6 +11,7 @@ import {
   DriverErrorCode,
   MachineState,
   SshKeyPair,
+  invalidOption,
   type Driver,
   type DriverCallOptions,
   type DriverConfig,
@@ -332,7 +333,7 @@ export class VirtualBoxDriver implements Driver {
     }
     if (c.vmIp) {
       const at = ipValue(c.vmIp);
-      if (at <= network || at >= network + size - 1) throw new DriverError(`--virtualbox-hostonly-ip ${c.vmIp} is not in ${ipText(network)}/${c.hostOnlyPrefix}`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
+      if (at <= network || at >= network + size - 1) throw invalidOption(`--virtualbox-hostonly-ip ${c.vmIp} is not in ${ipText(network)}/${c.hostOnlyPrefix}`);
       if (used.has(c.vmIp)) throw new DriverError(`host-only address ${c.vmIp} is taken by another VM`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.Conflict });
       return;
     }

@@ -206,11 +206,16 @@ export function unsupportedOperation(driverName: string, operation: string): Dri
   });
 }
 
+/**
+ * The error for a flag or option value that is missing or malformed (`ERR_DRIVER_INVALID_OPTION`,
+ * kind InvalidArgument); `cause` is what failed to read or parse it.
+ */
+export function invalidOption(message: string, options: { readonly cause?: unknown } = {}): DriverError {
+  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument, cause: options.cause });
+}
+
 function flagTypeError(name: string, expected: string, value: unknown): DriverError {
-  return new DriverError(`flag --${name} must be ${expected}, got ${JSON.stringify(value)}`, {
-    code: DriverErrorCode.InvalidOption,
-    kind: ErrorKind.InvalidArgument,
-  });
+  return invalidOption(`flag --${name} must be ${expected}, got ${JSON.stringify(value)}`);
 }
 
 /** The string value of flag `name`, or undefined; throws when the value is of another type. */
@@ -246,7 +251,7 @@ export function stringListFlag(values: FlagValues, name: string): readonly strin
 export function requiredStringFlag(values: FlagValues, name: string): string {
   const value = stringFlag(values, name);
   if (value === undefined || value === '') {
-    throw new DriverError(`flag --${name} is required`, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
+    throw invalidOption(`flag --${name} is required`);
   }
   return value;
 }

@@ -1,10 +1,4 @@
-import { ErrorKind } from '@berth/errors';
-import type { FlagDefinition, FlagValue, FlagValues } from './driver.js';
-import { DriverError, DriverErrorCode } from './errors.js';
-
-function invalid(message: string): DriverError {
-  return new DriverError(message, { code: DriverErrorCode.InvalidOption, kind: ErrorKind.InvalidArgument });
-}
+import { invalidOption, type FlagDefinition, type FlagValue, type FlagValues } from './driver.js';
 
 function fromEnv(flag: FlagDefinition, text: string): FlagValue {
   switch (flag.type) {
@@ -12,14 +6,14 @@ function fromEnv(flag: FlagDefinition, text: string): FlagValue {
       return text;
     case 'number': {
       const n = Number(text);
-      if (text.trim() === '' || !Number.isFinite(n)) throw invalid(`${flag.envVar}=${text} is not a number (for --${flag.name})`);
+      if (text.trim() === '' || !Number.isFinite(n)) throw invalidOption(`${flag.envVar}=${text} is not a number (for --${flag.name})`);
       return n;
     }
     case 'boolean': {
       const v = text.trim().toLowerCase();
       if (['1', 'true', 'yes', 'on'].includes(v)) return true;
       if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
-      throw invalid(`${flag.envVar}=${text} is not true or false (for --${flag.name})`);
+      throw invalidOption(`${flag.envVar}=${text} is not true or false (for --${flag.name})`);
     }
     case 'string[]':
       return text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -45,7 +39,7 @@ function fromArgv(flag: FlagDefinition, value: unknown): FlagValue {
       if (typeof value === 'string' || typeof value === 'number') return [String(value)];
       break;
   }
-  throw invalid(`--${flag.name} ${JSON.stringify(value)} is not ${flag.type === 'string[]' ? 'a list of strings' : `a ${flag.type}`}`);
+  throw invalidOption(`--${flag.name} ${JSON.stringify(value)} is not ${flag.type === 'string[]' ? 'a list of strings' : `a ${flag.type}`}`);
 }
 
 /**
@@ -66,11 +60,11 @@ export function resolveFlagValues(
     else if (flag.envVar && env[flag.envVar] !== undefined) value = fromEnv(flag, env[flag.envVar]!);
     else value = flag.default;
     if (value === undefined || (flag.required && (value === '' || (Array.isArray(value) && value.length === 0)))) {
-      if (flag.required) throw invalid(`--${flag.name} is required${flag.envVar ? ` (or set ${flag.envVar})` : ''}`);
+      if (flag.required) throw invalidOption(`--${flag.name} is required${flag.envVar ? ` (or set ${flag.envVar})` : ''}`);
       continue;
     }
     if (flag.type === 'string' && flag.choices && !flag.choices.includes(value as string)) {
-      throw invalid(`--${flag.name} ${JSON.stringify(value)} is not one of ${flag.choices.join(', ')}`);
+      throw invalidOption(`--${flag.name} ${JSON.stringify(value)} is not one of ${flag.choices.join(', ')}`);
     }
     values[flag.name] = value;
   }

@@ -2,6 +2,7 @@ export {
   MachineState,
   isMachineState,
   unsupportedOperation,
+  invalidOption,
   stringFlag,
   numberFlag,
   booleanFlag,
