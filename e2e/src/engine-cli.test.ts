@@ -110,6 +110,19 @@ describe('engine run', () => {
     try {
       expect(status).toBe(0);
       expect((await e(['inspect', '-f', '{{.State.Running}}', 'detachable'])).stdout).toBe('true\n');
+      // Back in with attach, out again with keys of its own.
+      const again = pty.spawn(process.execPath, [engineBin, 'attach', '--detach-keys', 'ctrl-x', 'detachable'], { cols: 80, rows: 24, env: engineEnv(home!, { TERM: 'xterm' }) as Record<string, string> });
+      let seen = '';
+      again.onData((x) => (seen += x));
+      const left = new Promise<number>((resolve) => again.onExit((x) => resolve(x.exitCode)));
+      again.write('echo back-$((20+1))\r');
+      for (let i = 0; i < 200 && !seen.includes('back-21'); i++) await new Promise((r) => setTimeout(r, 50));
+      again.write('\x18');
+      const attachStatus = await Promise.race([left, new Promise<string>((r) => setTimeout(() => r('still attached after 10 s'), 10_000))]);
+      if (typeof attachStatus === 'string') again.kill();
+      expect(seen).toContain('back-21');
+      expect(attachStatus).toBe(0);
+      expect((await e(['inspect', '-f', '{{.State.Running}}', 'detachable'])).stdout).toBe('true\n');
     } finally {
       await e(['rm', '-f', 'detachable']);
     }

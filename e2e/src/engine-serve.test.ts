@@ -118,6 +118,44 @@ describe('docker CLI against engine serve', () => {
     expect(await exited).toBe(4);
   });
 
+  it('detaches on ctrl-p ctrl-q and on --detach-keys, leaving the container running (run -it, attach, and the API alone)', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const session = async (args: readonly string[], keys: string) => {
+      const term = pty.spawn('docker', ['-H', host, ...args], { cols: 80, rows: 24, env: { PATH: process.env['PATH'] ?? '', HOME: home!.home, TERM: 'xterm' } });
+      let screen = '';
+      term.onData((s) => (screen += s));
+      const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
+      term.write('echo attached-$((40+2))\r');
+      for (let i = 0; i < 200 && !screen.includes('attached-42'); i++) await new Promise((r) => setTimeout(r, 50));
+      term.write(keys);
+      const status = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still attached after 10 s'), 10_000))]);
+      if (typeof status === 'string') term.kill();
+      return { status, screen };
+    };
+    const running = async () => (await d(['inspect', '-f', '{{.State.Running}}', 'e2e-detach'])).stdout;
+    try {
+      const run = await session(['run', '-it', '--name', 'e2e-detach', '--network', 'none', 'busybox', 'sh'], '\x10\x11');
+      expect(run.screen).toContain('attached-42');
+      expect(run.status).toBe(0);
+      expect(await running()).toBe('true\n');
+      // docker attach reports a detach as "read escape sequence" (status 1), against dockerd too.
+      const attach = await session(['attach', '--detach-keys', 'ctrl-x', 'e2e-detach'], '\x18');
+      expect(attach.screen).toContain('attached-42');
+      expect(attach.status).not.toBe('still attached after 10 s');
+      expect(await running()).toBe('true\n');
+      // A client that leaves the keys to the server: the server ends the stream, the process lives on.
+      const client = new Docker({ socketPath: serve!.socket });
+      const stream = (await client.getContainer('e2e-detach').attach({ stream: true, stdin: true, stdout: true, hijack: true, detachKeys: 'ctrl-a,d' })) as unknown as NodeJS.ReadWriteStream;
+      const ended = new Promise<void>((resolve) => stream.on('end', () => resolve()));
+      stream.on('data', () => undefined);
+      stream.write('\x01d');
+      expect(await Promise.race([ended.then(() => 'ended'), new Promise((r) => setTimeout(() => r('still attached after 10 s'), 10_000))])).toBe('ended');
+      expect(await running()).toBe('true\n');
+    } finally {
+      await d(['rm', '-f', 'e2e-detach']);
+    }
+  });
+
   it('pulls, tags, pushes, lists and removes images', async (ctx) => {
     if (skip) ctx.skip(skip);
     await pushBusyboxImage(registry!, 'e2e/base:1');
