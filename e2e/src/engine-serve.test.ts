@@ -165,6 +165,9 @@ describe('docker CLI against engine serve', () => {
     expect(pull.stdout).toContain(`Status: Downloaded newer image for ${ref}`);
     expect((await d(['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout).toContain(ref);
     expect((await d(['tag', ref, `${registry!.host}/e2e/copy:2`])).code).toBe(0);
+    // One image, two names: a reference filter lists only the name it matches, as docker.
+    expect((await d(['images', '--filter', `reference=${registry!.host}/e2e/copy`, '--format', '{{.Repository}}:{{.Tag}}'])).stdout).toBe(`${registry!.host}/e2e/copy:2\n`);
+    expect((await d(['images', '--filter', 'reference=*/e2e/base:*', '--format', '{{.Repository}}:{{.Tag}}'])).stdout).toBe(`${ref}\n`);
     const push = await d(['push', `${registry!.host}/e2e/copy:2`]);
     expect(push.code).toBe(0);
     expect(push.stdout).toMatch(/2: digest: sha256:[0-9a-f]{64} size: \d+/);
