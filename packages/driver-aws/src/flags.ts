@@ -4,15 +4,10 @@ import {
   numberFlag,
   stringFlag,
   stringListFlag,
+  withPrefixAliases,
   type FlagDefinition,
   type FlagValues,
 } from '@berth/machine';
-
-// docker-machine's spelling of every flag is `amazonec2-<same suffix>`, kept as an alias so
-// existing scripts keep working.
-function alias(name: string): readonly string[] {
-  return [`amazonec2-${name.slice('aws-'.length)}`];
-}
 
 /** The instance type new hosts get: the current burstable general-purpose size (docker-machine had t2.micro). */
 export const defaultInstanceType = 't3.micro';
@@ -20,43 +15,43 @@ export const defaultInstanceType = 't3.micro';
 export const defaultAmiNamePattern = 'ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*';
 
 /** The create flags of the aws driver, with docker-machine's env vars and `amazonec2-` aliases. */
-export const awsFlags: readonly FlagDefinition[] = [
-  { name: 'aws-access-key', type: 'string', envVar: 'AWS_ACCESS_KEY_ID', usage: 'AWS access key ID (default: the standard AWS credential chain)', aliases: alias('aws-access-key') },
-  { name: 'aws-secret-key', type: 'string', envVar: 'AWS_SECRET_ACCESS_KEY', usage: 'AWS secret access key', aliases: alias('aws-secret-key'), secret: true },
-  { name: 'aws-session-token', type: 'string', envVar: 'AWS_SESSION_TOKEN', usage: 'AWS session token', aliases: alias('aws-session-token'), secret: true },
-  { name: 'aws-profile', type: 'string', envVar: 'AWS_PROFILE', usage: 'profile of the shared AWS config and credentials files', aliases: alias('aws-profile') },
-  { name: 'aws-region', type: 'string', default: 'us-east-1', envVar: 'AWS_DEFAULT_REGION', usage: 'AWS region', aliases: alias('aws-region') },
-  { name: 'aws-zone', type: 'string', default: 'a', envVar: 'AWS_ZONE', usage: 'availability zone letter within the region', aliases: alias('aws-zone') },
-  { name: 'aws-endpoint', type: 'string', envVar: 'AWS_ENDPOINT', usage: 'EC2 API endpoint URL (default: the region\'s)', aliases: alias('aws-endpoint') },
-  { name: 'aws-insecure-transport', type: 'boolean', default: false, envVar: 'AWS_INSECURE_TRANSPORT', usage: 'use http:// for an --aws-endpoint given without a scheme', aliases: alias('aws-insecure-transport') },
-  { name: 'aws-vpc-id', type: 'string', envVar: 'AWS_VPC_ID', usage: 'VPC ID (default: the account\'s default VPC)', aliases: alias('aws-vpc-id') },
-  { name: 'aws-subnet-id', type: 'string', envVar: 'AWS_SUBNET_ID', usage: 'subnet ID (default: the zone\'s default subnet in the VPC)', aliases: alias('aws-subnet-id') },
-  { name: 'aws-instance-type', type: 'string', default: defaultInstanceType, envVar: 'AWS_INSTANCE_TYPE', usage: 'instance type', aliases: alias('aws-instance-type') },
-  { name: 'aws-ami', type: 'string', envVar: 'AWS_AMI', usage: 'AMI ID (default: the newest Ubuntu 24.04 LTS amd64 AMI of the region, from Canonical)', aliases: alias('aws-ami') },
-  { name: 'aws-root-size', type: 'number', default: 16, envVar: 'AWS_ROOT_SIZE', usage: 'root volume size in GB', aliases: alias('aws-root-size') },
-  { name: 'aws-volume-type', type: 'string', default: 'gp3', choices: ['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'], envVar: 'AWS_VOLUME_TYPE', usage: 'root volume type', aliases: alias('aws-volume-type') },
-  { name: 'aws-device-name', type: 'string', envVar: 'AWS_DEVICE_NAME', usage: 'root device name (default: the AMI\'s root device)', aliases: alias('aws-device-name') },
-  { name: 'aws-iam-instance-profile', type: 'string', envVar: 'AWS_INSTANCE_PROFILE', usage: 'IAM instance profile name or ARN', aliases: alias('aws-iam-instance-profile') },
-  { name: 'aws-tags', type: 'string', envVar: 'AWS_TAGS', usage: 'extra tags as key1,value1,key2,value2 (Name=<machine> is always set)', aliases: alias('aws-tags') },
-  { name: 'aws-monitoring', type: 'boolean', default: false, envVar: 'AWS_MONITORING', usage: 'enable CloudWatch detailed monitoring', aliases: alias('aws-monitoring') },
-  { name: 'aws-use-ebs-optimized-instance', type: 'boolean', default: false, envVar: 'AWS_USE_EBS_OPTIMIZED_INSTANCE', usage: 'launch an EBS-optimized instance', aliases: alias('aws-use-ebs-optimized-instance') },
-  { name: 'aws-userdata', type: 'string', envVar: 'AWS_USERDATA', usage: 'file whose content is passed as user data (cloud-init)', aliases: alias('aws-userdata') },
-  { name: 'aws-metadata-token', type: 'string', default: 'required', choices: ['required', 'optional'], envVar: 'AWS_METADATA_TOKEN', usage: 'instance metadata: require IMDSv2 session tokens, or allow IMDSv1', aliases: alias('aws-metadata-token') },
-  { name: 'aws-ssh-user', type: 'string', default: 'ubuntu', envVar: 'AWS_SSH_USER', usage: 'SSH user of the AMI', aliases: alias('aws-ssh-user') },
-  { name: 'aws-ssh-port', type: 'number', default: 22, envVar: 'AWS_SSH_PORT', usage: 'SSH port', aliases: alias('aws-ssh-port') },
-  { name: 'aws-ssh-keypath', type: 'string', envVar: 'AWS_SSH_KEYPATH', usage: 'private key to use instead of a new one (its .pub is imported)', aliases: alias('aws-ssh-keypath') },
-  { name: 'aws-keypair-name', type: 'string', envVar: 'AWS_KEYPAIR_NAME', usage: 'existing EC2 key pair to use (needs --aws-ssh-keypath); never deleted', aliases: alias('aws-keypair-name') },
-  { name: 'aws-security-group', type: 'string[]', envVar: 'AWS_SECURITY_GROUP', usage: 'security group names, reused when they exist (default: berth-<machine>, made for this host and removed with it)', aliases: alias('aws-security-group') },
-  { name: 'aws-security-group-readonly', type: 'boolean', default: false, envVar: 'AWS_SECURITY_GROUP_READONLY', usage: 'never add rules to existing security groups', aliases: alias('aws-security-group-readonly') },
-  { name: 'aws-open-port', type: 'string[]', usage: 'more ports to open, as PORT or PORT/PROTOCOL', aliases: alias('aws-open-port') },
-  { name: 'aws-private-address-only', type: 'boolean', default: false, envVar: 'AWS_PRIVATE_ADDRESS_ONLY', usage: 'give the instance no public address, and use the private one', aliases: alias('aws-private-address-only') },
-  { name: 'aws-use-private-address', type: 'boolean', default: false, envVar: 'AWS_USE_PRIVATE_ADDRESS', usage: 'reach the instance on its private address', aliases: alias('aws-use-private-address') },
-  { name: 'aws-request-spot-instance', type: 'boolean', default: false, envVar: 'AWS_REQUEST_SPOT_INSTANCE', usage: 'launch a spot instance', aliases: alias('aws-request-spot-instance') },
-  { name: 'aws-spot-price', type: 'string', envVar: 'AWS_SPOT_PRICE', usage: 'highest spot price in USD per hour (default: the on-demand price)', aliases: alias('aws-spot-price') },
-  { name: 'aws-block-duration-minutes', type: 'number', envVar: 'AWS_BLOCK_DURATION_MINUTES', usage: 'ignored: AWS ended spot blocks in 2022', aliases: alias('aws-block-duration-minutes') },
-  { name: 'aws-retries', type: 'number', default: 5, envVar: 'AWS_RETRIES', usage: 'retries of throttled or failed API calls (-1: none)', aliases: alias('aws-retries') },
-  { name: 'aws-wait-timeout', type: 'number', default: 300, envVar: 'AWS_WAIT_TIMEOUT', usage: 'seconds to wait for the instance to reach a state', aliases: alias('aws-wait-timeout') },
-];
+export const awsFlags: readonly FlagDefinition[] = withPrefixAliases('aws-', 'amazonec2-', [
+  { name: 'aws-access-key', type: 'string', envVar: 'AWS_ACCESS_KEY_ID', usage: 'AWS access key ID (default: the standard AWS credential chain)' },
+  { name: 'aws-secret-key', type: 'string', envVar: 'AWS_SECRET_ACCESS_KEY', usage: 'AWS secret access key', secret: true },
+  { name: 'aws-session-token', type: 'string', envVar: 'AWS_SESSION_TOKEN', usage: 'AWS session token', secret: true },
+  { name: 'aws-profile', type: 'string', envVar: 'AWS_PROFILE', usage: 'profile of the shared AWS config and credentials files' },
+  { name: 'aws-region', type: 'string', default: 'us-east-1', envVar: 'AWS_DEFAULT_REGION', usage: 'AWS region' },
+  { name: 'aws-zone', type: 'string', default: 'a', envVar: 'AWS_ZONE', usage: 'availability zone letter within the region' },
+  { name: 'aws-endpoint', type: 'string', envVar: 'AWS_ENDPOINT', usage: 'EC2 API endpoint URL (default: the region\'s)' },
+  { name: 'aws-insecure-transport', type: 'boolean', default: false, envVar: 'AWS_INSECURE_TRANSPORT', usage: 'use http:// for an --aws-endpoint given without a scheme' },
+  { name: 'aws-vpc-id', type: 'string', envVar: 'AWS_VPC_ID', usage: 'VPC ID (default: the account\'s default VPC)' },
+  { name: 'aws-subnet-id', type: 'string', envVar: 'AWS_SUBNET_ID', usage: 'subnet ID (default: the zone\'s default subnet in the VPC)' },
+  { name: 'aws-instance-type', type: 'string', default: defaultInstanceType, envVar: 'AWS_INSTANCE_TYPE', usage: 'instance type' },
+  { name: 'aws-ami', type: 'string', envVar: 'AWS_AMI', usage: 'AMI ID (default: the newest Ubuntu 24.04 LTS amd64 AMI of the region, from Canonical)' },
+  { name: 'aws-root-size', type: 'number', default: 16, envVar: 'AWS_ROOT_SIZE', usage: 'root volume size in GB' },
+  { name: 'aws-volume-type', type: 'string', default: 'gp3', choices: ['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'], envVar: 'AWS_VOLUME_TYPE', usage: 'root volume type' },
+  { name: 'aws-device-name', type: 'string', envVar: 'AWS_DEVICE_NAME', usage: 'root device name (default: the AMI\'s root device)' },
+  { name: 'aws-iam-instance-profile', type: 'string', envVar: 'AWS_INSTANCE_PROFILE', usage: 'IAM instance profile name or ARN' },
+  { name: 'aws-tags', type: 'string', envVar: 'AWS_TAGS', usage: 'extra tags as key1,value1,key2,value2 (Name=<machine> is always set)' },
+  { name: 'aws-monitoring', type: 'boolean', default: false, envVar: 'AWS_MONITORING', usage: 'enable CloudWatch detailed monitoring' },
+  { name: 'aws-use-ebs-optimized-instance', type: 'boolean', default: false, envVar: 'AWS_USE_EBS_OPTIMIZED_INSTANCE', usage: 'launch an EBS-optimized instance' },
+  { name: 'aws-userdata', type: 'string', envVar: 'AWS_USERDATA', usage: 'file whose content is passed as user data (cloud-init)' },
+  { name: 'aws-metadata-token', type: 'string', default: 'required', choices: ['required', 'optional'], envVar: 'AWS_METADATA_TOKEN', usage: 'instance metadata: require IMDSv2 session tokens, or allow IMDSv1' },
+  { name: 'aws-ssh-user', type: 'string', default: 'ubuntu', envVar: 'AWS_SSH_USER', usage: 'SSH user of the AMI' },
+  { name: 'aws-ssh-port', type: 'number', default: 22, envVar: 'AWS_SSH_PORT', usage: 'SSH port' },
+  { name: 'aws-ssh-keypath', type: 'string', envVar: 'AWS_SSH_KEYPATH', usage: 'private key to use instead of a new one (its .pub is imported)' },
+  { name: 'aws-keypair-name', type: 'string', envVar: 'AWS_KEYPAIR_NAME', usage: 'existing EC2 key pair to use (needs --aws-ssh-keypath); never deleted' },
+  { name: 'aws-security-group', type: 'string[]', envVar: 'AWS_SECURITY_GROUP', usage: 'security group names, reused when they exist (default: berth-<machine>, made for this host and removed with it)' },
+  { name: 'aws-security-group-readonly', type: 'boolean', default: false, envVar: 'AWS_SECURITY_GROUP_READONLY', usage: 'never add rules to existing security groups' },
+  { name: 'aws-open-port', type: 'string[]', usage: 'more ports to open, as PORT or PORT/PROTOCOL' },
+  { name: 'aws-private-address-only', type: 'boolean', default: false, envVar: 'AWS_PRIVATE_ADDRESS_ONLY', usage: 'give the instance no public address, and use the private one' },
+  { name: 'aws-use-private-address', type: 'boolean', default: false, envVar: 'AWS_USE_PRIVATE_ADDRESS', usage: 'reach the instance on its private address' },
+  { name: 'aws-request-spot-instance', type: 'boolean', default: false, envVar: 'AWS_REQUEST_SPOT_INSTANCE', usage: 'launch a spot instance' },
+  { name: 'aws-spot-price', type: 'string', envVar: 'AWS_SPOT_PRICE', usage: 'highest spot price in USD per hour (default: the on-demand price)' },
+  { name: 'aws-block-duration-minutes', type: 'number', envVar: 'AWS_BLOCK_DURATION_MINUTES', usage: 'ignored: AWS ended spot blocks in 2022' },
+  { name: 'aws-retries', type: 'number', default: 5, envVar: 'AWS_RETRIES', usage: 'retries of throttled or failed API calls (-1: none)' },
+  { name: 'aws-wait-timeout', type: 'number', default: 300, envVar: 'AWS_WAIT_TIMEOUT', usage: 'seconds to wait for the instance to reach a state' },
+]);
 
 /** The aws driver's saved configuration: the resolved flags and what `create` has made so far. */
 export type AwsDriverConfig = {

@@ -4,14 +4,10 @@ import {
   numberFlag,
   stringFlag,
   stringListFlag,
+  withPrefixAliases,
   type FlagDefinition,
   type FlagValues,
 } from '@berth/machine';
-
-// docker-machine called this driver `google`; each flag keeps that spelling as an alias.
-function alias(name: string): readonly string[] {
-  return [`google-${name.slice('gcp-'.length)}`];
-}
 
 /** The image new hosts boot: Ubuntu 24.04 LTS, by family, so it is always the newest build. */
 export const defaultImage = 'projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64';
@@ -19,30 +15,30 @@ export const defaultImage = 'projects/ubuntu-os-cloud/global/images/family/ubunt
 export const defaultScopes = ['https://www.googleapis.com/auth/devstorage.read_only', 'https://www.googleapis.com/auth/logging.write'];
 
 /** The create flags of the gcp driver, with docker-machine's env vars and `google-` aliases. */
-export const gcpFlags: readonly FlagDefinition[] = [
-  { name: 'gcp-project', type: 'string', envVar: 'GOOGLE_PROJECT', usage: 'project ID', required: true, aliases: alias('gcp-project') },
-  { name: 'gcp-zone', type: 'string', default: 'us-central1-a', envVar: 'GOOGLE_ZONE', usage: 'zone', aliases: alias('gcp-zone') },
-  { name: 'gcp-machine-type', type: 'string', default: 'e2-small', envVar: 'GOOGLE_MACHINE_TYPE', usage: 'machine type', aliases: alias('gcp-machine-type') },
-  { name: 'gcp-machine-image', type: 'string', default: defaultImage, envVar: 'GOOGLE_MACHINE_IMAGE', usage: 'boot image (URL, projects/P/global/images/NAME, or .../images/family/F)', aliases: alias('gcp-machine-image') },
-  { name: 'gcp-username', type: 'string', default: 'docker-user', envVar: 'GOOGLE_USERNAME', usage: 'SSH user made by the SSH key in the instance metadata', aliases: alias('gcp-username') },
-  { name: 'gcp-disk-size', type: 'number', default: 20, envVar: 'GOOGLE_DISK_SIZE', usage: 'boot disk size in GB', aliases: alias('gcp-disk-size') },
-  { name: 'gcp-disk-type', type: 'string', default: 'pd-balanced', envVar: 'GOOGLE_DISK_TYPE', usage: 'boot disk type (pd-balanced, pd-ssd, pd-standard, hyperdisk-balanced)', aliases: alias('gcp-disk-type') },
-  { name: 'gcp-network', type: 'string', default: 'default', envVar: 'GOOGLE_NETWORK', usage: 'VPC network', aliases: alias('gcp-network') },
-  { name: 'gcp-subnetwork', type: 'string', envVar: 'GOOGLE_SUBNETWORK', usage: 'subnetwork of the network in the zone\'s region', aliases: alias('gcp-subnetwork') },
-  { name: 'gcp-tags', type: 'string', envVar: 'GOOGLE_TAGS', usage: 'network tags, comma-separated (a tag berth-<machine> is always added)', aliases: alias('gcp-tags') },
-  { name: 'gcp-preemptible', type: 'boolean', default: false, envVar: 'GOOGLE_PREEMPTIBLE', usage: 'preemptible instance', aliases: alias('gcp-preemptible') },
-  { name: 'gcp-address', type: 'string', envVar: 'GOOGLE_ADDRESS', usage: 'existing static external address, by name or IP (never released)', aliases: alias('gcp-address') },
-  { name: 'gcp-static-address', type: 'boolean', default: false, envVar: 'GOOGLE_STATIC_ADDRESS', usage: 'reserve a static external address for the host (released by rm)', aliases: alias('gcp-static-address') },
-  { name: 'gcp-service-account', type: 'string', default: 'default', envVar: 'GOOGLE_SERVICE_ACCOUNT', usage: 'service account email of the instance', aliases: alias('gcp-service-account') },
-  { name: 'gcp-scopes', type: 'string', default: defaultScopes.join(','), envVar: 'GOOGLE_SCOPES', usage: 'service account scopes, comma-separated', aliases: alias('gcp-scopes') },
-  { name: 'gcp-open-port', type: 'string[]', envVar: 'GOOGLE_OPEN_PORT', usage: 'more ports to open, as PORT or PORT/PROTOCOL', aliases: alias('gcp-open-port') },
-  { name: 'gcp-use-internal-ip', type: 'boolean', default: false, envVar: 'GOOGLE_USE_INTERNAL_IP', usage: 'reach the instance on its internal address', aliases: alias('gcp-use-internal-ip') },
-  { name: 'gcp-use-internal-ip-only', type: 'boolean', default: false, envVar: 'GOOGLE_USE_INTERNAL_IP_ONLY', usage: 'give the instance no external address', aliases: alias('gcp-use-internal-ip-only') },
-  { name: 'gcp-credentials-file', type: 'string', usage: 'service account key file (default: application default credentials, e.g. GOOGLE_APPLICATION_CREDENTIALS or gcloud\'s)', aliases: alias('gcp-credentials-file') },
-  { name: 'gcp-endpoint', type: 'string', envVar: 'GOOGLE_COMPUTE_ENDPOINT', usage: 'Compute Engine API endpoint URL (default: compute.googleapis.com)', aliases: alias('gcp-endpoint') },
-  { name: 'gcp-retries', type: 'number', default: 5, envVar: 'GOOGLE_RETRIES', usage: 'retries of throttled or unavailable API calls', aliases: alias('gcp-retries') },
-  { name: 'gcp-operation-timeout', type: 'number', default: 300, envVar: 'GOOGLE_OPERATION_TIMEOUT', usage: 'seconds to wait for an operation or an instance state', aliases: alias('gcp-operation-timeout') },
-];
+export const gcpFlags: readonly FlagDefinition[] = withPrefixAliases('gcp-', 'google-', [
+  { name: 'gcp-project', type: 'string', envVar: 'GOOGLE_PROJECT', usage: 'project ID', required: true },
+  { name: 'gcp-zone', type: 'string', default: 'us-central1-a', envVar: 'GOOGLE_ZONE', usage: 'zone' },
+  { name: 'gcp-machine-type', type: 'string', default: 'e2-small', envVar: 'GOOGLE_MACHINE_TYPE', usage: 'machine type' },
+  { name: 'gcp-machine-image', type: 'string', default: defaultImage, envVar: 'GOOGLE_MACHINE_IMAGE', usage: 'boot image (URL, projects/P/global/images/NAME, or .../images/family/F)' },
+  { name: 'gcp-username', type: 'string', default: 'docker-user', envVar: 'GOOGLE_USERNAME', usage: 'SSH user made by the SSH key in the instance metadata' },
+  { name: 'gcp-disk-size', type: 'number', default: 20, envVar: 'GOOGLE_DISK_SIZE', usage: 'boot disk size in GB' },
+  { name: 'gcp-disk-type', type: 'string', default: 'pd-balanced', envVar: 'GOOGLE_DISK_TYPE', usage: 'boot disk type (pd-balanced, pd-ssd, pd-standard, hyperdisk-balanced)' },
+  { name: 'gcp-network', type: 'string', default: 'default', envVar: 'GOOGLE_NETWORK', usage: 'VPC network' },
+  { name: 'gcp-subnetwork', type: 'string', envVar: 'GOOGLE_SUBNETWORK', usage: 'subnetwork of the network in the zone\'s region' },
+  { name: 'gcp-tags', type: 'string', envVar: 'GOOGLE_TAGS', usage: 'network tags, comma-separated (a tag berth-<machine> is always added)' },
+  { name: 'gcp-preemptible', type: 'boolean', default: false, envVar: 'GOOGLE_PREEMPTIBLE', usage: 'preemptible instance' },
+  { name: 'gcp-address', type: 'string', envVar: 'GOOGLE_ADDRESS', usage: 'existing static external address, by name or IP (never released)' },
+  { name: 'gcp-static-address', type: 'boolean', default: false, envVar: 'GOOGLE_STATIC_ADDRESS', usage: 'reserve a static external address for the host (released by rm)' },
+  { name: 'gcp-service-account', type: 'string', default: 'default', envVar: 'GOOGLE_SERVICE_ACCOUNT', usage: 'service account email of the instance' },
+  { name: 'gcp-scopes', type: 'string', default: defaultScopes.join(','), envVar: 'GOOGLE_SCOPES', usage: 'service account scopes, comma-separated' },
+  { name: 'gcp-open-port', type: 'string[]', envVar: 'GOOGLE_OPEN_PORT', usage: 'more ports to open, as PORT or PORT/PROTOCOL' },
+  { name: 'gcp-use-internal-ip', type: 'boolean', default: false, envVar: 'GOOGLE_USE_INTERNAL_IP', usage: 'reach the instance on its internal address' },
+  { name: 'gcp-use-internal-ip-only', type: 'boolean', default: false, envVar: 'GOOGLE_USE_INTERNAL_IP_ONLY', usage: 'give the instance no external address' },
+  { name: 'gcp-credentials-file', type: 'string', usage: 'service account key file (default: application default credentials, e.g. GOOGLE_APPLICATION_CREDENTIALS or gcloud\'s)' },
+  { name: 'gcp-endpoint', type: 'string', envVar: 'GOOGLE_COMPUTE_ENDPOINT', usage: 'Compute Engine API endpoint URL (default: compute.googleapis.com)' },
+  { name: 'gcp-retries', type: 'number', default: 5, envVar: 'GOOGLE_RETRIES', usage: 'retries of throttled or unavailable API calls' },
+  { name: 'gcp-operation-timeout', type: 'number', default: 300, envVar: 'GOOGLE_OPERATION_TIMEOUT', usage: 'seconds to wait for an operation or an instance state' },
+]);
 
 /** The gcp driver's saved configuration: resolved flags and what `create` has made. */
 export type GcpDriverConfig = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FlagDefinition } from './driver.js';
-import { resolveFlagValues } from './flags.js';
+import { resolveFlagValues, withPrefixAliases } from './flags.js';
 
 const flags: FlagDefinition[] = [
   { name: 'x-region', type: 'string', usage: '', envVar: 'X_REGION', default: 'eu', aliases: ['old-region'] },
@@ -31,5 +31,13 @@ describe('resolveFlagValues', () => {
     expect(() => resolveFlagValues(flags, { 'x-key': 'k' }, { X_SPOT: 'maybe' })).toThrow(/X_SPOT/);
     expect(() => resolveFlagValues(flags, { 'x-key': 'k', 'x-kind': 'c' })).toThrow(/--x-kind "c" is not one of a, b/);
     expect(() => resolveFlagValues(flags, { 'x-key': 'k', 'x-size': 'many' })).toThrow(/--x-size/);
+  });
+});
+
+describe('withPrefixAliases', () => {
+  it('accepts each flag under the other prefix too, keeping the aliases it had', () => {
+    const aliased = withPrefixAliases('x-', 'legacy-', flags.slice(0, 2));
+    expect(aliased.map((f) => f.aliases)).toEqual([['old-region', 'legacy-region'], ['legacy-size']]);
+    expect(resolveFlagValues(withPrefixAliases('x-', 'legacy-', flags), { 'legacy-size': 30, 'legacy-key': 'k' })).toMatchObject({ 'x-size': 30, 'x-key': 'k' });
   });
 });

@@ -70,3 +70,12 @@ export function resolveFlagValues(
   }
   return values;
 }
+
+/**
+ * `flags`, each one also accepted with `aliasPrefix` in place of `prefix`: docker-machine's
+ * spelling for a driver it named otherwise (`--amazonec2-region` for `--aws-region`), so that
+ * existing scripts keep working. Help lists the aliases as deprecated.
+ */
+export function withPrefixAliases(prefix: string, aliasPrefix: string, flags: readonly FlagDefinition[]): FlagDefinition[] {
+  return flags.map((flag) => ({ ...flag, aliases: [...(flag.aliases ?? []), `${aliasPrefix}${flag.name.slice(prefix.length)}`] }));
+}

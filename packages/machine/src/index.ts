@@ -45,7 +45,7 @@ export { ConfigVersion, HostFiles, HostStatus, HostStore, compareHostNames, migr
 export type { EngineOptions, HostConfig, HostStoreOptions, ProvisionRecord } from './host-store.js';
 export { DriverRegistry } from './driver-registry.js';
 export type { DriverRegistryOptions } from './driver-registry.js';
-export { resolveFlagValues } from './flags.js';
+export { resolveFlagValues, withPrefixAliases } from './flags.js';
 export { PackageManager, distroFor, parseOsRelease } from './os-release.js';
 export { shellQuote } from './package-manager.js';
 export type { Distro, OsRelease } from './os-release.js';
