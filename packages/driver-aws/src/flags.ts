@@ -2,6 +2,7 @@ import {
   booleanFlag,
   invalidOption,
   numberFlag,
+  openPortsFlag,
   stringFlag,
   stringListFlag,
   withPrefixAliases,
@@ -120,16 +121,6 @@ export function parseTags(text: string | undefined): { key: string; value: strin
   return tags;
 }
 
-/** Parses `--aws-open-port` values: `8080` or `53/udp`. */
-export function parseOpenPorts(values: readonly string[]): { port: number; protocol: string }[] {
-  return values.map((value) => {
-    const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
-    const port = Number(match?.[1]);
-    if (!match || port < 1 || port > 65535) throw invalidOption(`flag --aws-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
-    return { port, protocol: match[2] ?? 'tcp' };
-  });
-}
-
 function checkRange(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) throw invalidOption(`flag --${name} must be an integer from ${min} to ${max}, got ${value}`);
   return value;
@@ -196,7 +187,7 @@ export function awsConfigFromFlags(flags: FlagValues, machineName: string, suffi
     existingKeyPair: keyPairName !== undefined,
     securityGroups: groups.length ? groups : [`berth-${machineName}`],
     securityGroupReadonly: booleanFlag(flags, 'aws-security-group-readonly') ?? false,
-    openPorts: parseOpenPorts(stringListFlag(flags, 'aws-open-port') ?? []),
+    openPorts: openPortsFlag(flags, 'aws-open-port'),
     privateAddressOnly: booleanFlag(flags, 'aws-private-address-only') ?? false,
     usePrivateAddress: (booleanFlag(flags, 'aws-use-private-address') ?? false) || (booleanFlag(flags, 'aws-private-address-only') ?? false),
     spot: booleanFlag(flags, 'aws-request-spot-instance') ?? false,

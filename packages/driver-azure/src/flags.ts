@@ -2,8 +2,8 @@ import {
   booleanFlag,
   invalidOption,
   numberFlag,
+  openPortsFlag,
   stringFlag,
-  stringListFlag,
   type FlagDefinition,
   type FlagValues,
 } from '@berth/machine';
@@ -114,12 +114,7 @@ export function azureConfigFromFlags(flags: FlagValues, machineName: string): Az
   const clientSecret = stringFlag(flags, 'azure-client-secret');
   const tenantId = stringFlag(flags, 'azure-tenant-id');
   if (clientSecret && (!clientId || !tenantId)) throw invalidOption('flag --azure-client-secret needs --azure-client-id and --azure-tenant-id');
-  const openPorts = (stringListFlag(flags, 'azure-open-port') ?? []).map((value) => {
-    const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
-    const port = Number(match?.[1]);
-    if (!match || port < 1 || port > 65535) throw invalidOption(`flag --azure-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
-    return { port, protocol: match[2] ?? 'tcp' };
-  });
+  const openPorts = openPortsFlag(flags, 'azure-open-port');
   const vnetFlag = stringFlag(flags, 'azure-vnet') ?? 'berth-vnet';
   const resourceGroup = stringFlag(flags, 'azure-resource-group') ?? `berth-${machineName}`;
   const [vnetResourceGroup, vnet] = vnetFlag.includes(':') ? (vnetFlag.split(':', 2) as [string, string]) : [resourceGroup, vnetFlag];

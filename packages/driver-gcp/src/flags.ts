@@ -2,8 +2,8 @@ import {
   booleanFlag,
   invalidOption,
   numberFlag,
+  openPortsFlag,
   stringFlag,
-  stringListFlag,
   withPrefixAliases,
   type FlagDefinition,
   type FlagValues,
@@ -104,12 +104,7 @@ export function gcpConfigFromFlags(flags: FlagValues, machineName: string): GcpD
   if (!/^[a-z]+-[a-z]+\d+-[a-z]$/.test(zone)) throw invalidOption(`flag --gcp-zone is not a zone name: ${JSON.stringify(zone)}`);
   const endpoint = stringFlag(flags, 'gcp-endpoint');
   if (endpoint !== undefined && !/^https?:\/\/[^/]+\/?$/.test(endpoint)) throw invalidOption(`flag --gcp-endpoint must be a URL like https://compute.example.com, got ${JSON.stringify(endpoint)}`);
-  const openPorts = (stringListFlag(flags, 'gcp-open-port') ?? []).map((value) => {
-    const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
-    const port = Number(match?.[1]);
-    if (!match || port < 1 || port > 65535) throw invalidOption(`flag --gcp-open-port takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
-    return { port, protocol: match[2] ?? 'tcp' };
-  });
+  const openPorts = openPortsFlag(flags, 'gcp-open-port');
   const address = stringFlag(flags, 'gcp-address');
   const staticAddress = booleanFlag(flags, 'gcp-static-address') ?? false;
   const internalOnly = booleanFlag(flags, 'gcp-use-internal-ip-only') ?? false;

@@ -247,6 +247,19 @@ export function stringListFlag(values: FlagValues, name: string): readonly strin
   throw flagTypeError(name, 'a list of strings', value);
 }
 
+/**
+ * The ports of a driver's `--<driver>-open-port` flag `name`, each given as `8080` (TCP) or
+ * `53/udp`, as docker-machine took them; empty when the flag is absent.
+ */
+export function openPortsFlag(values: FlagValues, name: string): { port: number; protocol: string }[] {
+  return (stringListFlag(values, name) ?? []).map((value) => {
+    const match = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(value);
+    const port = Number(match?.[1]);
+    if (!match || port < 1 || port > 65535) throw invalidOption(`flag --${name} takes PORT or PORT/tcp|udp, got ${JSON.stringify(value)}`);
+    return { port, protocol: match[2] ?? 'tcp' };
+  });
+}
+
 /** The string value of a required flag; throws naming the flag when it is missing. */
 export function requiredStringFlag(values: FlagValues, name: string): string {
   const value = stringFlag(values, name);

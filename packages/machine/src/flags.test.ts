@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FlagDefinition } from './driver.js';
+import { openPortsFlag, type FlagDefinition } from './driver.js';
 import { resolveFlagValues, withPrefixAliases } from './flags.js';
 
 const flags: FlagDefinition[] = [
@@ -39,5 +39,19 @@ describe('withPrefixAliases', () => {
     const aliased = withPrefixAliases('x-', 'legacy-', flags.slice(0, 2));
     expect(aliased.map((f) => f.aliases)).toEqual([['old-region', 'legacy-region'], ['legacy-size']]);
     expect(resolveFlagValues(withPrefixAliases('x-', 'legacy-', flags), { 'legacy-size': 30, 'legacy-key': 'k' })).toMatchObject({ 'x-size': 30, 'x-key': 'k' });
+  });
+});
+
+describe('openPortsFlag', () => {
+  it('reads PORT as TCP and PORT/PROTOCOL, and names the flag for anything else', () => {
+    expect(openPortsFlag({ 'x-open-port': ['8080', '53/udp', '443/tcp'] }, 'x-open-port')).toEqual([
+      { port: 8080, protocol: 'tcp' },
+      { port: 53, protocol: 'udp' },
+      { port: 443, protocol: 'tcp' },
+    ]);
+    expect(openPortsFlag({}, 'x-open-port')).toEqual([]);
+    for (const bad of ['http', '0', '70000', '53/sctp']) {
+      expect(() => openPortsFlag({ 'x-open-port': [bad] }, 'x-open-port')).toThrow(`flag --x-open-port takes PORT or PORT/tcp|udp, got "${bad}"`);
+    }
   });
 });

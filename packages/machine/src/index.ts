@@ -7,6 +7,7 @@ export {
   numberFlag,
   booleanFlag,
   stringListFlag,
+  openPortsFlag,
   requiredStringFlag,
 } from './driver.js';
 export type {
