@@ -1,65 +1,95 @@
-import yargsParser from 'yargs-parser';
 import type { Options } from 'yargs';
 import { UsageError } from './cli-errors.js';
 
-// pflag's behaviour: `--no-trunc` is its own flag, positional numbers stay strings, each array
-// flag takes one value per occurrence (`-e A -e B`), and `--long` names keep their dashes.
-const configuration = {
-  'boolean-negation': false,
-  'parse-positional-numbers': false,
-  'greedy-arrays': false,
-  'strip-dashed': false,
-  'camel-case-expansion': true,
-  'halt-at-non-option': false,
-  'short-option-groups': true,
-  'duplicate-arguments-array': true,
-  'flatten-duplicate-arrays': true,
-} as const;
-
-function camel(name: string): string {
-  return name.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+interface Flag {
+  readonly name: string;
+  readonly type: 'boolean' | 'number' | 'string';
+  readonly array: boolean;
 }
 
 function flagName(name: string): string {
   return name.length === 1 ? `-${name}` : `--${name}`;
 }
 
+// strconv.ParseBool's spellings, which pflag takes for `--flag=value`.
+const boolValues: Readonly<Record<string, boolean>> = { '1': true, t: true, T: true, true: true, TRUE: true, True: true, '0': false, f: false, F: false, false: false, FALSE: false, False: false };
+
 /**
- * Parses a command's options with yargs' own parser (yargs-parser), then checks what yargs'
- * `.strictOptions()`, `requiresArg` and `choices` would: unknown flags, flags without their
- * value, values outside the choices. Building a whole yargs instance is left to `--help`, which
- * keeps every command's start short.
+ * Parses a command's options as docker's CLI (spf13/pflag) does: `--name value`, `--name=value`,
+ * `-n value`, `-nvalue`, `-n=value`, grouped booleans (`-it`, `-itd`, `-ite KEY=v`), a boolean
+ * takes a value only after `=`, an array flag collects one value per occurrence (`-e A -e B`),
+ * `--` ends the options, and positional arguments may come anywhere. Then checks what the
+ * options declare: `requiresArg` (no empty value) and `choices`. yargs' parser, used before,
+ * cost more to load and run than the rest of a short command's start, and read `-eA=1` as a
+ * flag named A.
  */
 export function parseOptions(args: readonly string[], options: Readonly<Record<string, Options>>, command: string): { values: Record<string, unknown>; positional: string[] } {
-  const alias: Record<string, string[]> = {};
-  const boolean: string[] = [];
-  const string: string[] = [];
-  const number: string[] = [];
-  const array: string[] = [];
-  const defaults: Record<string, unknown> = {};
-  const known = new Set(['_', '--']);
+  const long = new Map<string, Flag>();
+  const short = new Map<string, Flag>();
   for (const [name, o] of Object.entries(options)) {
+    const flag: Flag = { name, type: o.type === 'boolean' ? 'boolean' : o.type === 'number' ? 'number' : 'string', array: o.array === true };
     const aliases = o.alias === undefined ? [] : Array.isArray(o.alias) ? (o.alias as string[]) : [o.alias as string];
-    alias[name] = aliases;
-    for (const n of [name, ...aliases]) {
-      known.add(n);
-      known.add(camel(n));
-    }
-    if (o.type === 'boolean') boolean.push(name);
-    else if (o.type === 'number') number.push(name);
-    else string.push(name);
-    if (o.array) array.push(name);
-    if (o.default !== undefined) defaults[name] = o.default;
+    for (const n of [name, ...aliases]) (n.length === 1 ? short : long).set(n, flag);
   }
-  const result = yargsParser.detailed([...args], { alias, boolean, string, number, array, default: defaults, configuration });
-  if (result.error) throw new UsageError(result.error.message, command);
-  const values = result.argv as Record<string, unknown> & { _: (string | number)[] };
-  for (const key of Object.keys(values)) {
-    if (!known.has(key)) throw new UsageError(key.length === 1 ? `unknown shorthand flag: '${key}' in -${key}` : `unknown flag: --${key}`, command);
+  const values: Record<string, unknown> = {};
+  const positional: string[] = [];
+  const needsArgument = (shown: string) => new UsageError(`flag needs an argument: ${shown}`, command);
+  const set = (flag: Flag, raw: string | true, shown: string) => {
+    let value: unknown = raw;
+    if (flag.type === 'boolean' && raw !== true) {
+      value = boolValues[raw];
+      if (value === undefined) throw new UsageError(`invalid argument "${raw}" for "${shown}" flag: strconv.ParseBool: parsing "${raw}": invalid syntax`, command);
+    } else if (flag.type === 'number') {
+      value = Number(raw);
+      if (raw === '' || !Number.isFinite(value)) throw new UsageError(`invalid argument "${String(raw)}" for "${shown}" flag: invalid syntax`, command);
+    }
+    if (flag.array) ((values[flag.name] ??= []) as unknown[]).push(value);
+    else values[flag.name] = value;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      const flag = long.get(name);
+      if (!flag) throw new UsageError(`unknown flag: --${name}`, command);
+      if (eq >= 0) set(flag, arg.slice(eq + 1), `--${name}`);
+      else if (flag.type === 'boolean') set(flag, true, `--${name}`);
+      else if (i + 1 < args.length) set(flag, args[++i]!, `--${name}`);
+      else throw needsArgument(`--${name}`);
+      continue;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
+    for (let rest = arg.slice(1); rest; ) {
+      const c = rest[0]!;
+      const flag = short.get(c);
+      if (!flag) throw new UsageError(`unknown shorthand flag: '${c}' in ${arg}`, command);
+      if (rest[1] === '=') {
+        set(flag, rest.slice(2), `-${c}`);
+        break;
+      }
+      if (flag.type === 'boolean') {
+        set(flag, true, `-${c}`);
+        rest = rest.slice(1);
+        continue;
+      }
+      if (rest.length > 1) set(flag, rest.slice(1), `-${c}`);
+      else if (i + 1 < args.length) set(flag, args[++i]!, `-${c}`);
+      else throw needsArgument(`'${c}' in -${c}`);
+      break;
+    }
   }
   for (const [name, o] of Object.entries(options)) {
+    if (values[name] === undefined && o.default !== undefined) values[name] = o.default;
     const v = values[name];
-    if (o.requiresArg && (v === '' || (Array.isArray(v) && v.includes('')))) throw new UsageError(`flag needs an argument: ${flagName(name)}`, command);
+    if (o.requiresArg && (v === '' || (Array.isArray(v) && v.includes('')))) throw needsArgument(flagName(name));
     if (o.choices && v !== undefined) {
       const allowed = (o.choices as readonly unknown[]).map(String);
       for (const one of Array.isArray(v) ? v : [v]) {
@@ -67,5 +97,5 @@ export function parseOptions(args: readonly string[], options: Readonly<Record<s
       }
     }
   }
-  return { values, positional: values._.map(String) };
+  return { values, positional };
 }
