@@ -58,6 +58,17 @@ describe('engine CLI against a Docker-API server', () => {
     expect(await engine(['run', '--rm', '-e', 'A=1', '-w', '/tmp', '-u', '1000', '--entrypoint', 'sh', 'busybox', '-c', 'echo $A $(pwd) $(id -u)'])).toMatchObject({ stdout: '1 /tmp 1000\n' });
   });
 
+  it("exits with a failed build's RUN code, as the docker CLI does", async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const context = join(home, 'failing-build');
+    await mkdir(context, { recursive: true });
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nRUN exit 6\n');
+    const ours = await engine(['build', context]);
+    expect(ours.stderr).toContain("The command '/bin/sh -c exit 6' returned a non-zero code: 6");
+    expect(ours.code).toBe(6);
+    expect((await docker(['build', context])).code).toBe(6);
+  });
+
   it('lists, inspects and formats as the docker CLI does', async (ctx) => {
     if (skip) ctx.skip(skip);
     const name = `${prefix}-ps`;
