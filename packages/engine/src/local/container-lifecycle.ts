@@ -2,15 +2,15 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { hostname as hostHostname } from 'node:os';
+import { hostname as hostHostname, release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
 import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { parsePublish, type PortSpec } from '@berth/network';
-import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, type LinuxResources, type NamespaceMode } from '@berth/runtime';
-import { RootResolver, mountAll, unmount } from '@berth/snapshot';
+import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, type LinuxResources, type NamespaceMode, type RootfsMount } from '@berth/runtime';
+import { RootResolver, mountAll, mountData, unmount, type Mount } from '@berth/snapshot';
 import type { ImageDetails } from '@berth/store';
 import { EngineErrorCode, engineError, type ContainerWait } from '../engine.js';
 import type { CallOptions, Filters } from '../types/common.js';
@@ -57,6 +57,32 @@ async function isMountPoint(path: string): Promise<boolean> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
   // Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
   return mountinfo.split('\n').some((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) === real);
+}
+
+/** overlayfs's `volatile` (no sync of the upper file system when it is unmounted) came in Linux 5.10. */
+const overlayVolatile = (() => {
+  const [major = 0, minor = 0] = kernelRelease().split('.').map((n) => parseInt(n, 10));
+  return major > 5 || (major === 5 && minor >= 10);
+})();
+
+/**
+ * A container's root mounts for one run. A `--rm` container's overlay is mounted `volatile`:
+ * unmounting it then skips the sync of the whole upper file system (20 ms on an idle disk, whole
+ * seconds behind other writers), which only matters after a host crash, and a crashed `--rm`
+ * container is removed, never run again: nothing it wrote is read back. The kernel refuses to
+ * mount an upper dir again while its `work/incompat/volatile` marker is there (it stays after a
+ * clean unmount too); every run clears it first, so a `--rm` container whose removal was cut
+ * short (the engine killed) can still be started or removed by hand.
+ */
+async function runMounts(mounts: readonly Mount[], autoRemove: boolean): Promise<Mount[]> {
+  return Promise.all(
+    mounts.map(async (m) => {
+      const workdir = m.type === 'overlay' ? m.options.find((o) => o.startsWith('workdir='))?.slice('workdir='.length) : undefined;
+      if (!workdir) return m;
+      await rm(join(workdir, 'work', 'incompat', 'volatile'), { recursive: true, force: true });
+      return autoRemove && overlayVolatile ? { ...m, options: [...m.options, 'volatile'] } : m;
+    }),
+  );
 }
 
 /** What the lifecycle needs from its owner beyond the shared context. */
@@ -458,7 +484,7 @@ export class ContainerLifecycle {
     await mkdir(rootfs, { recursive: true });
     if (!(await isMountPoint(rootfs))) {
       const snapshotter = await this.#ctx.snapshotter();
-      await mountAll(await snapshotter.mounts(record.snapshotKey), rootfs, signal);
+      await mountAll(await runMounts(await snapshotter.mounts(record.snapshotKey), record.hostConfig.AutoRemove === true), rootfs, signal);
     }
     return rootfs;
   }
@@ -468,23 +494,58 @@ export class ContainerLifecycle {
     if (await isMountPoint(rootfs)) await unmount(rootfs);
   }
 
-  /** Fills empty volumes from the image's content at their mount points (docker's copy-up), and makes missing bind sources. */
-  async #prepareMounts(record: ContainerRecord, rootfs: string): Promise<void> {
-    for (const m of record.mounts) {
-      if (m.type === 'bind' && m.createSource) {
-        await mkdir(m.source, { recursive: true });
-        continue;
+  /**
+   * The container's root as berth-runtime mounts it inside the container (the snapshot's mounts,
+   * an overlay's long lowerdir list made relative as mount(8) gets it), and its empty mount point.
+   */
+  async #runtimeRootfs(record: ContainerRecord): Promise<{ rootfs: string; mounts: RootfsMount[] }> {
+    const rootfs = this.#ctx.layout.containerFile(record.id, 'rootfs');
+    const snapshotter = await this.#ctx.snapshotter();
+    const [mounts] = await Promise.all([snapshotter.mounts(record.snapshotKey).then((m) => runMounts(m, record.hostConfig.AutoRemove === true)), mkdir(rootfs, { recursive: true })]);
+    return {
+      rootfs,
+      mounts: mounts.map((m) => {
+        if (m.type === 'bind') return { type: m.type, source: m.source, options: [...m.options] };
+        const { data, cwd } = mountData(m);
+        return { type: m.type, source: m.source, options: data.split(','), ...(cwd ? { cwd } : {}) };
+      }),
+    };
+  }
+
+  /**
+   * Fills empty volumes from the image's content at their mount points (docker's copy-up), and
+   * makes missing bind sources. `rootfs` is the root mounted here; without it (berth-runtime
+   * mounts it in the container) a view is mounted only when a volume has something to copy.
+   */
+  async #prepareMounts(record: ContainerRecord, rootfs: string | undefined, signal?: AbortSignal): Promise<void> {
+    let view: string | undefined;
+    try {
+      for (const m of record.mounts) {
+        if (m.type === 'bind' && m.createSource) {
+          await mkdir(m.source, { recursive: true });
+          continue;
+        }
+        if (m.type === 'volume' && m.name) await this.#ctx.volumes.mountIfNeeded(m.name);
+        if (m.type !== 'volume' || m.noCopy || m.subpath) continue;
+        const entries = await readdir(m.source).catch(() => ['?']);
+        if (entries.length > 0) continue;
+        if (!rootfs && !view) {
+          await mkdir(this.#ctx.layout.runRoot, { recursive: true });
+          view = await mkdtemp(join(this.#ctx.layout.runRoot, 'copy-up-'));
+          await mountAll(await (await this.#ctx.snapshotter()).view(record.snapshotKey), view, signal);
+        }
+        const resolver = new RootResolver((rootfs ?? view)!);
+        const rel = resolver.resolveDir(m.destination.split('/').filter(Boolean));
+        if (rel === undefined) continue;
+        const from = resolver.abs(rel);
+        if ((await readdir(from).catch(() => [])).length === 0) continue;
+        await run('cp', ['-a', '--', `${from}/.`, `${m.source}/`]);
       }
-      if (m.type === 'volume' && m.name) await this.#ctx.volumes.mountIfNeeded(m.name);
-      if (m.type !== 'volume' || m.noCopy || m.subpath) continue;
-      const entries = await readdir(m.source).catch(() => ['?']);
-      if (entries.length > 0) continue;
-      const resolver = new RootResolver(rootfs);
-      const rel = resolver.resolveDir(m.destination.split('/').filter(Boolean));
-      if (rel === undefined) continue;
-      const from = resolver.abs(rel);
-      if ((await readdir(from).catch(() => [])).length === 0) continue;
-      await run('cp', ['-a', '--', `${from}/.`, `${m.source}/`]);
+    } finally {
+      if (view) {
+        if (await isMountPoint(view)) await unmount(view);
+        await rm(view, { recursive: true, force: true });
+      }
     }
   }
 
@@ -528,11 +589,7 @@ export class ContainerLifecycle {
   async #connect(record: ContainerRecord, pid: number, signal?: AbortSignal): Promise<NetworkingRecord> {
     const network = this.#ctx.network();
     const mode = record.networking.mode;
-    if (mode === 'none') {
-      await network.setupLoopback({ pid, ...(signal ? { signal } : {}) });
-      return { ...record.networking, sandboxKey: `/proc/${pid}/ns/net` };
-    }
-    if (mode === 'host' || mode.startsWith('container:')) return record.networking;
+    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return record.networking;
     const networks: Record<string, EndpointSettings> = {};
     for (const [name, requested] of Object.entries(record.networking.networks)) {
       const ep = await retryRace(() => network.connect({
@@ -567,9 +624,10 @@ export class ContainerLifecycle {
     return { ...record.networking, networks, ports: ports as PortMap, sandboxKey: `/proc/${pid}/ns/net` };
   }
 
+  /** Endpoints to connect and release: none in the host's or another container's namespace, nor with `--network none` (the runtime brings up `lo`). */
   #needsNetworkSetup(record: ContainerRecord): boolean {
     const mode = record.networking.mode;
-    return mode !== 'host' && !mode.startsWith('container:');
+    return mode !== 'host' && mode !== 'none' && !mode.startsWith('container:');
   }
 
   /** Starts a container whose lock is held; returns the running record. */
@@ -588,13 +646,17 @@ export class ContainerLifecycle {
       // The /etc files do not need the root file system: write them while it is mounted.
       const etcFiles = this.#etcFiles(record, signal);
       etcFiles.catch(() => {});
-      const rootfs = await this.#mountRootfs(record, signal);
-      await this.#prepareMounts(record, rootfs);
+      // berth-runtime mounts the root inside the container, where it ends with the container;
+      // another runtime gets it mounted here.
+      const inContainer = runtime.mountsRootfs ? await this.#runtimeRootfs(record) : undefined;
+      const rootfs = inContainer?.rootfs ?? (await this.#mountRootfs(record, signal));
+      await this.#prepareMounts(record, inContainer ? undefined : rootfs, signal);
       const mode = record.networking.mode;
       const network: NamespaceMode = mode === 'host' ? 'host' : mode.startsWith('container:') ? await this.#joinPath(mode.slice('container:'.length), 'net') : 'private';
       const etc = await etcFiles;
       const options = await runOptionsFor(record, {
         rootfs,
+        ...(inContainer ? { rootfsMounts: inContainer.mounts } : {}),
         etc,
         network,
         pid: await this.#namespace(host.PidMode, 'pid'),
@@ -631,7 +693,7 @@ export class ContainerLifecycle {
       runtimeCreated = true;
       const pid = Number((await readFile(pidFile, 'utf8')).trim());
       await rm(pidFile, { force: true });
-      let networking = record.networking;
+      let networking: NetworkingRecord = mode === 'none' ? { ...record.networking, sandboxKey: `/proc/${pid}/ns/net` } : record.networking;
       if (split) {
         if (this.#needsNetworkSetup(record)) {
           networked = true;

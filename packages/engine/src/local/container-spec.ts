@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { NamespaceMode, RunMount, RunOptions } from '@berth/runtime';
+import type { NamespaceMode, RootfsMount, RunMount, RunOptions } from '@berth/runtime';
 import type { HostConfig } from '../types/container.js';
 import type { ContainerRecord, MountRecord } from './container-record.js';
 import { invalidParameter } from './docker-errors.js';
@@ -17,6 +17,8 @@ export interface EtcFiles {
 /** What the spec needs besides the record: namespaces to join, files, the init binary. */
 export interface SpecInputs {
   readonly rootfs: string;
+  /** What berth-runtime mounts at `rootfs` inside the container (absent: it is mounted here). */
+  readonly rootfsMounts?: readonly RootfsMount[];
   readonly etc: EtcFiles | undefined;
   readonly network: NamespaceMode;
   readonly pid: NamespaceMode;
@@ -98,6 +100,7 @@ export async function runOptionsFor(record: ContainerRecord, inputs: SpecInputs)
   const args = inputs.initPath ? [initPathInContainer, '--', record.path, ...record.args] : [record.path, ...record.args];
   return {
     rootfs: inputs.rootfs,
+    ...(inputs.rootfsMounts ? { rootfsMounts: inputs.rootfsMounts } : {}),
     id: record.id,
     ...(inputs.uts === 'host' ? {} : { hostname: inputs.hostname ?? config.Hostname ?? record.id.slice(0, 12) }),
     ...(config.Domainname ? { domainname: config.Domainname } : {}),

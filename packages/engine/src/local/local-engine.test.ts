@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -115,6 +115,31 @@ describe('LocalEngine containers', () => {
     await engine.startContainer(gone.Id);
     expect((await removed.result).StatusCode).toBe(3);
     await expect(engine.inspectContainer(gone.Id)).rejects.toMatchObject({ kind: 'NotFound' });
+  });
+
+  it('mounts the root inside the container with berth-runtime: nothing on the host, volatile for --rm, mountable again after a run', async () => {
+    const [major = 0, minor = 0] = release().split('.').map(Number);
+    const volatile = major > 5 || (major === 5 && minor >= 10);
+    const rootOf = (out: string) => out.split('\n').find((l) => l.split(' ')[1] === '/') ?? '';
+    const { Id } = await engine.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'grep " / " /proc/mounts; echo x >> /kept; cat /kept; sleep 30'], HostConfig: { NetworkMode: 'none' } });
+    const first = await engine.attachContainer(Id, { stream: true, stdout: true });
+    await engine.startContainer(Id);
+    await logged(Id, 'x\n');
+    // The host sees no mount of it: the root lives and ends in the container's mount namespace.
+    expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(join(dir, 'root', 'containers', Id));
+    await engine.stopContainer(Id, { timeout: 0 });
+    const kept = await collect(first.output);
+    expect(rootOf(kept.stdout)).toMatch(/^overlay \/ overlay /);
+    expect(rootOf(kept.stdout)).not.toContain('volatile');
+    // Started again, the same upper dir mounts with what the first run wrote.
+    const again = await engine.attachContainer(Id, { stream: true, stdout: true });
+    await engine.startContainer(Id);
+    await logged(Id, 'x\nx\n');
+    await engine.removeContainer(Id, { force: true });
+    expect((await collect(again.output)).stdout).toContain('x\nx\n');
+    const rm = await run({ Image: 'busybox', Cmd: ['grep', ' / ', '/proc/mounts'], HostConfig: { NetworkMode: 'none', AutoRemove: true } });
+    expect(rm.code).toBe(0);
+    expect(rootOf(rm.stdout).includes('volatile')).toBe(volatile);
   });
 
   it('applies env, user, working dir, entrypoint and hostname as docker does', async () => {
