@@ -19,6 +19,8 @@ export interface ContextEntry {
   readonly gid: number;
   readonly size: number;
   readonly mtimeMs: number;
+  /** The inode change time, which nothing can set back: a file rewritten with its old mtime still shows it. Absent for a tar's entries. */
+  readonly ctimeMs?: number;
   readonly ino: number;
   readonly linkTarget?: string;
   /** A parent directory that .dockerignore excludes but that holds re-included entries: it exists only by implication. */
@@ -75,6 +77,15 @@ export async function readDockerignore(dir: string): Promise<string[]> {
   }
 }
 
+/** Fails with ERR_BUILD_CONTEXT_INVALID unless `dir` is a directory. */
+export async function checkContextDir(dir: string): Promise<void> {
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+  } catch (err) {
+    throw new BuildContextError(`build context ${dir} is not a readable directory`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument, cause: err });
+  }
+}
+
 /**
  * Walks a context directory and lists what `.dockerignore` keeps, without following symlinks.
  * An excluded directory is skipped unless an exception may re-include something inside it;
@@ -82,11 +93,7 @@ export async function readDockerignore(dir: string): Promise<string[]> {
  */
 export async function readBuildContext(options: ReadBuildContextOptions): Promise<BuildContext> {
   const root = options.dir;
-  try {
-    if (!(await stat(root)).isDirectory()) throw new Error('not a directory');
-  } catch (err) {
-    throw new BuildContextError(`build context ${root} is not a readable directory`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.InvalidArgument, cause: err });
-  }
+  await checkContextDir(root);
   const ignorePatterns = options.ignorePatterns ?? (await readDockerignore(root));
   const matcher = new IgnoreMatcher({ patterns: ignorePatterns });
   const entries = new Map<string, ContextEntry>();
@@ -116,6 +123,7 @@ export async function readBuildContext(options: ReadBuildContextOptions): Promis
           gid: st.gid,
           size: type === 'file' ? st.size : 0,
           mtimeMs: st.mtimeMs,
+          ctimeMs: st.ctimeMs,
           ino: st.ino,
           ...(type === 'symlink' ? { linkTarget: readlinkSync(`${root}/${path}`) } : {}),
         });

@@ -215,6 +215,14 @@ describe.skipIf(skip)('buildImage', () => {
     expect((await build(bad)).error).toMatchObject({ message: expect.stringMatching(/^Dockerfile:2: /) });
   });
 
+  it('reads a lower-case dockerfile when none is named, as the docker CLI looks for it', async () => {
+    const ctx = await context({ dockerfile: `FROM ${base}\nLABEL case=lower\n` });
+    const built = await build(ctx);
+    expect(built.error).toBeUndefined();
+    expect((await images.inspect(built.imageId!)).config.config?.Labels).toMatchObject({ case: 'lower' });
+    expect((await build(await context({ 'other.txt': 'x\n' }))).error).toMatchObject({ code: 'ERR_BUILD_CONTEXT_INVALID', message: expect.stringContaining('Dockerfile') });
+  });
+
   it('applies .dockerignore and build args, and keys the cache on the args a step reads', async () => {
     const ctx = await context({
       Dockerfile: `ARG BASE=${base}\nFROM $BASE\nARG FLAVOR=plain\nARG UNUSED_HERE\nCOPY . /ctx/\nRUN echo "$FLAVOR" > /flavor\nRUN echo constant > /constant\n`,

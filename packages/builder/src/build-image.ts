@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rmdir } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ErrorKind, abortError, errnoCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
 import { writeFileAtomic } from '@berth/fsutil';
@@ -239,7 +240,7 @@ export class BuildSession {
   }
 
   #hashCachePath(dir: string): string {
-    return join(this.options.cacheRoot ?? join(this.options.images.root, 'builder'), 'context-hashes', `${createHash('sha256').update(dir).digest('hex')}.json`);
+    return join(this.cacheRoot, 'context-hashes', `${createHash('sha256').update(resolve(dir)).digest('hex')}.json`);
   }
 
   /** Sends a message (held back with `quiet`, except what a quiet build shows). */
@@ -385,7 +386,9 @@ export class BuildSession {
     const context = readBuildContext({ dir, signal });
     context.catch(() => {});
     if (typeof df === 'object') return { context: await context, text: df.text, name: df.name ?? 'Dockerfile' };
-    const path = df === undefined ? join(dir, 'Dockerfile') : isAbsolute(df) ? df : join(dir, df);
+    // Without a name, `Dockerfile`, else `dockerfile`, as the docker CLI looks for it.
+    const named = df ?? (!existsSync(join(dir, 'Dockerfile')) && existsSync(join(dir, 'dockerfile')) ? 'dockerfile' : 'Dockerfile');
+    const path = isAbsolute(named) ? named : join(dir, named);
     let text: string;
     try {
       text = await readFile(path, 'utf8');
@@ -396,7 +399,7 @@ export class BuildSession {
         cause: err,
       });
     }
-    return { context: await context, text, name: df ?? 'Dockerfile' };
+    return { context: await context, text, name: named };
   }
 
   /** The context as a directory, for a RUN that binds it: a spooled context is written out once. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hasCode, hasKind } from '@berth/errors';
 import { isTarArchive } from './archive-format.js';
-import { packContext, unpackContext } from './context-tar.js';
+import { contextDirectoryOf, directoryContext, packContext, unpackContext } from './context-tar.js';
 import { fetchRemoteSource, remoteFileName } from './remote-source.js';
 
 let work: string;
@@ -85,6 +85,43 @@ describe('packContext', () => {
       expect(unpacked.dockerfile.text).toBe('FROM scratch\n');
       expect((await readdir(out)).sort()).toEqual(['.dockerignore', 'Dockerfile', 'deep', 'link', 'src']);
     }
+  });
+});
+
+describe('directoryContext', () => {
+  it('names its directory and Dockerfile to an in-process reader; packContext streams name none', async () => {
+    expect(contextDirectoryOf((await directoryContext({ dir: ctx })).stream)).toEqual({ dir: ctx });
+    expect(contextDirectoryOf((await directoryContext({ dir: ctx, dockerfile: { path: 'build/Dockerfile.dev' } })).stream)).toEqual({ dir: ctx, dockerfile: join(ctx, 'build/Dockerfile.dev') });
+    const piped = await directoryContext({ dir: ctx, dockerfile: { content: 'FROM scratch\n' } });
+    expect(contextDirectoryOf(piped.stream)).toEqual({ dir: ctx, dockerfile: { text: 'FROM scratch\n', name: piped.dockerfile } });
+    expect(contextDirectoryOf((await packContext({ dir: ctx })).stream)).toBeUndefined();
+  });
+
+  it('walks the directory only when read, and then gives the tar packContext gives', async () => {
+    const lazy = await directoryContext({ dir: ctx });
+    // Written after the stream was made: a lazy stream has it, as it walks when read.
+    await writeFile(join(ctx, 'src/late.c'), 'late\n');
+    await save(lazy.stream, join(work, 'lazy.tar'));
+    await save((await packContext({ dir: ctx })).stream, join(work, 'eager.tar'));
+    const names = (tar: string) => execFileSync('tar', ['-tf', join(work, tar)], { encoding: 'utf8' }).trim().split('\n').sort();
+    expect(names('lazy.tar')).toContain('src/late.c');
+    expect(names('lazy.tar')).toEqual(names('eager.tar'));
+  });
+
+  it('fails at once on a context that is not a directory', async () => {
+    await expect(directoryContext({ dir: join(work, 'missing') })).rejects.toMatchObject({ code: 'ERR_BUILD_CONTEXT_INVALID', message: expect.stringContaining(join(work, 'missing')) });
+  });
+
+  it('fails on read, not before, when the directory went away', async () => {
+    const lazy = await directoryContext({ dir: ctx });
+    await rm(ctx, { recursive: true });
+    let caught: unknown;
+    try {
+      await save(lazy.stream, join(work, 'gone.tar'));
+    } catch (err) {
+      caught = err;
+    }
+    expect(hasCode(caught, 'ERR_BUILD_CONTEXT_INVALID')).toBe(true);
   });
 });
 

@@ -9,7 +9,7 @@ import { errnoCode, ErrorKind, throwIfAborted } from '@berth/errors';
 import { RootResolver, cleanLayerPath } from '@berth/snapshot';
 import { TarEntryType, TarReader, type TarEntry, type TarEntrySink } from '@berth/store';
 import { decompressStream, detectCompression } from './archive-format.js';
-import { readBuildContext, readDockerignore } from './build-context.js';
+import { checkContextDir, readBuildContext, readDockerignore, type BuildContext } from './build-context.js';
 import { IgnoreMatcher, parseDockerignore } from './dockerignore.js';
 import { BuildContextError, BuilderErrorCode } from './errors.js';
 
@@ -73,14 +73,37 @@ function tarHeader(entry: { name: string; type: '0' | '2' | '5' | 'x'; mode: num
   return out;
 }
 
+/** What an in-process builder reads instead of a context stream of `directoryContext`. */
+export interface ContextDirectory {
+  /** The context directory. */
+  readonly dir: string;
+  /** The Dockerfile as `buildImage` takes it: an absolute path or its text (`-f -`); absent, the context's own. */
+  readonly dockerfile?: string | { readonly text: string; readonly name: string };
+}
+
+// Streams of directoryContext, with the directory they would pack.
+const packedFrom = new WeakMap<Readable, ContextDirectory>();
+
 /**
- * Packs a build context as the docker CLI sends it to POST /build: `.dockerignore` applied but
- * `.dockerignore` and an in-context Dockerfile always kept, owners zeroed; a Dockerfile from
- * outside the context (or given as content) added as `.dockerfile.<random>` and listed in the
- * packed `.dockerignore`, so the daemon drops it from the context after reading it.
+ * The directory a context stream of `directoryContext` packs, or undefined for any other stream:
+ * an in-process builder reads the directory itself, so the stream is never read and the context
+ * never packed.
  */
-export async function packContext(options: PackContextOptions): Promise<PackedContext> {
+export function contextDirectoryOf(stream: Readable): ContextDirectory | undefined {
+  return packedFrom.get(stream);
+}
+
+interface PackPlan {
+  readonly patterns: string[];
+  /** The Dockerfile's name in the tar. */
+  readonly dockerfile: string;
+  /** A Dockerfile from outside the context (or given as content), added under `dockerfile`. */
+  readonly injected?: Buffer;
+}
+
+async function planPack(options: PackContextOptions): Promise<PackPlan> {
   const dir = options.dir;
+  await checkContextDir(dir);
   const source = options.dockerfile ?? { path: 'Dockerfile' };
   let patterns = await readDockerignore(dir);
   let dockerfile: string;
@@ -99,54 +122,89 @@ export async function packContext(options: PackContextOptions): Promise<PackedCo
   const matcher = new IgnoreMatcher({ patterns });
   if (matcher.ignores('.dockerignore')) patterns = [...patterns, '!.dockerignore'];
   if (!injected && matcher.ignores(dockerfile)) patterns = [...patterns, '!' + dockerfile];
+  return { patterns, dockerfile, ...(injected ? { injected } : {}) };
+}
 
-  const context = await readBuildContext({ dir, ignorePatterns: patterns, ...(options.signal ? { signal: options.signal } : {}) });
-  const now = Math.floor(Date.now() / 1000);
-  async function* generate(): AsyncGenerator<Buffer> {
-    let ignoreText: Buffer | undefined;
-    if (injected) {
-      const existing = context.entries.has('.dockerignore') ? await readFile(join(dir, '.dockerignore')) : Buffer.from('.dockerignore');
-      ignoreText = Buffer.concat([existing, Buffer.from(`\n${dockerfile}\n`)]);
-    }
-    for (const path of context.paths) {
-      throwIfAborted(options.signal);
-      const entry = context.entries.get(path)!;
-      if (entry.implicit || entry.type === 'other') continue;
-      const mtime = entry.mtimeMs / 1000;
-      if (path === '.dockerignore' && ignoreText) continue;
-      if (entry.type === 'directory') yield* tarHeader({ name: path + '/', type: '5', mode: entry.mode, size: 0, mtime });
-      else if (entry.type === 'symlink') yield* tarHeader({ name: path, type: '2', mode: entry.mode, size: 0, mtime, linkname: entry.linkTarget! });
-      else {
-        yield* tarHeader({ name: path, type: '0', mode: entry.mode, size: entry.size, mtime });
-        let written = 0;
-        if (entry.size < readWholeBelow) {
-          // One synchronous read: a context is mostly small files, and the stream machinery costs more than they do.
-          const data = entry.size === 0 ? Buffer.alloc(0) : readFileSync(join(dir, path));
-          written = data.length;
-          if (written === entry.size && written > 0) yield data;
-        } else {
-          for await (const chunk of createReadStream(join(dir, path), { end: Math.max(0, entry.size - 1) })) {
-            written += (chunk as Buffer).length;
-            yield chunk as Buffer;
-          }
-        }
-        if (written !== entry.size) throw new BuildContextError(`${path} changed size while the context was packed`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.Conflict });
-        yield Buffer.alloc((block - (entry.size % block)) % block);
-      }
-    }
-    for (const [name, data] of [
-      [dockerfile, injected],
-      ['.dockerignore', ignoreText],
-    ] as const) {
-      if (!data) continue;
-      yield* tarHeader({ name, type: '0', mode: 0o600, size: data.length, mtime: now });
-      yield data;
-      yield Buffer.alloc((block - (data.length % block)) % block);
-    }
-    yield Buffer.alloc(block * 2);
+/**
+ * Packs a build context as the docker CLI sends it to POST /build: `.dockerignore` applied but
+ * `.dockerignore` and an in-context Dockerfile always kept, owners zeroed; a Dockerfile from
+ * outside the context (or given as content) added as `.dockerfile.<random>` and listed in the
+ * packed `.dockerignore`, so the daemon drops it from the context after reading it. The
+ * directory is walked before this returns, so an unreadable context fails here, not mid-upload.
+ */
+export async function packContext(options: PackContextOptions): Promise<PackedContext> {
+  const plan = await planPack(options);
+  const context = await readBuildContext({ dir: options.dir, ignorePatterns: plan.patterns, ...(options.signal ? { signal: options.signal } : {}) });
+  const tar = Readable.from(packEntries(options, plan, context), { objectMode: false });
+  return { stream: options.gzip ? tar.pipe(createGzip()) : tar, dockerfile: plan.dockerfile };
+}
+
+/**
+ * A build context for an engine in this process: the same tar as `packContext` makes, but the
+ * directory is walked and read only if the stream is read. An in-process builder finds the
+ * directory with `contextDirectoryOf` and reads it where it is (with its content-hash cache),
+ * so a daemonless build packs and unpacks nothing; any other reader gets the tar.
+ */
+export async function directoryContext(options: Omit<PackContextOptions, 'gzip'>): Promise<PackedContext> {
+  const plan = await planPack(options);
+  const source = options.dockerfile;
+  async function* lazily(): AsyncGenerator<Buffer> {
+    const context = await readBuildContext({ dir: options.dir, ignorePatterns: plan.patterns, ...(options.signal ? { signal: options.signal } : {}) });
+    yield* packEntries(options, plan, context);
   }
-  const tar = Readable.from(generate(), { objectMode: false });
-  return { stream: options.gzip ? tar.pipe(createGzip()) : tar, dockerfile };
+  const stream = Readable.from(lazily(), { objectMode: false });
+  packedFrom.set(stream, {
+    dir: options.dir,
+    ...(source ? { dockerfile: 'path' in source ? resolve(options.dir, source.path) : { text: source.content, name: plan.dockerfile } } : {}),
+  });
+  return { stream, dockerfile: plan.dockerfile };
+}
+
+async function* packEntries(options: PackContextOptions, plan: PackPlan, context: BuildContext): AsyncGenerator<Buffer> {
+  const { dir } = options;
+  const { dockerfile, injected } = plan;
+  const now = Math.floor(Date.now() / 1000);
+  let ignoreText: Buffer | undefined;
+  if (injected) {
+    const existing = context.entries.has('.dockerignore') ? await readFile(join(dir, '.dockerignore')) : Buffer.from('.dockerignore');
+    ignoreText = Buffer.concat([existing, Buffer.from(`\n${dockerfile}\n`)]);
+  }
+  for (const path of context.paths) {
+    throwIfAborted(options.signal);
+    const entry = context.entries.get(path)!;
+    if (entry.implicit || entry.type === 'other') continue;
+    const mtime = entry.mtimeMs / 1000;
+    if (path === '.dockerignore' && ignoreText) continue;
+    if (entry.type === 'directory') yield* tarHeader({ name: path + '/', type: '5', mode: entry.mode, size: 0, mtime });
+    else if (entry.type === 'symlink') yield* tarHeader({ name: path, type: '2', mode: entry.mode, size: 0, mtime, linkname: entry.linkTarget! });
+    else {
+      yield* tarHeader({ name: path, type: '0', mode: entry.mode, size: entry.size, mtime });
+      let written = 0;
+      if (entry.size < readWholeBelow) {
+        // One synchronous read: a context is mostly small files, and the stream machinery costs more than they do.
+        const data = entry.size === 0 ? Buffer.alloc(0) : readFileSync(join(dir, path));
+        written = data.length;
+        if (written === entry.size && written > 0) yield data;
+      } else {
+        for await (const chunk of createReadStream(join(dir, path), { end: Math.max(0, entry.size - 1) })) {
+          written += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      }
+      if (written !== entry.size) throw new BuildContextError(`${path} changed size while the context was packed`, { code: BuilderErrorCode.InvalidContext, kind: ErrorKind.Conflict });
+      yield Buffer.alloc((block - (entry.size % block)) % block);
+    }
+  }
+  for (const [name, data] of [
+    [dockerfile, injected],
+    ['.dockerignore', ignoreText],
+  ] as const) {
+    if (!data) continue;
+    yield* tarHeader({ name, type: '0', mode: 0o600, size: data.length, mtime: now });
+    yield data;
+    yield Buffer.alloc((block - (data.length % block)) % block);
+  }
+  yield Buffer.alloc(block * 2);
 }
 
 /** Options of `unpackContext`. */

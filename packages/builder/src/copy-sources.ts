@@ -98,12 +98,22 @@ export function matchSources(context: BuildContext, source: string): SourceMatch
 }
 
 /**
- * Remembers content digests by file identity (path, inode, size, mtime), so a second build
- * over an unchanged context reads no file twice, as BuildKit's content-hash cache does.
+ * Remembers content digests by file identity (path, inode, size, mtime, ctime), so a second
+ * build over an unchanged context reads no file twice, as BuildKit's content-hash cache does.
+ * A file changed within a clock tick of being read could keep its times; one whose ctime is
+ * that recent is not remembered (git's "racily clean" rule), so it is read again next time.
  */
 export class ContentHashCache {
   readonly #digests = new Map<string, { stamp: string; digest: string }>();
+  readonly #racyWindowMs: number;
   #changed = false;
+
+  /** `racyWindowMs`: how recent a ctime is too recent to remember (default 2 s, the coarsest file-system clock, FAT's). */
+  constructor(options: { readonly racyWindowMs?: number } = {}) {
+    const window = options.racyWindowMs ?? 2000;
+    if (!Number.isFinite(window) || window < 0) throw new RangeError(`racyWindowMs must be a non-negative number, got ${String(options.racyWindowMs)}`);
+    this.#racyWindowMs = window;
+  }
 
   /**
    * A cache filled from `path` (written by `save`), empty when there is none or it is
@@ -135,6 +145,7 @@ export class ContentHashCache {
   }
 
   set(root: string, entry: ContextEntry, digest: string): void {
+    if (entry.ctimeMs === undefined || entry.ctimeMs > Date.now() - this.#racyWindowMs) return;
     this.#changed = true;
     this.#digests.set(root + '\0' + entry.path, { stamp: stamp(entry), digest });
   }
@@ -145,7 +156,7 @@ export class ContentHashCache {
 }
 
 function stamp(entry: ContextEntry): string {
-  return `${entry.ino}:${entry.size}:${entry.mtimeMs}`;
+  return `${entry.ino}:${entry.size}:${entry.mtimeMs}:${entry.ctimeMs}`;
 }
 
 /** Options of `hashCopySources`. */

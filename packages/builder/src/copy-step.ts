@@ -46,7 +46,7 @@ function typeOf(info: Stats): ContextEntryType {
 }
 
 function entryOf(path: string, info: Stats): ContextEntry {
-  return { path, type: typeOf(info), mode: info.mode, uid: info.uid, gid: info.gid, size: info.isFile() ? info.size : 0, mtimeMs: info.mtimeMs, ino: info.ino };
+  return { path, type: typeOf(info), mode: info.mode, uid: info.uid, gid: info.gid, size: info.isFile() ? info.size : 0, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, ino: info.ino };
 }
 
 function notFound(source: string, where: string): BuildContextError {

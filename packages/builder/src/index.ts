@@ -29,8 +29,8 @@ export { decompressStream, detectCompression, isTarArchive, isTarHeader } from '
 export type { Compression } from './archive-format.js';
 export { fetchRemoteSource, isRemoteSource, remoteFileName } from './remote-source.js';
 export type { FetchRemoteSourceOptions, RemoteSource } from './remote-source.js';
-export { packContext, unpackContext } from './context-tar.js';
-export type { DockerfileSource, PackContextOptions, PackedContext, UnpackContextOptions, UnpackedContext } from './context-tar.js';
+export { contextDirectoryOf, directoryContext, packContext, unpackContext } from './context-tar.js';
+export type { ContextDirectory, DockerfileSource, PackContextOptions, PackedContext, UnpackContextOptions, UnpackedContext } from './context-tar.js';
 export { buildImage } from './build-image.js';
 export type { BuildContextSource, BuildImageOptions, BuildNetwork, BuildNetworkAttachment, BuildOperation, BuildResult } from './build-image.js';
 export { buildErrorMessage } from './build-messages.js';

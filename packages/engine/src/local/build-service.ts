@@ -77,17 +77,23 @@ export class BuildService {
     };
   }
 
-  /** `POST /build`: docker's classic-builder messages; a failure is thrown (its exit code kept). */
+  /**
+   * `POST /build`: docker's classic-builder messages; a failure is thrown (its exit code kept).
+   * A context of the builder's `directoryContext` (the daemonless CLI's) is read from its
+   * directory, never packed.
+   */
   async *build(context: Readable, options: BuildOptions & CallOptions = {}): AsyncGenerator<JsonMessage> {
-    const { buildImage } = await import('@berth/builder');
+    const { buildImage, contextDirectoryOf } = await import('@berth/builder');
+    const directory = contextDirectoryOf(context);
     const network = options.networkMode || 'default';
     if (!['default', 'bridge', 'none', 'host'].includes(network)) throw invalidParameter(`network mode "${network}" is not supported for builds: use default, bridge, none or host`);
     await mkdir(this.#workDir, { recursive: true });
     let registry: { client: RegistryClient; done: () => Promise<void> } | undefined;
     const buildArgs = Object.fromEntries(Object.entries(options.buildArgs ?? {}).filter((e): e is [string, string] => e[1] !== null));
     const operation = buildImage({
-      context: { tar: context },
-      ...(options.dockerfile ? { dockerfile: options.dockerfile } : {}),
+      ...(directory
+        ? { context: { dir: directory.dir }, ...(directory.dockerfile ? { dockerfile: directory.dockerfile } : {}) }
+        : { context: { tar: context }, ...(options.dockerfile ? { dockerfile: options.dockerfile } : {}) }),
       ...(options.tags?.length ? { tags: options.tags } : {}),
       buildArgs,
       ...(options.target ? { target: options.target } : {}),

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -241,6 +241,17 @@ describe('LocalEngine images', () => {
       const df = `FROM ${registry.host}/library/busybox:1.36\nRUN exit 3\n`;
       yield { entry: { path: 'Dockerfile', type: TarEntryType.File, size: df.length, mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 }, body: Buffer.from(df) };
     })())), { authConfigs }))).rejects.toMatchObject({ exitCode: 3 });
+    // The daemonless CLI's context: the engine reads the directory, and the tar stream is never read.
+    const contextDir = join(dir, 'build-context');
+    await mkdir(contextDir);
+    await writeFile(join(contextDir, 'Dockerfile'), `FROM ${registry.host}/library/busybox:1.36\nCOPY f.txt /f.txt\n`);
+    await writeFile(join(contextDir, 'f.txt'), 'from the directory\n');
+    const { directoryContext } = await import('@berth/builder');
+    const fromDir = await directoryContext({ dir: contextDir });
+    const dirText = (await drain(engine.buildImage(fromDir.stream, { dockerfile: fromDir.dockerfile, tags: ['built:dir'], authConfigs }))).map((m) => m.stream ?? '').join('');
+    expect(dirText).toContain('Step 2/2 : COPY f.txt /f.txt');
+    expect(dirText).toContain('Successfully tagged built:dir');
+    expect(fromDir.stream.readableDidRead).toBe(false);
     expect((await engine.dataUsage({ types: ['build-cache'] })).BuildCache.length).toBeGreaterThan(0);
     const pruned = await engine.pruneBuildCache({ all: true });
     expect(pruned.CachesDeleted?.length).toBeGreaterThan(0);

@@ -12,7 +12,7 @@ import { have, measure, type BenchReport, type Subject } from '../measure.js';
 // Berth's executor in a process of its own per build, bundled into one file with its native
 // programs beside it (as the engine CLI ships and runs it daemonless), from the context
 // directory and from a context tar (what `POST /build` hands it); the `engine build` CLI
-// (daemonless: it packs the context and hands the tar to its local engine); `docker build` with the
+// (daemonless: its in-process engine reads the context directory, no tar); `docker build` with the
 // classic builder against a private dockerd, and `buildah bud` with its own root. Each is timed
 // cold (every step built, the base image already pulled) and fully cached (nothing changed).
 // The RUN steps run without a network (`--network none`; buildah's chroot isolation knows only

@@ -1,9 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { detectCompression, isTarHeader, packContext } from '@berth/builder';
+import { detectCompression, directoryContext, isTarHeader, packContext } from '@berth/builder';
 import type { BuildOptions, Engine } from '@berth/engine';
 import { EngineErrorCode, engineError } from '@berth/engine/engine';
 import type { Cli } from '../../cli/cli.js';
@@ -46,27 +47,26 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/** The context tar and the Dockerfile's name in it, from a directory or from stdin (a tar, or a lone Dockerfile). */
-async function contextOf(cli: Cli, path: string, file: string | undefined): Promise<{ stream: Readable; dockerfile: string }> {
+/**
+ * The context tar and the Dockerfile's name in it, from a directory or from stdin (a tar, or a
+ * lone Dockerfile). For the in-process engine the directory's context is packed only if read,
+ * and the engine reads the directory instead; for a remote one it is walked first, so a bad
+ * context fails before the upload. `cleanup` removes the empty context a lone Dockerfile gets.
+ */
+async function contextOf(cli: Cli, path: string, file: string | undefined): Promise<{ stream: Readable; dockerfile: string; cleanup?: () => Promise<void> }> {
+  const pack = cli.settings.remoteHost === undefined ? directoryContext : packContext;
   if (path === '-') {
     const data = await readAll(cli.io.stdin);
     if (isTarHeader(data.subarray(0, 512)) || detectCompression(data) !== 'none') return { stream: Readable.from([data]), dockerfile: file ?? 'Dockerfile' };
-    const packed = await packContext({ dir: await emptyDir(), dockerfile: { content: data.toString('utf8') }, signal: cli.signal });
-    return packed;
+    const dir = await mkdtemp(join(tmpdir(), 'engine-build-'));
+    return { ...(await pack({ dir, dockerfile: { content: data.toString('utf8') }, signal: cli.signal })), cleanup: () => rm(dir, { recursive: true, force: true }) };
   }
   if (/^(https?|git):\/\//.test(path) || path.startsWith('git@')) {
     throw engineError('building from a URL or git repository is not supported: clone or download it and build from the directory', EngineErrorCode.NotImplemented, 'NotImplemented');
   }
   // docker reads a relative -f against the current directory, not the context.
   const dockerfile = file === '-' ? { content: (await readAll(cli.io.stdin)).toString('utf8') } : file ? { path: resolve(file) } : undefined;
-  return packContext({ dir: path, signal: cli.signal, ...(dockerfile ? { dockerfile } : {}) });
-}
-
-async function emptyDir(): Promise<string> {
-  const { mkdtemp } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  return mkdtemp(join(tmpdir(), 'engine-build-'));
+  return pack({ dir: resolve(path), signal: cli.signal, ...(dockerfile ? { dockerfile } : {}) });
 }
 
 /** Writes the built image's filesystem where `--output` says: create a container, export it, remove it. */
@@ -135,13 +135,11 @@ export const buildCommand: CommandSpec = {
       const eq = l.indexOf('=');
       labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? '' : l.slice(eq + 1);
     }
-    const context = await contextOf(cli, args._args[0]!, args['file'] as string | undefined);
     const authConfigs = await new DockerConfig(cli.settings.dockerConfigDir).allCredentials();
     const memory = args['memory'] === undefined ? undefined : parseBytes(String(args['memory']));
     const shm = args['shm-size'] === undefined ? undefined : parseBytes(String(args['shm-size']));
     const options: BuildOptions = {
       tags,
-      dockerfile: context.dockerfile,
       buildArgs: buildArgsOf((args['build-arg'] as string[] | undefined) ?? [], cli.io.env),
       labels,
       noCache: args['no-cache'] === true,
@@ -163,9 +161,10 @@ export const buildCommand: CommandSpec = {
       ...(Object.keys(authConfigs).length ? { authConfigs } : {}),
     };
     const engine = await cli.engine();
+    const context = await contextOf(cli, args._args[0]!, args['file'] as string | undefined);
     // With the result going to stdout as a tar, the build's own output moves to stderr.
     const toStdout = outputs[0]?.type === 'tar' && outputs[0].dest === '-';
-    const aux = await showProgress(cli, engine.buildImage(context.stream, { ...options, signal: cli.signal }), { to: toStdout ? 'stderr' : 'stdout', quiet });
+    const aux = await showProgress(cli, engine.buildImage(context.stream, { ...options, dockerfile: context.dockerfile, signal: cli.signal }), { to: toStdout ? 'stderr' : 'stdout', quiet }).finally(() => context.cleanup?.());
     const id = aux.map((a) => a['ID']).find((v): v is string => typeof v === 'string');
     if (!id) throw engineError('the build finished without reporting an image ID', EngineErrorCode.Remote, 'Internal');
     if (quiet) (toStdout ? cli.io.stderr : cli.io.stdout).write(`${id}\n`);
