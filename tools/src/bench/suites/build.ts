@@ -142,7 +142,7 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
     ];
     const cold = await measure(subjects(true), runs, 1);
     const cached = await measure(subjects(false), runs, 1);
-    const notes = [`${files} context files; load average at start ${load} on ${(await readFile('/proc/cpuinfo', 'utf8')).match(/^processor/gm)?.length ?? '?'} CPUs (a shared, loaded machine: compare ratios, not absolute times).`];
+    const notes = [`${files} context files; load average ${load} at start, ${loadavg().map((n) => n.toFixed(2)).join(' ')} at the end, on ${(await readFile('/proc/cpuinfo', 'utf8')).match(/^processor/gm)?.length ?? '?'} CPUs (a shared, loaded machine: compare ratios, not absolute times).`];
     return [
       { title: `build: cold (every step built, base image present; ${files}-file COPY, 2 RUN)`, baseline: 'docker build (classic, private dockerd 20.10)', rows: cold, notes },
       { title: 'build: fully cached (nothing changed)', baseline: 'docker build (classic, private dockerd 20.10)', rows: cached, notes },
