@@ -69,6 +69,17 @@ describe('engine CLI against a Docker-API server', () => {
     expect((await docker(['build', context])).code).toBe(6);
   });
 
+  it('prints the image ID of a quiet build, which dockerd sends as a stream line without an aux', async (ctx) => {
+    if (skip) ctx.skip(skip);
+    const context = join(home, 'quiet-build');
+    await mkdir(context, { recursive: true });
+    await writeFile(join(context, 'Dockerfile'), 'FROM busybox\nLABEL quiet=yes\n');
+    const ours = await engine(['build', '-q', context]);
+    expect(ours).toMatchObject({ code: 0, stderr: '' });
+    expect(ours.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    expect((await engine(['inspect', '-f', '{{index .Config.Labels "quiet"}}', ours.stdout.trim()])).stdout).toBe('yes\n');
+  });
+
   it('lists, inspects and formats as the docker CLI does', async (ctx) => {
     if (skip) ctx.skip(skip);
     const name = `${prefix}-ps`;

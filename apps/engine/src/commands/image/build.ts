@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { detectCompression, directoryContext, isTarHeader, packContext } from '@berth/builder';
-import type { BuildOptions, Engine } from '@berth/engine';
+import type { BuildOptions, Engine, JsonMessage } from '@berth/engine';
 import { EngineErrorCode, engineError } from '@berth/engine/engine';
 import type { Cli } from '../../cli/cli.js';
 import { UsageError } from '../../cli/cli-errors.js';
@@ -164,8 +164,17 @@ export const buildCommand: CommandSpec = {
     const context = await contextOf(cli, args._args[0]!, args['file'] as string | undefined);
     // With the result going to stdout as a tar, the build's own output moves to stderr.
     const toStdout = outputs[0]?.type === 'tar' && outputs[0].dest === '-';
-    const aux = await showProgress(cli, engine.buildImage(context.stream, { ...options, dockerfile: context.dockerfile, signal: cli.signal }), { to: toStdout ? 'stderr' : 'stdout', quiet }).finally(() => context.cleanup?.());
-    const id = aux.map((a) => a['ID']).find((v): v is string => typeof v === 'string');
+    let streamedId: string | undefined;
+    // dockerd's classic builder with q=1 sends the image ID only as its one stream line, no aux.
+    async function* watched(messages: AsyncIterable<JsonMessage>): AsyncGenerator<JsonMessage> {
+      for await (const m of messages) {
+        streamedId = (quiet ? /^(sha256:[0-9a-f]{64})\n?$/.exec(m.stream ?? '')?.[1] : undefined) ?? streamedId;
+        yield m;
+      }
+    }
+    const build = engine.buildImage(context.stream, { ...options, dockerfile: context.dockerfile, signal: cli.signal });
+    const aux = await showProgress(cli, watched(build), { to: toStdout ? 'stderr' : 'stdout', quiet }).finally(() => context.cleanup?.());
+    const id = aux.map((a) => a['ID']).find((v): v is string => typeof v === 'string') ?? streamedId;
     if (!id) throw engineError('the build finished without reporting an image ID', EngineErrorCode.Remote, 'Internal');
     if (quiet) (toStdout ? cli.io.stderr : cli.io.stdout).write(`${id}\n`);
     if (typeof args['iidfile'] === 'string') await writeFile(args['iidfile'], id);
