@@ -111,8 +111,11 @@ export class LocalSupervisor {
     const onAbort = () => stop.abort();
     options.signal.addEventListener('abort', onAbort, { once: true });
     try {
+      // Events from before the recovery's listing are followed too: a container started while
+      // it runs is then seen by one or the other (#watch takes each run once).
+      const since = Number(nowNanos() / 1_000_000n) / 1000;
       await this.#recover(options, stop.signal);
-      await this.#follow(options, stop);
+      await this.#follow(options, stop, since);
     } finally {
       options.signal.removeEventListener('abort', onAbort);
       stop.abort();
@@ -141,7 +144,7 @@ export class LocalSupervisor {
   }
 
   /** Follows the event journal: every container start anywhere is watched from then on. */
-  async #follow(options: SuperviseOptions, stop: AbortController): Promise<void> {
+  async #follow(options: SuperviseOptions, stop: AbortController, since: number): Promise<void> {
     const idle = options.idleExitMs;
     let timer: NodeJS.Timeout | undefined;
     if (idle !== undefined) {
@@ -152,7 +155,7 @@ export class LocalSupervisor {
       }, Math.min(idle, 1000));
     }
     try {
-      for await (const ev of this.#ctx.events.read({ since: Number(nowNanos() / 1_000_000n) / 1000, filters: { type: ['container'], event: ['start', 'die'] }, signal: stop.signal })) {
+      for await (const ev of this.#ctx.events.read({ since, filters: { type: ['container'], event: ['start', 'die'] }, signal: stop.signal })) {
         const record = await this.#ctx.containers.tryRead(ev.Actor.ID);
         if (!record) continue;
         if (isRunning(record)) this.#watch(record, options, stop.signal);

@@ -136,13 +136,14 @@ describe('LocalEngine supervision', () => {
   it('runs health checks and shows the status in ps and inspect', async () => {
     const stop = new AbortController();
     const supervising = engine.supervise({ signal: stop.signal });
+    // Created at once, while the supervisor is still starting up: it must see the start anyway.
+    const { Id } = await engine.createContainer({
+      Image: 'busybox',
+      Cmd: ['sleep', '300'],
+      Healthcheck: { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Retries: 2, Timeout: 5e9 },
+      HostConfig: { NetworkMode: 'none' },
+    });
     try {
-      const { Id } = await engine.createContainer({
-        Image: 'busybox',
-        Cmd: ['sleep', '300'],
-        Healthcheck: { Test: ['CMD-SHELL', 'test -f /tmp/ok'], Interval: 200e6, Retries: 2, Timeout: 5e9 },
-        HostConfig: { NetworkMode: 'none' },
-      });
       await engine.startContainer(Id);
       expect((await inspect(Id))!.State.Health?.Status).toBe('starting');
       const unhealthy = await eventually('unhealthy', () => inspect(Id), (i) => i?.State.Health?.Status === 'unhealthy');
@@ -153,8 +154,8 @@ describe('LocalEngine supervision', () => {
       const [summary] = await engine.listContainers({ filters: { id: [Id] } });
       expect(summary!.Status).toMatch(/^Up .* \(healthy\)$/);
       expect((await engine.listContainers({ filters: { health: ['healthy'] } })).map((c) => c.Id)).toEqual([Id]);
-      await engine.removeContainer(Id, { force: true });
     } finally {
+      await engine.removeContainer(Id, { force: true });
       stop.abort();
       await supervising;
     }
