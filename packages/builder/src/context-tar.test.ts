@@ -91,7 +91,9 @@ describe('packContext', () => {
 describe('directoryContext', () => {
   it('names its directory and Dockerfile to an in-process reader; packContext streams name none', async () => {
     expect(contextDirectoryOf((await directoryContext({ dir: ctx })).stream)).toEqual({ dir: ctx });
-    expect(contextDirectoryOf((await directoryContext({ dir: ctx, dockerfile: { path: 'build/Dockerfile.dev' } })).stream)).toEqual({ dir: ctx, dockerfile: join(ctx, 'build/Dockerfile.dev') });
+    expect(contextDirectoryOf((await directoryContext({ dir: ctx, dockerfile: { path: join(ctx, 'build/Dockerfile.dev') } })).stream)).toEqual({ dir: ctx, dockerfile: 'build/Dockerfile.dev' });
+    await writeFile(join(work, 'Outside.dockerfile'), 'FROM scratch\n');
+    expect(contextDirectoryOf((await directoryContext({ dir: ctx, dockerfile: { path: join(work, 'Outside.dockerfile') } })).stream)).toEqual({ dir: ctx, dockerfile: join(work, 'Outside.dockerfile') });
     const piped = await directoryContext({ dir: ctx, dockerfile: { content: 'FROM scratch\n' } });
     expect(contextDirectoryOf(piped.stream)).toEqual({ dir: ctx, dockerfile: { text: 'FROM scratch\n', name: piped.dockerfile } });
     expect(contextDirectoryOf((await packContext({ dir: ctx })).stream)).toBeUndefined();

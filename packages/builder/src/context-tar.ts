@@ -77,7 +77,7 @@ function tarHeader(entry: { name: string; type: '0' | '2' | '5' | 'x'; mode: num
 export interface ContextDirectory {
   /** The context directory. */
   readonly dir: string;
-  /** The Dockerfile as `buildImage` takes it: an absolute path or its text (`-f -`); absent, the context's own. */
+  /** The Dockerfile as `buildImage` takes it: a path inside `dir`, an absolute one outside it, or its text (`-f -`); absent, the context's own. */
   readonly dockerfile?: string | { readonly text: string; readonly name: string };
 }
 
@@ -155,7 +155,8 @@ export async function directoryContext(options: Omit<PackContextOptions, 'gzip'>
   const stream = Readable.from(lazily(), { objectMode: false });
   packedFrom.set(stream, {
     dir: options.dir,
-    ...(source ? { dockerfile: 'path' in source ? resolve(options.dir, source.path) : { text: source.content, name: plan.dockerfile } } : {}),
+    // Inside the context, its path there names it in messages, as it does in the tar.
+    ...(source ? { dockerfile: 'path' in source ? (plan.injected ? resolve(options.dir, source.path) : plan.dockerfile) : { text: source.content, name: plan.dockerfile } } : {}),
   });
   return { stream, dockerfile: plan.dockerfile };
 }
