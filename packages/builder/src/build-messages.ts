@@ -1,8 +1,10 @@
 import { describeError, isBerthError } from '@berth/errors';
 
-// A build is long work like a pull: the registry client's operation carries its messages.
-export { startOperation } from '@berth/registry';
-export type { Operation } from '@berth/registry';
+// A build is long work like a pull: the registry client's operation carries its messages. Its
+// own entry point, because the package's index starts the HTTP client (undici), which a build
+// from cache never needs.
+export { startOperation } from '@berth/registry/progress';
+export type { Operation } from '@berth/registry/progress';
 
 /**
  * One message of a build's output, shaped like docker's JSON messages on `POST /build` with
