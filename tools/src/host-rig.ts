@@ -407,6 +407,15 @@ export class RigHost {
       // busybox init: no getty, the rc.local a sysvinit host runs at boot, then sshd.
       await writeInUpper(upper, '/etc/inittab', '::sysinit:/bin/sh -c "[ -x /etc/rc.local ] && /etc/rc.local; /usr/sbin/sshd"\n');
     }
+    // A fresh host has no Berth: this machine's own engine state and any install of it (a state
+    // root with overlay snapshots, which cannot be used on the host's overlay root) are hidden
+    // by overlayfs whiteouts (0/0 character devices).
+    for (const path of ['/var/lib/berth', '/etc/berth', '/opt/berth', '/usr/local/bin/engine', '/usr/local/libexec/berth-engine-supervise', '/etc/systemd/system/berth-engine.service', '/etc/init.d/berth-engine', '/var/log/berth-engine.log']) {
+      const present = (p: string) => lstat(p).then(() => true, () => false);
+      if (!(await present(path)) || (await present(join(upper, path)))) continue;
+      await mkdirInUpper(upper, dirname(path));
+      await sh('mknod', [join(upper, path), 'c', '0', '0']);
+    }
     await writeInUpper(upper, '/etc/hostname', `${this.name}\n`);
     await writeInUpper(upper, '/etc/hosts', `127.0.0.1\tlocalhost\n127.0.1.1\t${this.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
     // Debian's reboot/poweroff talk to systemd; a busybox-init host needs busybox's, which talk to init.
