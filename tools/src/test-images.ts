@@ -1,10 +1,10 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGzip } from 'node:zlib';
@@ -356,4 +356,19 @@ export async function pushBusyboxImage(registry: RegistryRig, repoTag: string, o
  */
 export async function buildBenchImage(options: { readonly dir?: string } = {}): Promise<TestImage> {
   return buildBusyboxImage({ layers: 3, firstLayerBytes: 39 << 20, layerBytes: 40 << 20, seed: 'berth-bench', ...(options.dir ? { dir: options.dir } : {}) });
+}
+
+/**
+ * A tar of `dir`'s contents as a client would stream it. Piped at once into a buffer stream:
+ * Node drains a child's stdout that nobody reads yet when the child exits, so a small tar
+ * handed to code that awaits something before reading would arrive empty.
+ */
+export function tarOfDirectory(dir: string): Readable {
+  const out = new PassThrough();
+  const child = spawn('tar', ['-C', dir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.on('error', (err) => out.destroy(err));
+  child.on('exit', (code) => {
+    if (code !== 0) out.destroy(new Error(`tar -C ${dir} exited with ${code}`));
+  });
+  return child.stdout.pipe(out);
 }

@@ -10,7 +10,7 @@ import { Runtime } from '@berth/runtime';
 import { createSnapshotter, type Snapshotter } from '@berth/snapshot';
 import { ImageStore } from '@berth/store';
 import { startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
-import { pushBusyboxImage } from '@berth/tools/test-images';
+import { pushBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
 import { buildImage, type BuildImageOptions } from './build-image.js';
 import type { BuildMessage } from './build-messages.js';
 import { BuilderErrorCode } from './errors.js';
@@ -593,11 +593,7 @@ describe.skipIf(skip)('buildImage', () => {
     await writeFile(join(tarDir, 'pkg/inside'), 'inside\n');
     await run('tar', ['-C', tarDir, '-cf', join(ctx, 'bundle.tar'), 'pkg']);
     // A tar as a client may send it: .dockerignore not applied yet, the daemon applies it.
-    const { spawn } = await import('node:child_process');
-    const { PassThrough } = await import('node:stream');
-    const tar = spawn('tar', ['-C', ctx, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    // Piped at once: Node drains a child's unread stdout when the child exits.
-    const built = await build(ctx, { context: { tar: tar.stdout.pipe(new PassThrough()) }, tags: ['spooled:1'] });
+    const built = await build(ctx, { context: { tar: tarOfDirectory(ctx) }, tags: ['spooled:1'] });
     expect(built.error).toBeUndefined();
     const files = await exportFiles('spooled:1', ['src/a.txt', 'src/deep/b.txt', 'unpacked/pkg/inside', 'listing']);
     expect(files['src/a.txt']).toBe('a\n');

@@ -11,6 +11,7 @@ import * as pty from 'node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerdUnavailable, startDockerd, type DockerdRig } from '@berth/tools/dockerd-rig';
 import { makeTestCertificates, type TestCertificates } from '@berth/tools/tls-certs';
+import { tarOfDirectory } from '@berth/tools/test-images';
 import { RemoteEngine } from '../remote/remote-engine.js';
 import type { OutputChunk } from '../types/stream.js';
 import { listenEngineApi, type EngineApiServer } from './engine-api-server.js';
@@ -181,7 +182,7 @@ describe('Docker Engine API server', () => {
     // RemoteEngine keeps the code as the error's exitCode (the engine CLI exits with it).
     const client = new RemoteEngine({ host: `unix://${socket}` });
     try {
-      const tar = spawn('tar', ['-C', context, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
+      const tar = tarOfDirectory(context);
       const failure = await (async () => {
         for await (const _ of client.buildImage(tar, {})) void _;
       })().catch((e: unknown) => e);

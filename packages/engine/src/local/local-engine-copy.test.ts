@@ -1,11 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager } from '@berth/network';
-import { buildBusyboxImage } from '@berth/tools/test-images';
+import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
 
@@ -36,7 +36,7 @@ beforeAll(async () => {
   engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), snapshotDriver: 'copy', network });
   const image = await buildBusyboxImage();
   let loaded = '';
-  for await (const m of engine.loadImages(spawn('tar', ['-C', image.dir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout)) loaded += m.stream ?? '';
+  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
   await image.remove();
   await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
 });

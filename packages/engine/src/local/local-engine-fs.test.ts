@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager } from '@berth/network';
 import { TarReader, packTar, TarEntryType, type TarEntry } from '@berth/store';
-import { buildBusyboxImage } from '@berth/tools/test-images';
+import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
 import type { ContainerCreateRequest } from '../types/container.js';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
@@ -77,7 +77,7 @@ beforeAll(async () => {
   engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), network });
   const image = await buildBusyboxImage();
   let loaded = '';
-  for await (const m of engine.loadImages(spawn('tar', ['-C', image.dir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout)) loaded += m.stream ?? '';
+  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
   await image.remove();
   await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
 });

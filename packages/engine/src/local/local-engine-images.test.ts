@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
 import { packTar, TarEntryType } from '@berth/store';
 import { freePort, startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
-import { buildBusyboxImage, pushBusyboxImage } from '@berth/tools/test-images';
+import { buildBusyboxImage, pushBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
 import type { JsonMessage } from '../types/common.js';
 import type { EventMessage } from '../types/system.js';
 import { LocalEngine } from './local-engine.js';
@@ -30,9 +30,6 @@ async function drain(messages: AsyncIterable<JsonMessage>): Promise<JsonMessage[
   return out;
 }
 
-function tarOf(directory: string): Readable {
-  return spawn('tar', ['-C', directory, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
-}
 
 
 /** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
@@ -117,7 +114,7 @@ describe('LocalEngine images', () => {
   it('follows docker rmi: untag, refuse an image a container uses, force, prune', async () => {
     const image = await buildBusyboxImage({ seed: 'rmi' });
     let loaded = '';
-    for await (const m of engine.loadImages(tarOf(image.dir))) loaded += m.stream ?? '';
+    for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
     await image.remove();
     const id = /sha256:[0-9a-f]{64}/.exec(loaded)![0];
     await engine.tagImage(id, { repo: 'one', tag: 'a' });
@@ -139,14 +136,14 @@ describe('LocalEngine images', () => {
     // A dangling image a container uses survives prune until the container goes.
     const second = await buildBusyboxImage({ seed: 'prune' });
     let text = '';
-    for await (const m of engine.loadImages(tarOf(second.dir))) text += m.stream ?? '';
+    for await (const m of engine.loadImages(tarOfDirectory(second.dir))) text += m.stream ?? '';
     await second.remove();
     const other = /sha256:[0-9a-f]{64}/.exec(text)![0];
     await engine.tagImage(other, { repo: 'moving', tag: 'latest' });
     const user = await engine.createContainer({ Image: 'moving', Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
     const third = await buildBusyboxImage({ seed: 'prune-2' });
     text = '';
-    for await (const m of engine.loadImages(tarOf(third.dir))) text += m.stream ?? '';
+    for await (const m of engine.loadImages(tarOfDirectory(third.dir))) text += m.stream ?? '';
     await third.remove();
     await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(text)![0], { repo: 'moving', tag: 'latest' });
     expect((await engine.listImages({ filters: { dangling: ['true'] } })).map((i) => i.Id)).toContain(other);

@@ -1,13 +1,12 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager, type NetworkManagerOptions } from '@berth/network';
-import { buildBusyboxImage } from '@berth/tools/test-images';
+import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
 import type { ContainerCreateRequest } from '../types/container.js';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
@@ -47,9 +46,6 @@ async function collect(output: AsyncIterable<OutputChunk>): Promise<string> {
   return text;
 }
 
-function tarOf(directory: string): Readable {
-  return spawn('tar', ['-C', directory, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout;
-}
 
 async function run(body: ContainerCreateRequest, name?: string): Promise<{ id: string; code: number; output: string }> {
   const { Id } = await engine.createContainer(body, name ? { name } : {});
@@ -92,7 +88,7 @@ beforeAll(async () => {
   engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), network });
   const image = await buildBusyboxImage();
   let loaded = '';
-  for await (const m of engine.loadImages(tarOf(image.dir))) loaded += m.stream ?? '';
+  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
   await image.remove();
   await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
 });

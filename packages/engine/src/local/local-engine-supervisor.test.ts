@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
-import { buildBusyboxImage } from '@berth/tools/test-images';
+import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
 import type { ContainerInspectResponse } from '../types/container.js';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine, type LocalEngineOptions } from './local-engine.js';
@@ -68,7 +68,7 @@ beforeAll(async () => {
   engine = new LocalEngine({ ...options, ...(process.env['BERTH_TEST_DEBUG'] ? { logger: createTextLogger({ write: (l) => process.stderr.write(`${Date.now() % 100000} ${l}`), level: 'debug' }) } : {}) });
   const image = await buildBusyboxImage();
   let loaded = '';
-  for await (const m of engine.loadImages(spawn('tar', ['-C', image.dir, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout)) loaded += m.stream ?? '';
+  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
   await image.remove();
   await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
   // The default network exists before 20 processes race to use it.

@@ -1,14 +1,13 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
 import { initBinary } from '@berth/runtime';
-import { buildBusyboxImage } from '@berth/tools/test-images';
+import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
 
@@ -30,10 +29,6 @@ async function collect(output: AsyncIterable<OutputChunk>): Promise<{ stdout: st
   return { stdout, stderr };
 }
 
-function tarOf(directory: string): Readable {
-  const child = spawn('tar', ['-C', directory, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return child.stdout;
-}
 
 /** Creates, attaches to and starts a container; resolves with its exit code and output. */
 async function run(body: Parameters<LocalEngine['createContainer']>[0], name?: string) {
@@ -77,7 +72,7 @@ beforeAll(async () => {
   });
   const image = await buildBusyboxImage();
   let loaded = '';
-  for await (const m of engine.loadImages(tarOf(image.dir))) loaded += m.stream ?? '';
+  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
   await image.remove();
   const id = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(loaded)?.[1];
   expect(id).toBeDefined();
@@ -475,7 +470,7 @@ describe('LocalEngine containers', () => {
     try {
       const image = await buildBusyboxImage();
       let loaded = '';
-      for await (const m of runc.loadImages(tarOf(image.dir))) loaded += m.stream ?? '';
+      for await (const m of runc.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
       await image.remove();
       await runc.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
       const { Id } = await runc.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'echo from-runc; sleep 60'], HostConfig: { NetworkMode: 'none' } });
