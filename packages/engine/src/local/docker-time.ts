@@ -16,9 +16,16 @@ export interface NanoTime {
 }
 
 // Anchors a monotonic clock to the wall clock once, so that times taken in one process are
-// ordered and carry sub-millisecond digits as docker's do.
-const wallAtStart = BigInt(Date.now()) * 1_000_000n;
-const hrAtStart = process.hrtime.bigint();
+// ordered and carry sub-millisecond digits as docker's do. The anchor is taken as the wall
+// clock's millisecond turns (at most 1 ms of waiting): anchored anywhere within a millisecond,
+// every time would be dated up to 1 ms early, before a `since` another process took at that
+// moment. (performance.timeOrigin is no better: it is off from the wall clock by milliseconds.)
+const { wallAtStart, hrAtStart } = (() => {
+  const before = Date.now();
+  let now = before;
+  while (now === before) now = Date.now();
+  return { wallAtStart: BigInt(now) * 1_000_000n, hrAtStart: process.hrtime.bigint() };
+})();
 
 /** Now, in nanoseconds since the epoch. */
 export function nowNanos(): bigint {
