@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import { Header, type HeaderData } from 'tar';
+// tar's Header alone: the package's index loads all of node-tar (pack, unpack, zlib, fs) at start.
+import { Header, type HeaderData } from 'tar/header';
 import { ErrorKind } from '@berth/errors';
 import { StoreError, StoreErrorCode } from './errors.js';
 import { TarEntryType, type TarEntry } from './tar-entry.js';
