@@ -372,3 +372,24 @@ export function tarOfDirectory(dir: string): Readable {
   });
   return child.stdout.pipe(out);
 }
+
+/** What `loadBusyboxImage` needs of an engine (LocalEngine, RemoteEngine). */
+export interface ImageLoader {
+  loadImages(archive: Readable): AsyncIterable<{ readonly stream?: string }>;
+  tagImage(image: string, target: { readonly repo: string; readonly tag?: string }): Promise<unknown>;
+}
+
+/** Loads a fresh `buildBusyboxImage` into `engine` as `busybox:latest`; resolves with its image ID. */
+export async function loadBusyboxImage(engine: ImageLoader): Promise<string> {
+  const image = await buildBusyboxImage();
+  let loaded = '';
+  try {
+    for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
+  } finally {
+    await image.remove();
+  }
+  const id = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(loaded)?.[1];
+  if (!id) throw new Error(`loading the busybox image said: ${loaded}`);
+  await engine.tagImage(id, { repo: 'busybox', tag: 'latest' });
+  return id;
+}

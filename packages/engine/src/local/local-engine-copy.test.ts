@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager } from '@berth/network';
-import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
+import { loadBusyboxImage } from '@berth/tools/test-images';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
 
@@ -34,11 +34,7 @@ async function output(chunks: AsyncIterable<OutputChunk>): Promise<string> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-lec-'));
   engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), snapshotDriver: 'copy', network });
-  const image = await buildBusyboxImage();
-  let loaded = '';
-  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
-  await image.remove();
-  await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
+  await loadBusyboxImage(engine);
 });
 
 afterAll(async () => {

@@ -7,7 +7,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager } from '@berth/network';
 import { TarReader, packTar, TarEntryType, type TarEntry } from '@berth/store';
-import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
+import { loadBusyboxImage } from '@berth/tools/test-images';
+import { freeSubnet } from '@berth/tools/free-subnets';
 import type { ContainerCreateRequest } from '../types/container.js';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
@@ -62,24 +63,12 @@ function fileEntry(path: string, body: string, mode = 0o644): { entry: TarEntry;
 }
 
 
-/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
-async function freeSubnet(): Promise<string> {
-  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
-  for (;;) {
-    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
-  }
-}
 
 beforeAll(async () => {
   network.defaultSubnet = await freeSubnet();
   dir = await mkdtemp(join(tmpdir(), 'berth-lef-'));
   engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), network });
-  const image = await buildBusyboxImage();
-  let loaded = '';
-  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
-  await image.remove();
-  await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
+  await loadBusyboxImage(engine);
 });
 
 afterAll(async () => {

@@ -10,6 +10,7 @@ import { NetworkManager } from '@berth/network';
 import { packTar, TarEntryType } from '@berth/store';
 import { freePort, startRegistry, type RegistryRig } from '@berth/tools/registry-rig';
 import { buildBusyboxImage, pushBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
+import { freeSubnet } from '@berth/tools/free-subnets';
 import type { JsonMessage } from '../types/common.js';
 import type { EventMessage } from '../types/system.js';
 import { LocalEngine } from './local-engine.js';
@@ -32,14 +33,6 @@ async function drain(messages: AsyncIterable<JsonMessage>): Promise<JsonMessage[
 
 
 
-/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
-async function freeSubnet(): Promise<string> {
-  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
-  for (;;) {
-    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
-  }
-}
 
 beforeAll(async () => {
   network.defaultSubnet = await freeSubnet();

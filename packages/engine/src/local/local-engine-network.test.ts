@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager, type NetworkManagerOptions } from '@berth/network';
-import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
+import { loadBusyboxImage } from '@berth/tools/test-images';
+import { freeSubnets } from '@berth/tools/free-subnets';
 import type { ContainerCreateRequest } from '../types/container.js';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
@@ -22,15 +23,6 @@ let engine: LocalEngine;
 let network: Omit<NetworkManagerOptions, 'stateDir'>;
 const subnets: string[] = [];
 
-async function freeSubnets(n: number): Promise<string[]> {
-  const { stdout } = await exec('ip', ['-4', 'route']);
-  const out: string[] = [];
-  while (out.length < n) {
-    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-    if (!stdout.includes(`${candidate}.`) && !out.some((s) => s.startsWith(`${candidate}.`))) out.push(`${candidate}.0/24`);
-  }
-  return out;
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -86,11 +78,7 @@ beforeAll(async () => {
   subnets.push(...(await freeSubnets(4)));
   network = { defaultBridge: `bt${tag}0`, ruleTag: tag, defaultSubnet: subnets[0]!, bridgePrefix: `bt${tag}`, vethPrefix: `vt${tag}`, addressPools: [{ base: subnets[1]!, size: 24 }, { base: subnets[2]!, size: 24 }] };
   engine = new LocalEngine({ root: join(dir, 'root'), runRoot: join(dir, 'run'), network });
-  const image = await buildBusyboxImage();
-  let loaded = '';
-  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
-  await image.remove();
-  await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
+  await loadBusyboxImage(engine);
 });
 
 afterAll(async () => {

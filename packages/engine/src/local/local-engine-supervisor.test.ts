@@ -7,7 +7,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
-import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
+import { loadBusyboxImage } from '@berth/tools/test-images';
+import { freeSubnet } from '@berth/tools/free-subnets';
 import type { ContainerInspectResponse } from '../types/container.js';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine, type LocalEngineOptions } from './local-engine.js';
@@ -52,25 +53,13 @@ async function child(script: string): Promise<string> {
 }
 
 
-/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
-async function freeSubnet(): Promise<string> {
-  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
-  for (;;) {
-    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
-  }
-}
 
 beforeAll(async () => {
   network.defaultSubnet = await freeSubnet();
   dir = await mkdtemp(join(tmpdir(), 'berth-les-'));
   options = { root: join(dir, 'root'), runRoot: join(dir, 'run'), network };
   engine = new LocalEngine({ ...options, ...(process.env['BERTH_TEST_DEBUG'] ? { logger: createTextLogger({ write: (l) => process.stderr.write(`${Date.now() % 100000} ${l}`), level: 'debug' }) } : {}) });
-  const image = await buildBusyboxImage();
-  let loaded = '';
-  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
-  await image.remove();
-  await engine.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
+  await loadBusyboxImage(engine);
   // The default network exists before 20 processes race to use it.
   await engine.listNetworks();
 });

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTextLogger } from '@berth/log';
 import { NetworkManager } from '@berth/network';
 import { initBinary } from '@berth/runtime';
-import { buildBusyboxImage, tarOfDirectory } from '@berth/tools/test-images';
+import { loadBusyboxImage } from '@berth/tools/test-images';
+import { freeSubnet } from '@berth/tools/free-subnets';
 import type { OutputChunk } from '../types/stream.js';
 import { LocalEngine } from './local-engine.js';
 
@@ -52,14 +53,6 @@ async function logged(id: string, text: string): Promise<void> {
 }
 
 
-/** A /24 of 10.200-249.x.0 that no route of the host uses (leftovers of a crashed run included). */
-async function freeSubnet(): Promise<string> {
-  const { stdout } = await promisify(execFile)('ip', ['-4', 'route']);
-  for (;;) {
-    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-    if (!stdout.includes(`${candidate}.`)) return `${candidate}.0/24`;
-  }
-}
 
 beforeAll(async () => {
   network.defaultSubnet = await freeSubnet();
@@ -70,13 +63,7 @@ beforeAll(async () => {
     runRoot: join(dir, 'run'),
     network,
   });
-  const image = await buildBusyboxImage();
-  let loaded = '';
-  for await (const m of engine.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
-  await image.remove();
-  const id = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(loaded)?.[1];
-  expect(id).toBeDefined();
-  await engine.tagImage(id!, { repo: 'busybox', tag: 'latest' });
+  await loadBusyboxImage(engine);
 });
 
 afterAll(async () => {
@@ -468,11 +455,7 @@ describe('LocalEngine containers', () => {
     const runcDir = await mkdtemp(join(tmpdir(), 'berth-le-runc-'));
     const runc = new LocalEngine({ root: join(runcDir, 'root'), runRoot: join(runcDir, 'run'), runtime: 'runc', network });
     try {
-      const image = await buildBusyboxImage();
-      let loaded = '';
-      for await (const m of runc.loadImages(tarOfDirectory(image.dir))) loaded += m.stream ?? '';
-      await image.remove();
-      await runc.tagImage(/sha256:[0-9a-f]{64}/.exec(loaded)![0], { repo: 'busybox' });
+      await loadBusyboxImage(runc);
       const { Id } = await runc.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'echo from-runc; sleep 60'], HostConfig: { NetworkMode: 'none' } });
       await runc.startContainer(Id);
       const ex = await runc.createExec(Id, { Cmd: ['sh', '-c', 'echo exec-$((1+1))'], AttachStdout: true });

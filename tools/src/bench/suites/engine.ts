@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { NetworkManager } from '@berth/network';
+import { freeSubnet } from '../../free-subnets.js';
 import { dockerdUnavailable, startDockerd, type DockerdRig } from '../../dockerd-rig.js';
 import { makeBusyboxRootfs } from '../../rootfs.js';
 import { have, measure, sh, status, type BenchReport, type Subject } from '../measure.js';
@@ -45,14 +46,6 @@ async function childPids(pid: number): Promise<number[]> {
   return lists.join(' ').split(/\s+/).filter(Boolean).map(Number);
 }
 
-/** A /24 of 10.200-249.x.0 that no route of the host uses. */
-async function freeSubnet(): Promise<string> {
-  const routes = await sh('ip', ['-4', 'route']);
-  for (;;) {
-    const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
-    if (!routes.includes(`${candidate}.`)) return `${candidate}.0/24`;
-  }
-}
 
 function mib(kib: number): string {
   return `${(kib / 1024).toFixed(1)} MiB`;

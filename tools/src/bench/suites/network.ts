@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { NetworkManager, parsePublish } from '@berth/network';
+import { freeSubnets } from '../../free-subnets.js';
 import { makeBusyboxRootfs } from '../../rootfs.js';
 import { have, measure, sh, status, type BenchReport, type Subject } from '../measure.js';
 
@@ -41,16 +42,6 @@ function quiet(argv: readonly string[], input?: string): Promise<void> {
   });
 }
 
-/** Random 10.x.y.0/24 subnets that no route of the host overlaps. */
-async function freeSubnets(count: number): Promise<string[]> {
-  const routes = await sh('ip', ['-4', 'route', 'show', 'table', 'all']);
-  const picked = new Set<string>();
-  while (picked.size < count) {
-    const prefix = `10.${randomInt(100, 250)}.${randomInt(0, 256)}.`;
-    if (!routes.includes(prefix)) picked.add(prefix);
-  }
-  return [...picked].map((p) => `${p}0/24`);
-}
 
 /** The host's first global IPv4 address on an interface that is not a bridge of this run. */
 async function hostAddress(exclude: readonly string[]): Promise<string | undefined> {
