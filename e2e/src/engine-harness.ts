@@ -15,7 +15,7 @@ const run = promisify(execFile);
 
 /** The built CLI: the launcher and the bundle it runs (tests drive dist/, as users do). */
 export const engineBin = fileURLToPath(new URL('../../apps/engine/bin/engine.js', import.meta.url));
-const bundle = fileURLToPath(new URL('../../apps/engine/dist/engine.mjs', import.meta.url));
+const bundle = fileURLToPath(new URL('../../apps/engine/dist/cli.cjs', import.meta.url));
 const shim = fileURLToPath(new URL('../../apps/engine/dist/native/berth-runtime', import.meta.url));
 
 /** Why the engine e2e cannot run here, or undefined. */

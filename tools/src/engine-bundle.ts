@@ -13,10 +13,10 @@ const run = promisify(execFile);
  * Builds the self-contained Berth engine bundle that `machine` installs on hosts: a tar.gz
  * holding one top directory `berth-engine/` with
  *
- *   bin/engine                 a POSIX sh launcher: runs lib/engine.mjs with lib/node (or the
+ *   bin/engine                 a POSIX sh launcher: runs lib/engine.cjs with lib/node (or the
  *                              host's node when the bundled one cannot run, e.g. on musl)
  *   lib/node                   Node.js 22 for the target architecture
- *   lib/engine.mjs             the engine app as one esbuild bundle (apps/engine/dist/engine.mjs)
+ *   lib/engine.cjs, cli.cjs    the engine app's entry and its esbuild bundle (apps/engine/dist)
  *   lib/*.mjs, lib/native/*    its companions as the engine app's build lays them out beside it
  *                              (the network helper; the runtime shim berth-runtime, berth-fsops)
  *   manifest.json              name, version, arch, Node version (the first entry)
@@ -69,7 +69,7 @@ export function engineBundleName(arch: string): string {
 export async function missingBundleInputs(repoRoot?: string): Promise<string[]> {
   const root = repoRoot ?? (await findRepoRoot());
   const inputs = [
-    [join(root, 'apps/engine/dist/engine.mjs'), 'apps/engine/dist/engine.mjs (the engine app bundle: npx nx run @berth/engine-cli:build)'],
+    [join(root, 'apps/engine/dist/engine.cjs'), 'apps/engine/dist/engine.cjs (the engine app bundle: npx nx run @berth/engine-cli:build)'],
     [join(root, 'apps/engine/dist/native/berth-runtime'), 'apps/engine/dist/native/berth-runtime (the runtime shim, copied there by the engine build)'],
   ] as const;
   const missing: string[] = [];
@@ -86,7 +86,7 @@ node="$dir/lib/node"
 if ! "$node" -e '' >/dev/null 2>&1; then
 	node=$(command -v node) || { echo "engine: $dir/lib/node cannot run on this host and there is no node on PATH" >&2; exit 127; }
 fi
-exec "$node" "$dir/lib/engine.mjs" "$@"
+exec "$node" "$dir/lib/engine.cjs" "$@"
 `;
 
 async function nodeBinary(root: string, arch: string, cache: string): Promise<string> {
@@ -131,10 +131,10 @@ export async function buildEngineBundle(options: EngineBundleOptions = {}): Prom
     const node = await nodeBinary(root, arch, join(outDir, '.cache'));
     await copyFile(node, join(top, 'lib/node'));
     await chmod(join(top, 'lib/node'), 0o755);
-    // The engine app's dist/ as its build lays it out: engine.mjs, its helper scripts, native/.
+    // The engine app's dist/ as its build lays it out: engine.cjs, cli.cjs, its helper scripts, native/.
     const engineDist = join(root, 'apps/engine/dist');
     for (const file of await readdir(engineDist)) {
-      if (file.endsWith('.mjs')) await copyFile(join(engineDist, file), join(top, 'lib', file));
+      if (/\.[cm]js$/.test(file)) await copyFile(join(engineDist, file), join(top, 'lib', file));
     }
     for (const file of await readdir(join(engineDist, 'native'))) {
       await copyFile(join(engineDist, 'native', file), join(top, 'lib/native', file));

@@ -1,20 +1,19 @@
 #!/usr/bin/env node
+'use strict';
 // Launcher of the `engine` CLI: runs the bundle on Node.js 22.19 or later (the floor of undici,
 // which the bundle carries). On an older Node it re-runs itself with a repo-local
-// `.node/bin/node` (found walking up from here), or says what to install. Plain JavaScript, so
-// that any Node can read it.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import module from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// `.node/bin/node` (found walking up from here), or says what to install. Plain CommonJS (see
+// package.json here), so that any Node reads it and none starts its ES module loader for it.
+const { spawnSync } = require('node:child_process');
+const { existsSync } = require('node:fs');
+const module_ = require('node:module');
+const { dirname, join } = require('node:path');
 
-const self = fileURLToPath(import.meta.url);
 const [major, minor] = process.versions.node.split('.').map(Number);
 const supported = major > 22 || (major === 22 && minor >= 19);
 
 function findLocalNode() {
-  for (let dir = dirname(self); ; dir = dirname(dir)) {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
     const candidate = join(dir, '.node', 'bin', 'node');
     if (existsSync(candidate)) return candidate;
     if (dirname(dir) === dir) return undefined;
@@ -22,8 +21,8 @@ function findLocalNode() {
 }
 
 if (supported) {
-  module.enableCompileCache?.();
-  await import('../dist/engine.mjs');
+  module_.enableCompileCache?.();
+  require('../dist/engine.cjs');
 } else {
   const local = findLocalNode();
   if (!local || local === process.execPath) {
@@ -35,7 +34,7 @@ if (supported) {
   } else {
     // The child gets terminal signals itself; the parent only waits for it.
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => {});
-    const child = spawnSync(local, [self, ...process.argv.slice(2)], { stdio: 'inherit' });
+    const child = spawnSync(local, [__filename, ...process.argv.slice(2)], { stdio: 'inherit' });
     if (child.error) {
       process.stderr.write(`engine: cannot run ${local}: ${child.error.message}\n`);
       process.exitCode = 1;

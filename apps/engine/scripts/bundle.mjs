@@ -1,9 +1,10 @@
-// Bundles the CLI into one file, dist/engine.mjs, that runs with nothing but a Node.js binary
-// beside it (the machine provisioner ships that file with its companions): the network helper
-// dist/network-helper.mjs, the daemonless supervisor dist/supervisor.mjs and the native programs
-// in dist/native/. Workspace packages are read
-// from source through the @berth/source condition; modules reached only by a dynamic import
-// stay lazy inside the bundle, so a command loads only what it uses.
+// Bundles the CLI into one CommonJS file, dist/cli.cjs, started by dist/engine.cjs with V8's
+// code cache of the command being run (src/bin/code-cache.ts), and runnable with nothing but a
+// Node.js binary beside it (the machine provisioner ships these files with their companions): the
+// network helper dist/network-helper.mjs, the daemonless supervisor dist/supervisor.mjs and the
+// native programs in dist/native/. Workspace packages are read from source through the
+// @berth/source condition; modules reached only by a dynamic import stay lazy inside the bundle,
+// so a command loads only what it uses.
 import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { builtinModules } from 'node:module';
@@ -98,12 +99,27 @@ const common = {
   logLevel: 'warning',
 };
 
-await build({
+// Scripts, not modules: only a script's code cache can be made after it ran, and a CommonJS entry
+// spares Node starting its ES module loader.
+const script = {
   ...common,
+  format: 'cjs',
+  banner: { js: "const __berthUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
+const scriptDefines = { 'import.meta.url': '__berthUrl' };
+await build({
+  ...script,
   entryPoints: [here('../src/bin/engine.ts')],
-  outfile: here('../dist/engine.mjs'),
-  define: { BERTH_VERSION: JSON.stringify(pkg.version), BERTH_BUNDLED: 'true', BERTH_GIT_COMMIT: JSON.stringify(commit), BERTH_BUILD_TIME: JSON.stringify(buildTime) },
+  outfile: here('../dist/cli.cjs'),
+  define: {
+    ...scriptDefines,
+    BERTH_VERSION: JSON.stringify(pkg.version),
+    BERTH_BUNDLED: 'true',
+    BERTH_GIT_COMMIT: JSON.stringify(commit),
+    BERTH_BUILD_TIME: JSON.stringify(buildTime),
+  },
 });
+await build({ ...script, entryPoints: [here('../src/bin/engine-loader.ts')], outfile: here('../dist/engine.cjs'), define: scriptDefines });
 await build({ ...common, entryPoints: [here('../../../packages/network/src/helper-main.ts')], outfile: here('../dist/network-helper.mjs') });
 await build({ ...common, entryPoints: [here('../../../packages/engine/src/local/supervisor-main.ts')], outfile: here('../dist/supervisor.mjs') });
 

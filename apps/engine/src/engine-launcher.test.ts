@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -16,7 +16,8 @@ beforeAll(async () => {
   await mkdir(join(dir, 'bin'));
   await mkdir(join(dir, 'dist'));
   await copyFile(launcher, join(dir, 'bin', 'engine.js'));
-  await writeFile(join(dir, 'dist', 'engine.mjs'), "process.stdout.write('bundle ran\\n');\n");
+  await copyFile(join(dirname(launcher), 'package.json'), join(dir, 'bin', 'package.json'));
+  await writeFile(join(dir, 'dist', 'engine.cjs'), "process.stdout.write('bundle ran\\n');\n");
 });
 
 afterAll(async () => {

@@ -134,15 +134,6 @@ export const commandTable: Readonly<Record<string, Loader>> = {
   'system events': () => events().then((m) => m.eventsCommand),
 };
 
-/** The management commands (`engine container ...`) and their one-line descriptions. */
-export const managementCommands: Readonly<Record<string, string>> = {
-  builder: 'Manage builds',
-  container: 'Manage containers',
-  image: 'Manage images',
-  network: 'Manage networks',
-  system: 'Manage the engine',
-  volume: 'Manage volumes',
-};
 
 /** The top-level commands listed by `engine --help`, with their descriptions. */
 export const commonCommands: readonly (readonly [string, string])[] = [

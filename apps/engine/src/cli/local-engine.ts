@@ -7,7 +7,7 @@ import type { Logger } from '@berth/log';
 import type { Cli } from './cli.js';
 import { rootNetworkNames, type DaemonSettings, type Settings } from './settings.js';
 
-/** Set by the bundler: the CLI runs from dist/engine.mjs, with its helpers beside it. */
+/** Set by the bundler: the CLI runs from dist/cli.cjs, with its helpers beside it. */
 declare const BERTH_BUNDLED: boolean | undefined;
 
 /** What `engine serve` sets on the local engine beyond the global settings. */
@@ -25,7 +25,7 @@ export interface LocalEngineOverrides {
 
 /**
  * Where the bundle's companions are: the network helper `network-helper.mjs` and the daemonless
- * supervisor `supervisor.mjs` beside `engine.mjs` (the layout of apps/engine/dist and of the
+ * supervisor `supervisor.mjs` beside `cli.cjs` (the layout of apps/engine/dist and of the
  * machine provisioner's package; the native programs in native/ are found by the bundle itself).
  * From source, the packages find their own.
  */

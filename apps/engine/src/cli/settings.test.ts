@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseGlobalFlags, resolveSettings, rootNetworkNames } from './settings.js';
+import { parseGlobalFlags } from './global-flags.js';
+import { resolveSettings, rootNetworkNames } from './settings.js';
 import { splitAtFirstPositional, valueFlags } from './split-args.js';
 
 let dir: string;

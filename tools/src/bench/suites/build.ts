@@ -113,9 +113,10 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
     await makeContext(context, base);
 
     const bundle = await bundleBerth(join(dir, 'berth-bundle'));
-    const berthEnv = { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache') };
+    // Caches of their own: Node's compile cache, and the engine CLI's code cache (written by its first run).
+    const berthEnv = { ...process.env, NODE_COMPILE_CACHE: join(dir, 'compile-cache'), XDG_CACHE_HOME: join(dir, 'cache') };
     const engineArgs = ['--root', join(dir, 'engine-root'), '--runroot', join(dir, 'engine-run')];
-    const engineSkip = (await stat(join(repoDir, 'apps/engine/dist/engine.mjs')).catch(() => undefined)) ? undefined : 'the engine CLI is not built (npx nx run @berth/engine-cli:build)';
+    const engineSkip = (await stat(join(repoDir, 'apps/engine/dist/cli.cjs')).catch(() => undefined)) ? undefined : 'the engine CLI is not built (npx nx run @berth/engine-cli:build)';
     const engineBuild = (noCache: boolean) => () => exec(process.execPath, [engineBin, ...engineArgs, 'build', '-q', '--network', 'none', ...(noCache ? ['--no-cache'] : []), '-t', 'bench-app:latest', context], { env: berthEnv });
     const berth = (noCache: boolean, viaTar = false) => () => exec(process.execPath, [bundle, berthRoot, berthWork, context, noCache ? '1' : '0', viaTar ? '1' : '0'], { env: berthEnv });
     const dockerSkip = await dockerdUnavailable();

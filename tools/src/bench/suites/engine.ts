@@ -72,7 +72,8 @@ export async function run({ runs }: { runs: number }): Promise<BenchReport[]> {
   const socket = join(dir, 'berth.sock');
   const suffix = dir.slice(-6).toLowerCase().replace(/[^a-z0-9]/g, 'x');
   const network = { stateDir: join(dir, 'berth-root', 'network'), defaultBridge: `bbench${suffix}`, ruleTag: `bench${suffix}` };
-  const berthEnv = { ...process.env, BERTH_BRIDGE: network.defaultBridge, BERTH_BIP: await freeSubnet(), BERTH_NETWORK_TAG: network.ruleTag };
+  // The CLI's code cache in the bench's directory: written by the first (warm-up) run, as a user's first run writes it.
+  const berthEnv = { ...process.env, BERTH_BRIDGE: network.defaultBridge, BERTH_BIP: await freeSubnet(), BERTH_NETWORK_TAG: network.ruleTag, XDG_CACHE_HOME: join(dir, 'cache') };
   let rig: DockerdRig | undefined;
   let serve: ChildProcess | undefined;
   const notes: string[] = [];
