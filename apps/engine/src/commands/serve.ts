@@ -230,10 +230,17 @@ export const serveCommand: CommandSpec = {
     const stopped = new AbortController();
     const onAbort = () => stopped.abort();
     cli.signal.addEventListener('abort', onAbort, { once: true });
-    const server = await listenEngineApi({ engine, hosts, serverVersion: cli.version, logger, ...(tls ? { tls } : {}) });
-    for (const address of server.addresses) logger.info('API listen', { address });
+    // Written before the API answers, as dockerd does: whoever reaches the socket finds the pidfile.
     const pidfile = typeof args['pidfile'] === 'string' ? args['pidfile'] : undefined;
     if (pidfile) await writeFileAtomic(pidfile, `${process.pid}\n`);
+    let server;
+    try {
+      server = await listenEngineApi({ engine, hosts, serverVersion: cli.version, logger, ...(tls ? { tls } : {}) });
+    } catch (err) {
+      if (pidfile) await rm(pidfile, { force: true });
+      throw err;
+    }
+    for (const address of server.addresses) logger.info('API listen', { address });
     const supervising = isSupervisor(engine) ? engine.supervise({ signal: stopped.signal }).catch((err: unknown) => logger.error('supervisor stopped', { error: err })) : undefined;
     await new Promise<void>((resolve) => (stopped.signal.aborted ? resolve() : stopped.signal.addEventListener('abort', () => resolve(), { once: true })));
     logger.info('shutting down');
