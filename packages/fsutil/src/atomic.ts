@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errnoCode } from '@berth/errors';
 
@@ -24,6 +25,7 @@ export function tempPathFor(path: string): string {
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
   const durable = options.durable ?? true;
   const temp = tempPathFor(path);
+  if (!durable) return writeWithoutSync(path, temp, data, options.mode ?? 0o644);
   try {
     const handle = await open(temp, 'wx', options.mode ?? 0o644);
     try {
@@ -40,16 +42,33 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   if (durable) await syncDirectory(dirname(path));
 }
 
+// Without fsync a small write is a few system calls that take microseconds, less than the
+// thread-pool round trip of each asynchronous one: done synchronously.
+function writeWithoutSync(path: string, temp: string, data: string | Uint8Array, mode: number): void {
+  try {
+    const fd = openSync(temp, 'wx', mode);
+    try {
+      writeFileSync(fd, data);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
 /** `writeFileAtomic` of `value` as indented JSON with a trailing newline. */
 export async function writeJsonAtomic(path: string, value: unknown, options: AtomicWriteOptions = {}): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', options);
 }
 
-/** The parsed JSON content of `path`, or undefined when the file does not exist. */
+/** The parsed JSON content of `path` (a small state file, read synchronously), or undefined when the file does not exist. */
 export async function readJsonFile<T>(path: string): Promise<T | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw err;

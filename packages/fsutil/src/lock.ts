@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, link, stat, unlink, writeFile } from 'node:fs/promises';
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, ErrorKind, abortError, errnoCode, throwIfAborted } from '@berth/errors';
@@ -26,10 +27,14 @@ interface Owner {
 // A break lock older than this cannot belong to a live breaker: breaking takes microseconds.
 const breakStaleMs = 10_000;
 
+// Lock files are a few bytes on a local disk: they are written, linked and read synchronously,
+// which costs less than the thread-pool round trips of the asynchronous calls (a container's start
+// takes and releases half a dozen locks).
+
 /** Start time of a process (Linux /proc), which tells a live owner from a reused pid. */
-async function processStart(pid: number): Promise<string> {
+function processStart(pid: number): string {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
   } catch {
     return '';
@@ -44,12 +49,12 @@ async function ownerAlive(owner: Owner): Promise<boolean> {
     if (errnoCode(err) === 'ESRCH') return false;
   }
   if (!owner.start) return true;
-  return (await processStart(owner.pid)) === owner.start;
+  return processStart(owner.pid) === owner.start;
 }
 
 async function readOwner(path: string): Promise<Owner | undefined> {
   try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<Owner>;
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<Owner>;
     if (typeof parsed.pid !== 'number') return undefined;
     return { pid: parsed.pid, start: parsed.start ?? '', host: parsed.host ?? '' };
   } catch {
@@ -59,17 +64,21 @@ async function readOwner(path: string): Promise<Owner | undefined> {
 
 // Creates `path` holding `content`, failing with EEXIST when it exists: link(2) is atomic and
 // the file is complete the moment it appears, so a reader never sees an empty owner.
-async function createExclusive(path: string, content: string): Promise<boolean> {
+function createExclusive(path: string, content: string): boolean {
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  await writeFile(temp, content);
+  writeFileSync(temp, content);
   try {
-    await link(temp, path);
+    linkSync(temp, path);
     return true;
   } catch (err) {
     if (errnoCode(err) === 'EEXIST') return false;
     throw err;
   } finally {
-    await unlink(temp).catch(() => {});
+    try {
+      unlinkSync(temp);
+    } catch {
+      // Already gone: nothing to clean.
+    }
   }
 }
 
@@ -86,7 +95,7 @@ async function breakIfStale(path: string): Promise<void> {
   const breaker = `${path}.break`;
   const info = await stat(breaker).catch(() => undefined);
   if (info && Date.now() - info.mtimeMs > breakStaleMs) await unlink(breaker).catch(() => {});
-  if (!(await createExclusive(breaker, String(process.pid)))) return;
+  if (!createExclusive(breaker, String(process.pid))) return;
   try {
     const again = await readOwner(path);
     if (JSON.stringify(again) === JSON.stringify(owner)) await unlink(path).catch(() => {});
@@ -116,11 +125,11 @@ export async function acquireFileLock(path: string, options: LockOptions = {}): 
 
   try {
     await waitQueued(previous, options);
-    const content = JSON.stringify(await ownerRecord());
+    const content = ownerRecord();
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(options.signal);
-      if (await createExclusive(path, content)) break;
+      if (createExclusive(path, content)) break;
       await breakIfStale(path);
       if (Date.now() > deadline) {
         throw new BerthError(`timed out waiting for lock ${path}`, { code: 'ERR_LOCK_TIMEOUT', kind: ErrorKind.Timeout });
@@ -151,10 +160,10 @@ export async function tryAcquireFileLock(path: string): Promise<FileLock | undef
     if (inProcess.get(path) === mine) inProcess.delete(path);
   };
   try {
-    const content = JSON.stringify(await ownerRecord());
-    if (!(await createExclusive(path, content))) {
+    const content = ownerRecord();
+    if (!createExclusive(path, content)) {
       await breakIfStale(path);
-      if (!(await createExclusive(path, content))) {
+      if (!createExclusive(path, content)) {
         done();
         return undefined;
       }
@@ -166,8 +175,12 @@ export async function tryAcquireFileLock(path: string): Promise<FileLock | undef
   return heldLock(path, done);
 }
 
-async function ownerRecord(): Promise<Owner> {
-  return { pid: process.pid, start: await processStart(process.pid), host: hostname() };
+let ownRecord: string | undefined;
+
+/** This process as a lock's owner (its pid, start time and host never change). */
+function ownerRecord(): string {
+  ownRecord ??= JSON.stringify({ pid: process.pid, start: processStart(process.pid), host: hostname() } satisfies Owner);
+  return ownRecord;
 }
 
 function heldLock(path: string, done: () => void): FileLock {
@@ -178,7 +191,7 @@ function heldLock(path: string, done: () => void): FileLock {
       if (released) return;
       released = true;
       try {
-        await unlink(path);
+        unlinkSync(path);
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw err;
       } finally {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { lstat, mkdir, readdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -123,15 +124,17 @@ export abstract class DirectorySnapshotter implements Snapshotter {
 
   protected init(): Promise<void> {
     this.#ready ??= (async () => {
-      for (const d of ['snapshots', 'l', 'tmp', 'trash', 'mnt']) await mkdir(join(this.root, d), { recursive: true });
+      for (const d of ['snapshots', 'l', 'tmp', 'trash', 'mnt']) mkdirSync(join(this.root, d), { recursive: true });
     })();
     return this.#ready;
   }
 
+  // Read synchronously: a record is a few hundred bytes on a local disk, less work than the
+  // thread-pool round trips of an asynchronous read, and every operation reads several.
   async #readRecord(name: string): Promise<SnapshotRecord | undefined> {
     let text: string;
     try {
-      text = await readFile(join(this.dirOf(name), 'info.json'), 'utf8');
+      text = readFileSync(join(this.dirOf(name), 'info.json'), 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
       throw err;
@@ -432,7 +435,9 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     await this.init();
     const trash = await withFileLock(this.#lockPath, async () => {
       const record = await this.#record(key);
-      const child = (await this.#records()).find((r) => r.parent === key);
+      // Only a committed snapshot can be a parent (prepare refuses others), so only its removal
+      // needs the scan of every record.
+      const child = record.kind === SnapshotKind.Committed ? (await this.#records()).find((r) => r.parent === key) : undefined;
       if (child) {
         throw new SnapshotError(`snapshot ${key} has dependent snapshot ${child.key}`, { code: SnapshotErrorCode.SnapshotInUse, kind: ErrorKind.FailedPrecondition });
       }

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import { ErrorKind, errnoCode } from '@berth/errors';
 import {
   Annotation,
@@ -161,9 +161,11 @@ export class IndexFile {
   }
 
   async read(options: { readonly fresh?: boolean } = {}): Promise<readonly Descriptor[]> {
+    // Read at every image lookup, and small: synchronously, which costs less than the thread-pool
+    // round trips of asynchronous calls.
     let key: string;
     try {
-      const info = await stat(this.path);
+      const info = statSync(this.path);
       key = `${info.ino}:${info.size}:${info.mtimeMs}`;
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return [];
@@ -172,7 +174,7 @@ export class IndexFile {
     if (!options.fresh && this.#cached?.key === key) return this.#cached.entries;
     let text: string;
     try {
-      text = await readFile(this.path, 'utf8');
+      text = readFileSync(this.path, 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return [];
       throw err;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind, errnoCode, hasCode, throwIfAborted } from '@berth/errors';
@@ -358,6 +359,8 @@ export class ImageStore {
   /** Creates the layout (`oci-layout`, an empty `index.json`, `blobs/sha256`) when missing. */
   init(): Promise<void> {
     this.#ready ??= (async () => {
+      // Made once per root, then only checked: every command opens the store.
+      if (existsSync(join(this.root, 'oci-layout')) && existsSync(this.#index.path) && existsSync(join(this.root, 'blobs', 'sha256'))) return;
       await mkdir(join(this.root, 'blobs', 'sha256'), { recursive: true });
       try {
         await readFile(join(this.root, 'oci-layout'));

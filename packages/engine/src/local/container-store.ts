@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { lstat, mkdir, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind, errnoCode } from '@berth/errors';
 import { withFileLock, writeJsonAtomic } from '@berth/fsutil';
@@ -46,11 +47,7 @@ export class ContainerStore {
 
   async #ensureDirs(): Promise<void> {
     if (this.#dirsMade) return;
-    await Promise.all([
-      mkdir(this.#layout.containers, { recursive: true }),
-      mkdir(this.#layout.names, { recursive: true }),
-      mkdir(this.#layout.locks, { recursive: true }),
-    ]);
+    for (const dir of [this.#layout.containers, this.#layout.names, this.#layout.locks]) mkdirSync(dir, { recursive: true });
     this.#dirsMade = true;
   }
 
@@ -152,15 +149,17 @@ export class ContainerStore {
     ]);
   }
 
-  /** The record of `id`, or undefined when there is no such container (or it is being removed). */
+  /**
+   * The record of `id`, or undefined when there is no such container (or it is being removed).
+   * Read synchronously: two files of a few kilobytes cost less than the eight thread-pool round
+   * trips of reading them asynchronously, and every container operation reads them.
+   */
   async tryRead(id: string): Promise<ContainerRecord | undefined> {
     let config: string;
     let host: string;
     try {
-      [config, host] = await Promise.all([
-        readFile(this.#layout.containerFile(id, 'config.v2.json'), 'utf8'),
-        readFile(this.#layout.containerFile(id, 'hostconfig.json'), 'utf8'),
-      ]);
+      config = readFileSync(this.#layout.containerFile(id, 'config.v2.json'), 'utf8');
+      host = readFileSync(this.#layout.containerFile(id, 'hostconfig.json'), 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
       throw err;
