@@ -16,9 +16,12 @@ const pkg = JSON.parse(await readFile(here('../package.json'), 'utf8'));
 const commit = await new Promise((resolve) => execFile('git', ['rev-parse', '--short=7', 'HEAD'], { cwd: here('.') }, (err, out) => resolve(err ? '' : out.trim())));
 const buildTime = new Date().toISOString();
 
-// Node's builtin modules, imported as ES modules, are all loaded when the bundle starts (esbuild
-// hoists them to its top), and http/https even load Node's own undici there. Required as
-// CommonJS they load only when the code that uses them first runs.
+// Node's builtin modules, imported as ES modules, are all loaded when an ES module bundle starts
+// (esbuild hoists them to its top), and http/https even load Node's own undici there. Required as
+// CommonJS they load only when the code that uses them first runs. The CommonJS bundles need no
+// stand-ins: esbuild puts their require() calls where each module is initialised, and without
+// stand-ins nothing copies a builtin's exports (a copy reads them all, which loads what Node
+// defers: util's lazy exports start worker_threads).
 const builtin = new RegExp(`^(node:)?(${builtinModules.map((m) => m.replace(/[/]/g, '\\/')).join('|')})$`);
 const lazyBuiltins = {
   name: 'lazy-builtins',
@@ -103,6 +106,7 @@ const common = {
 // spares Node starting its ES module loader.
 const script = {
   ...common,
+  plugins: common.plugins.filter((plugin) => plugin !== lazyBuiltins),
   format: 'cjs',
   banner: { js: "const __berthUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
