@@ -8,6 +8,7 @@
 import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { builtinModules } from 'node:module';
+import { isAscii } from 'node:buffer';
 import { build } from 'esbuild';
 
 const here = (path) => new URL(path, import.meta.url).pathname;
@@ -124,6 +125,11 @@ await build({
   },
 });
 await build({ ...script, entryPoints: [here('../src/bin/engine-loader.ts')], outfile: here('../dist/engine.cjs'), define: scriptDefines });
+// dist/engine.cjs reads an ASCII bundle by a plain copy. esbuild escapes every string but leaves
+// regular expression literals as written.
+if (!isAscii(await readFile(here('../dist/cli.cjs')))) {
+  process.stderr.write('bundle: dist/cli.cjs is not ASCII, so it starts slower: write non-ASCII characters in regular expressions as \\u escapes\n');
+}
 await build({ ...common, entryPoints: [here('../../../packages/network/src/helper-main.ts')], outfile: here('../dist/network-helper.mjs') });
 await build({ ...common, entryPoints: [here('../../../packages/engine/src/local/supervisor-main.ts')], outfile: here('../dist/supervisor.mjs') });
 

@@ -91,7 +91,7 @@ function parseDuration(flag: string, value: string): number {
   const body = value.replace(/^[+-]/, '');
   if (body === '') invalid();
   let total = 0;
-  const part = /(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)/y;
+  const part = /(\d*\.?\d*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/y;
   let pos = 0;
   while (pos < body.length) {
     part.lastIndex = pos;

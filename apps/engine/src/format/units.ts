@@ -67,7 +67,7 @@ export function parseBytes(text: string): number | undefined {
 /** Go's time.ParseDuration for the units docker flags use: `1h30m`, `500ms`, `10s`; nanoseconds. */
 export function parseGoDuration(text: string): number | undefined {
   if (text === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/gy;
   const mult: Readonly<Record<string, number>> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
   let total = 0;
   let at = 0;

@@ -104,7 +104,7 @@ export function untilToNanos(text: string): bigint {
   if (/^\d+(\.\d+)?$/.test(text)) return BigInt(Math.round(Number(text) * 1e9));
   const t = rfc3339ToNanos(text);
   if (t > 0n) return t;
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/g)];
   if (parts.length && parts.map((p) => p[0]).join('') === text) {
     const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
     const ms = parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]!]!, 0);
