@@ -10,8 +10,9 @@ import { Script } from 'node:vm';
  * module, which for a bundle is little more than its top level: every function a command calls is
  * compiled again at each start. V8 can also serialise a script after it ran, with every function
  * compiled by then. The engine's bundle is therefore run as a script whose cache is written when a
- * command first exits and read at the next start of that command: a daemonless `engine run`
- * starts about 50 ms sooner. One cache per command, since `run` and `build` compile different code.
+ * command first exits and read at the next start of that command: a daemonless `engine run` or
+ * a cached `engine build` ends 40-50 ms sooner. One cache per command, since `run` and `build`
+ * compile different code.
  */
 
 /** Where the caches live: `$XDG_CACHE_HOME/berth/code` or `~/.cache/berth/code`. */
