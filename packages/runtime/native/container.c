@@ -10,14 +10,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
 
 #include "cgroup.h"
@@ -586,6 +584,24 @@ record_exit (void *ctx, int wait_status)
     shim_error_release (&e);
 }
 
+void
+container_monitor_options (struct monitor_options *mo, const struct container_options *o, bool local, bool monitored,
+                           void (*record_exit) (void *ctx, int wait_status), void *ctx)
+{
+  mo->forward_signals = local;
+  mo->log_path = o->log_path;
+  mo->log_max_size = o->log_max_size;
+  mo->log_max_files = o->log_max_files > 0 ? o->log_max_files : 1;
+  mo->log_compress = o->log_compress;
+  mo->first_client_fd = -1;
+  mo->stdin_once = o->stdin_once;
+  /* A foreground run deletes the container at the end, unless it keeps it (--keep). */
+  mo->on_exit = !local || o->keep ? record_exit : NULL;
+  mo->on_exit_ctx = ctx;
+  mo->local = local && monitored;
+  mo->local_tty = local && mo->tty && isatty (0);
+}
+
 static int
 monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
 {
@@ -594,7 +610,6 @@ monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
   struct monitor_options mo = {
     .pid = L->pid,
     .signal_fd = L->signal_fd,
-    .forward_signals = local,
     .sync_fd = L->o->create_only ? L->sync_parent : -1,
     .fifo_fd = L->fifo_fd,
     .fifo_path = L->fifo_path,
@@ -603,33 +618,12 @@ monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
     .in_fd = tty ? L->master : L->stdin_w,
     .tty = tty,
     .log_fd = L->log_fd,
-    .log_path = L->o->log_path,
-    .log_max_size = L->o->log_max_size,
-    .log_max_files = L->o->log_max_files > 0 ? L->o->log_max_files : 1,
-    .log_compress = L->o->log_compress,
     .listen_fd = L->listen_fd,
-    .first_client_fd = -1,
-    .stdin_once = L->o->stdin_once,
-    /* A foreground run deletes the container at the end, unless it keeps it (--keep). */
-    .on_exit = !local || L->o->keep ? record_exit : NULL,
-    .on_exit_ctx = L,
-    .local = local && L->monitored,
-    .local_tty = local && tty && isatty (0),
   };
-  struct termios saved;
-  bool raw = false;
-  if (mo.local_tty)
-    {
-      struct winsize ws;
-      if (ioctl (0, TIOCGWINSZ, &ws) == 0)
-        terminal_set_size (L->master, ws.ws_row, ws.ws_col, NULL);
-      raw = terminal_make_raw (0, &saved, NULL) == 0;
-    }
+  container_monitor_options (&mo, L->o, local, L->monitored, record_exit, L);
   if (!L->o->create_only)
     close_fd (&L->sync_parent);
-  int r = monitor_run (&mo, wait_status, err);
-  if (raw)
-    terminal_restore (0, &saved);
+  int r = monitor_run_attached (&mo, L->master, wait_status, err);
   L->master = L->stdout_r = L->stderr_r = L->stdin_w = L->fifo_fd = -1;
   if (L->o->create_only)
     L->sync_parent = -1;

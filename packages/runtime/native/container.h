@@ -42,6 +42,14 @@ int container_start (const struct container_options *o, int *exit_code, shim_err
 void close_fds_except (const int *keep, size_t n_keep, int first_closed);
 /* `start`: releases a created container (writes to its exec.fifo). */
 int container_release (const char *root, const char *id, shim_error_t *err);
+/* Fills the monitor's options that a container's own options decide: its log and rotation,
+   stdin_once, whether this process relays its own stdio (`local`, a foreground run, with
+   `monitored` stdio) and its signals, and who records the exit (`record_exit` with `ctx`, unless
+   a foreground run deletes the container at its end). The caller sets the process, its
+   descriptors and tty first. */
+struct monitor_options;
+void container_monitor_options (struct monitor_options *mo, const struct container_options *o, bool local, bool monitored,
+                                void (*record_exit) (void *ctx, int wait_status), void *ctx);
 /* Runs the hooks of one kind with the state on stdin (prestart, createRuntime, poststart, poststop). */
 struct spec;
 int hooks_run (const struct spec *s, int kind, const char *state_json, shim_error_t *err);

@@ -6,12 +6,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <termios.h>
 
 #include "caps.h"
 #include "files.h"
@@ -356,19 +354,8 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
                                   .first_client_fd = first_client,
                                   .local = master >= 0 && listen_fd < 0,
                                   .local_tty = local_tty };
-    struct termios saved;
-    bool raw = false;
-    if (local_tty)
-      {
-        struct winsize ws;
-        if (ioctl (0, TIOCGWINSZ, &ws) == 0)
-          terminal_set_size (master, ws.ws_row, ws.ws_col, NULL);
-        raw = terminal_make_raw (0, &saved, NULL) == 0;
-      }
     int status = 0;
-    ret = monitor_run (&mo, &status, err);
-    if (raw)
-      terminal_restore (0, &saved);
+    ret = monitor_run_attached (&mo, master, &status, err);
     *exit_code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
     if (o->attach_socket)
       unlink (o->attach_socket);

@@ -20,6 +20,7 @@
 
 #include "json.h"
 #include "sync.h"
+#include "terminal.h"
 
 #define MAX_CLIENTS 64
 #define CLIENT_BACKLOG (16u << 20) /* a client this far behind is dropped rather than stall the container */
@@ -798,4 +799,22 @@ monitor_signalfd (bool forward, bool winch, int *out, shim_error_t *err)
     return shim_make_error (err, errno, "signalfd");
   *out = fd;
   return 0;
+}
+
+int
+monitor_run_attached (const struct monitor_options *o, int master, int *wait_status, shim_error_t *err)
+{
+  struct termios saved;
+  bool raw = false;
+  if (o->local_tty)
+    {
+      struct winsize ws;
+      if (ioctl (0, TIOCGWINSZ, &ws) == 0)
+        terminal_set_size (master, ws.ws_row, ws.ws_col, NULL);
+      raw = terminal_make_raw (0, &saved, NULL) == 0;
+    }
+  int r = monitor_run (o, wait_status, err);
+  if (raw)
+    terminal_restore (0, &saved);
+  return r;
 }

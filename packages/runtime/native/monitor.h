@@ -63,6 +63,9 @@ bool monitor_can_compress (void);
 const char *monitor_zlib_version (void);
 /* Runs until the process has exited and its output is drained; *wait_status is waitpid's. */
 int monitor_run (const struct monitor_options *o, int *wait_status, shim_error_t *err);
+/* monitor_run for a process with a terminal (master), or none (-1): with o->local_tty this
+   process's own terminal is in raw mode, and the container's sized like it, while it is relayed. */
+int monitor_run_attached (const struct monitor_options *o, int master, int *wait_status, shim_error_t *err);
 /* Creates the listening attach socket at `path` (removing a stale one). */
 int monitor_listen (const char *path, int *out, shim_error_t *err);
 /* Blocks the signals the monitor handles and returns a signalfd for them. */

@@ -6,13 +6,11 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,7 +20,6 @@
 #include "lifecycle.h"
 #include "monitor.h"
 #include "sync.h"
-#include "terminal.h"
 
 /* Where a wrapped container's runtime is and how it is called. */
 struct target
@@ -793,7 +790,6 @@ monitor (struct wrapped *W, bool local, int *wait_status, shim_error_t *err)
   struct monitor_options mo = {
     .pid = W->pid,
     .signal_fd = W->signal_fd,
-    .forward_signals = local,
     .sync_fd = -1,
     .fifo_fd = -1,
     .out_fd = tty ? W->master : W->stdout_r,
@@ -801,32 +797,10 @@ monitor (struct wrapped *W, bool local, int *wait_status, shim_error_t *err)
     .in_fd = tty ? W->master : W->stdin_w,
     .tty = tty,
     .log_fd = W->log_fd,
-    .log_path = W->o->log_path,
-    .log_max_size = W->o->log_max_size,
-    .log_max_files = W->o->log_max_files > 0 ? W->o->log_max_files : 1,
-    .log_compress = W->o->log_compress,
     .listen_fd = W->listen_fd,
-    .first_client_fd = -1,
-    .stdin_once = W->o->stdin_once,
-    /* A foreground run deletes the container at the end, unless it keeps it (--keep). */
-    .on_exit = !local || W->o->keep ? record_exit : NULL,
-    .on_exit_ctx = W,
-    .local = local && W->monitored,
-    .local_tty = local && tty && isatty (0),
   };
-  struct termios saved;
-  bool raw = false;
-  if (mo.local_tty)
-    {
-      struct winsize ws;
-      if (ioctl (0, TIOCGWINSZ, &ws) == 0)
-        terminal_set_size (W->master, ws.ws_row, ws.ws_col, NULL);
-      raw = terminal_make_raw (0, &saved, NULL) == 0;
-    }
-  int r = monitor_run (&mo, wait_status, err);
-  if (raw)
-    terminal_restore (0, &saved);
-  return r;
+  container_monitor_options (&mo, W->o, local, W->monitored, record_exit, W);
+  return monitor_run_attached (&mo, W->master, wait_status, err);
 }
 
 
