@@ -24,9 +24,9 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function engine(cache: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
+function engine(cache: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []) {
   const { NODE_DISABLE_COMPILE_CACHE: _, ...base } = process.env;
-  return spawnSync(process.execPath, [join(dir, 'app', 'bin', 'engine.js'), ...args], { encoding: 'utf8', env: { ...base, XDG_CACHE_HOME: cache, ...env } });
+  return spawnSync(process.execPath, [...nodeFlags, join(dir, 'app', 'bin', 'engine.js'), ...args], { encoding: 'utf8', env: { ...base, XDG_CACHE_HOME: cache, ...env } });
 }
 
 /** Every cache file under a cache home, by its path below berth/code. */
@@ -45,7 +45,7 @@ describe.skipIf(!built)('the code cache of dist/engine.cjs', () => {
     expect(first.status).toBe(0);
     expect(first.stdout).toContain('Usage:  engine [OPTIONS] COMMAND');
     const files = await cacheFiles(cache);
-    expect(files).toEqual([expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{8}\/help\.bin$/)]);
+    expect(files).toEqual([expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{8}\/help\.[0-9a-f]+\.bin$/)]);
     const file = join(cache, 'berth', 'code', files[0]!);
     const before = await stat(file);
     expect(before.size).toBeGreaterThan(10_000);
@@ -64,7 +64,20 @@ describe.skipIf(!built)('the code cache of dist/engine.cjs', () => {
     const cache = join(dir, 'per-command');
     expect(engine(cache, ['--config', join(dir, 'no-docker-config'), 'image', 'ls', '--help']).status).toBe(0);
     expect(engine(cache, ['-l', 'error', 'run', '--help']).status).toBe(0);
-    expect((await cacheFiles(cache)).map((f) => f.split('/')[1])).toEqual(['image-ls.bin', 'run.bin']);
+    expect((await cacheFiles(cache)).map((f) => f.split('/')[1]!.split('.')[0])).toEqual(['image-ls', 'run']);
+  });
+
+  it('keeps a cache per set of V8 flags, so runs under other flags do not replace it', async () => {
+    const cache = join(dir, 'flags');
+    expect(engine(cache, ['help']).status).toBe(0);
+    const [plain] = await cacheFiles(cache);
+    const before = await stat(join(cache, 'berth', 'code', plain!));
+    expect(engine(cache, ['help'], {}, ['--min-semi-space-size=16']).status).toBe(0);
+    const files = await cacheFiles(cache);
+    expect(files).toHaveLength(2);
+    expect(engine(cache, ['help']).status).toBe(0);
+    const after = await stat(join(cache, 'berth', 'code', plain!));
+    expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
   });
 
   it('replaces a cache V8 rejects, and the command still runs', async () => {

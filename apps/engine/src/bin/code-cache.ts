@@ -70,7 +70,11 @@ export function runCachedBundle({ bundle, key, cacheDir }: CachedBundleOptions):
       const bundleId = `${fnv1a(bundle)}-${fnv1a([st.size, st.mtimeMs, st.ino, process.version, process.arch].join('\0'))}`;
       const dir = join(cacheDir, bundleId);
       if (privateDir(cacheDir) && privateDir(dir)) {
-        cacheFile = join(dir, `${key}.bin`);
+        // V8 takes a cache only under the flags it was made with: one file per set of Node's
+        // options (node:v8's cachedDataVersionTag would say it exactly, but loading it costs 3 ms),
+        // so that runs with other NODE_OPTIONS do not replace each other's.
+        const flags = fnv1a(`${process.execArgv.join('\0')}\0${process.env.NODE_OPTIONS ?? ''}`);
+        cacheFile = join(dir, `${key}.${flags}.bin`);
         cachedData = readFileSync(cacheFile);
       }
     } catch {
