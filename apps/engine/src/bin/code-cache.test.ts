@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,12 +103,19 @@ describe.skipIf(!built)('the code cache of dist/engine.cjs', () => {
     expect(now[0]!.split('/')[0]).not.toBe(old!.split('/')[0]);
   });
 
-  it('is not used in a directory that other users could write, nor when Node is told to cache nothing', async () => {
+  it('is not used in a directory that other users could write, nor in another user\'s home, nor when Node is told to cache nothing', async () => {
     const shared = join(dir, 'shared');
     await mkdir(join(shared, 'berth', 'code'), { recursive: true });
     await chmod(join(shared, 'berth', 'code'), 0o777);
     expect(engine(shared, ['help']).status).toBe(0);
     expect(await cacheFiles(shared)).toEqual([]);
+
+    // A home that is another user's, as `sudo engine` may keep it.
+    const theirs = join(dir, 'theirs');
+    await mkdir(theirs);
+    await chown(theirs, 4321, 4321);
+    expect(engine(join(dir, 'unused'), ['help'], { XDG_CACHE_HOME: '', HOME: theirs }).status).toBe(0);
+    expect(await readdir(theirs)).toEqual([]);
 
     const off = join(dir, 'off');
     expect(engine(off, ['help'], { NODE_DISABLE_COMPILE_CACHE: '1' }).status).toBe(0);

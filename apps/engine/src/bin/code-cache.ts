@@ -15,12 +15,20 @@ import { Script } from 'node:vm';
  * compile different code.
  */
 
-/** Where the caches live: `$XDG_CACHE_HOME/berth/code` or `~/.cache/berth/code`. */
+/**
+ * Where the caches live: `$XDG_CACHE_HOME/berth/code` or `~/.cache/berth/code`; none when that
+ * directory, or the nearest of its parents that exists, is not this user's (`sudo engine` keeping
+ * the caller's HOME must not leave root's files in it).
+ */
 export function defaultCodeCacheDir(env: NodeJS.ProcessEnv): string | undefined {
   // Node's switch for its compile cache turns this one off as well.
   if (env.NODE_DISABLE_COMPILE_CACHE) return undefined;
   const base = env.XDG_CACHE_HOME || (env.HOME ?? homedir());
   if (!base) return undefined;
+  let existing = base;
+  let st = statSync(existing, { throwIfNoEntry: false });
+  while (!st && dirname(existing) !== existing) st = statSync((existing = dirname(existing)), { throwIfNoEntry: false });
+  if (st?.uid !== process.getuid?.()) return undefined;
   return env.XDG_CACHE_HOME ? join(base, 'berth', 'code') : join(base, '.cache', 'berth', 'code');
 }
 
