@@ -808,9 +808,7 @@ monitor_run_attached (const struct monitor_options *o, int master, int *wait_sta
   bool raw = false;
   if (o->local_tty)
     {
-      struct winsize ws;
-      if (ioctl (0, TIOCGWINSZ, &ws) == 0)
-        terminal_set_size (master, ws.ws_row, ws.ws_col, NULL);
+      terminal_copy_size (0, master);
       raw = terminal_make_raw (0, &saved, NULL) == 0;
     }
   int r = monitor_run (o, wait_status, err);

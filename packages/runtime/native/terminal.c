@@ -63,6 +63,14 @@ terminal_set_size (int fd, unsigned short rows, unsigned short cols, shim_error_
   return 0;
 }
 
+void
+terminal_copy_size (int from, int to)
+{
+  struct winsize ws;
+  if (ioctl (from, TIOCGWINSZ, &ws) == 0)
+    terminal_set_size (to, ws.ws_row, ws.ws_col, NULL);
+}
+
 int
 terminal_send_to_socket (const char *socket_path, int master, const char *name, shim_error_t *err)
 {

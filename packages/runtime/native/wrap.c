@@ -20,6 +20,7 @@
 #include "lifecycle.h"
 #include "monitor.h"
 #include "sync.h"
+#include "terminal.h"
 
 /* Where a wrapped container's runtime is and how it is called. */
 struct target
@@ -742,6 +743,9 @@ launch (struct wrapped *W, bool foreground, shim_error_t *err)
         return -1;
       close_fd (&W->console_fd);
       unlink (W->console_path);
+      /* Sized before the process starts: the monitor only sizes it once the process runs. */
+      if (foreground)
+        terminal_copy_size (0, W->master);
     }
   W->cgroup = cgroup_of (W->pid);
   if (write_wrapped_state (W, err) < 0)
