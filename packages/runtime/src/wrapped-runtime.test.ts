@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hasCode } from '@berth/errors';
@@ -152,6 +153,17 @@ describe.each(runtimes)('$name under the monitor', ({ name, runtime: path, needs
     await runtime.exec(id, { args: ['sh', '-c', 'sleep 0.3; exit 5'] }, { detach: true, pidFile, exitFile });
     expect(Number((await readFile(pidFile, 'utf8')).trim())).toBeGreaterThan(0);
     expect(await until('the exec to be recorded', () => readExecExit(exitFile))).toMatchObject({ exitCode: 5 });
+  });
+
+  it("starts a foreground run from a terminal at that terminal's size", async (ctx) => {
+    if (!available) return ctx.skip(`${needs} is not installed`);
+    if (!(await has('script'))) return ctx.skip('script(1) is not installed');
+    const { id, bundle } = await container(['stty', 'size'], { tty: true });
+    // script(1) gives the shim a terminal of its own, 22 rows by 66 columns.
+    const shim = fileURLToPath(new URL('../dist/native/berth-runtime', import.meta.url));
+    const run = [shim, '--root', join(dir, `monitor-${name}`), 'run', '--oci-runtime', path(), '--oci-runtime-root', join(dir, `state-${name}`), '--bundle', bundle, id];
+    const { stdout } = await exec('script', ['-qec', `stty cols 66 rows 22; ${run.map((a) => `'${a}'`).join(' ')}`, '/dev/null']);
+    expect(stdout).toContain('22 66');
   });
 
   it('rotates the log and reports a failed create as an error, leaving nothing behind', async (ctx) => {
