@@ -249,8 +249,10 @@ export class ExecService {
     let record = await this.#read(execId);
     if (record.running && record.detached) record = (await this.#detachedEnd(record)) ?? record;
     if (record.running && (record.detached || record.pid > 0) && !(await processAlive(record.pid, record.pidStartTime))) {
-      // Gone without a record (a runtime without a monitor, or one killed with it): the status is not known.
-      record = { ...record, running: false, exitCode: record.detached ? null : record.exitCode };
+      // A detached exec reaped since the look above has its record on the way: look again. Gone
+      // without one (a runtime without a monitor, or one killed with it), its status is not known.
+      const ended = record.detached ? await this.#detachedEnd(record) : undefined;
+      record = ended ?? { ...record, running: false, exitCode: record.detached ? null : record.exitCode };
     }
     const cmd = record.config.Cmd;
     return {
