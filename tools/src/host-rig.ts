@@ -289,13 +289,17 @@ export class RigHost {
   async exec(script: string, options: { readonly stdin?: string } = {}): Promise<RigExecResult> {
     if (this.#state !== 'running') throw new Error(`host-rig: host ${this.name} is ${this.#state}`);
     const child = spawn('nsenter', ['-t', String(this.#pid1), '-a', '--', '/usr/bin/env', '-i', `PATH=${hostPath}`, 'HOME=/root', 'LANG=C', '/bin/sh', '-c', script], {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdin.end(options.stdin ?? '');
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    if (child.stdin) {
+      // A script may end without reading all of its input: its exit status tells, not EPIPE.
+      child.stdin.on('error', () => {});
+      child.stdin.end(options.stdin);
+    }
     const code = await new Promise<number>((resolve, reject) => {
       child.once('error', reject);
       child.once('close', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
