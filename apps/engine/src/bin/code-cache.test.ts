@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // from a copy of the app's bin/ and dist/ in a temporary directory, with a cache directory of its own.
 const appDir = fileURLToPath(new URL('../..', import.meta.url));
 const built = existsSync(join(appDir, 'dist', 'cli.cjs')) && existsSync(join(appDir, 'dist', 'engine.cjs'));
+const skip = built ? undefined : `${join(appDir, 'dist')} holds no built CLI: npx nx run @berth/engine-cli:build`;
 let dir = '';
 
 beforeAll(async () => {
@@ -38,7 +39,7 @@ async function cacheFiles(cache: string): Promise<string[]> {
   return files.sort();
 }
 
-describe.skipIf(!built)('the code cache of dist/engine.cjs', () => {
+describe.skipIf(!!skip)('the code cache of dist/engine.cjs', () => {
   it('is written when a command first exits and read, unchanged, at its next start', async () => {
     const cache = join(dir, 'first');
     const first = engine(cache, ['help']);
@@ -122,3 +123,10 @@ describe.skipIf(!built)('the code cache of dist/engine.cjs', () => {
     expect(existsSync(join(off, 'berth'))).toBe(false);
   });
 });
+
+// Where the CLI is not built, the report says why.
+if (skip) {
+  describe('the code cache of dist/engine.cjs', () => {
+    it.skip(`cannot run here: ${skip}`, () => {});
+  });
+}

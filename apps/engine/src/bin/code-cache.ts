@@ -2,7 +2,7 @@ import { isAscii } from 'node:buffer';
 import { lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
 
 /**
@@ -106,10 +106,11 @@ function saveCache(script: Script, file: string): void {
     writeFileSync(temp, script.createCachedData(), { mode: 0o600 });
     renameSync(temp, file);
     // Caches of earlier builds of the same bundle are of no further use.
-    const dir = dirname(file);
-    const [bundleHash, id] = dir.slice(dirname(dir).length + 1).split('-');
-    for (const name of readdirSync(dirname(dir))) {
-      if (name.startsWith(`${bundleHash}-`) && name !== `${bundleHash}-${id}`) rmSync(join(dirname(dir), name), { recursive: true, force: true });
+    const bundleDir = basename(dirname(file));
+    const cacheDir = dirname(dirname(file));
+    const samePath = bundleDir.slice(0, bundleDir.indexOf('-') + 1);
+    for (const name of readdirSync(cacheDir)) {
+      if (name.startsWith(samePath) && name !== bundleDir) rmSync(join(cacheDir, name), { recursive: true, force: true });
     }
   } catch {
     // Best effort: the next start compiles as this one did.
