@@ -43,9 +43,12 @@ export class RecordWatch {
     set.add(finish);
     options.signal?.addEventListener('abort', finish, { once: true });
     void options.also?.then(finish, finish);
+    // Persistent: the change awaited may come from another process (one that finished and is
+    // removing the container), and a waiter with nothing else to do must still be there to see it.
+    // Every caller ends its wait with its signal or with the engine's close.
     for (const dir of [this.#containersDir, `${this.#containersDir}/${id}`]) {
       try {
-        const w = watch(dir, { persistent: false }, (_event, file) => {
+        const w = watch(dir, (_event, file) => {
           if (dir === this.#containersDir ? file === id || file === null : file === 'config.v2.json' || file === null) finish();
         });
         w.on('error', finish);
