@@ -4,12 +4,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "files.h"
 
@@ -382,17 +385,77 @@ cgroup_update (const struct cgroup *cg, const struct spec_resources *r, shim_err
 }
 
 int
-cgroup_enter (const struct cgroup *cg, pid_t pid, shim_error_t *err)
+cgroup_join_open (const struct cgroup *cg, struct cgroup_join *j, shim_error_t *err)
 {
-  char buf[32];
-  int n = snprintf (buf, sizeof buf, "%d", pid);
+  *j = (struct cgroup_join){ .v2_fd = -1 };
+  if (cg == NULL)
+    return 0;
+  j->v1_tasks = xmalloc ((cg->n ? cg->n : 1) * sizeof *j->v1_tasks);
   for (size_t i = 0; i < cg->n; i++)
     {
-      cleanup_free char *procs = xasprintf ("%s/cgroup.procs", cg->h[i].path);
-      if (write_file (procs, buf, (size_t) n, err) < 0)
-        return -1;
+      bool v2 = cg->h[i].controllers[0] == '\0';
+      cleanup_free char *path = v2 ? xstrdup (cg->h[i].path) : xasprintf ("%s/tasks", cg->h[i].path);
+      int fd = open (path, v2 ? O_RDONLY | O_DIRECTORY | O_CLOEXEC : O_WRONLY | O_CLOEXEC);
+      if (fd < 0)
+        {
+          shim_make_error (err, errno, "open `%s`", path);
+          cgroup_join_close (j);
+          return -1;
+        }
+      if (v2)
+        j->v2_fd = fd;
+      else
+        j->v1_tasks[j->n_v1++] = fd;
     }
   return 0;
+}
+
+pid_t
+cgroup_join_clone (struct cgroup_join *j, unsigned long flags)
+{
+  if (j->v2_fd >= 0)
+    {
+      struct clone_args args = { .flags = flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (__u64) j->v2_fd };
+      pid_t pid = (pid_t) syscall (SYS_clone3, &args, sizeof args);
+      if (pid >= 0)
+        return pid;
+      /* Older kernels (ENOSYS, E2BIG, EINVAL), or a cgroup the kernel refuses: the parent's
+         cgroup.procs write does it, or reports why it cannot. */
+      j->v2_pending = true;
+    }
+  /* No new stack: the child continues on a copy of ours, as with fork. */
+  return (pid_t) syscall (SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+int
+cgroup_join_self (const struct cgroup_join *j, shim_error_t *err)
+{
+  for (size_t i = 0; i < j->n_v1; i++)
+    if (write (j->v1_tasks[i], "0", 1) < 0)
+      return shim_make_error (err, errno, "join the container's cgroup (v1 `tasks`)");
+  return 0;
+}
+
+int
+cgroup_join_finish (const struct cgroup_join *j, const struct cgroup *cg, pid_t pid, shim_error_t *err)
+{
+  if (!j->v2_pending || cg->v2_path == NULL)
+    return 0;
+  char buf[32];
+  int n = snprintf (buf, sizeof buf, "%d", pid);
+  cleanup_free char *procs = xasprintf ("%s/cgroup.procs", cg->v2_path);
+  return write_file (procs, buf, (size_t) n, err);
+}
+
+void
+cgroup_join_close (struct cgroup_join *j)
+{
+  for (size_t i = 0; i < j->n_v1; i++)
+    close (j->v1_tasks[i]);
+  free (j->v1_tasks);
+  if (j->v2_fd >= 0)
+    close (j->v2_fd);
+  *j = (struct cgroup_join){ .v2_fd = -1 };
 }
 
 /* rmdir, retrying while the last processes finish leaving (EBUSY) for up to about a second. */

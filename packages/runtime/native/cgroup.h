@@ -53,8 +53,31 @@ int cgroup_create (struct cgroup *cg, const struct spec_resources *r, shim_error
 /* Writes linux.resources to the existing cgroups of a container (`update`); device rules are
    left as they are. */
 int cgroup_update (const struct cgroup *cg, const struct spec_resources *r, shim_error_t *err);
-/* Moves a process into every hierarchy. */
-int cgroup_enter (const struct cgroup *cg, pid_t pid, shim_error_t *err);
+/* Puts a new process into the container's cgroups without cgroup.procs. A cgroup.procs write
+   write-locks the kernel's global cgroup_threadgroup_rwsem, and the first such write after a
+   quiet spell waits for an RCU grace period (10-20 ms, on every `run` and `exec`). Instead the
+   process is born in the v2 cgroup by clone3(CLONE_INTO_CGROUP) and, while it still has a single
+   thread, moves that thread into each v1 hierarchy by writing 0 to `tasks` (fds we opened, so
+   a new user namespace does not matter). Neither takes the global lock. A kernel without
+   CLONE_INTO_CGROUP (before 5.7) gets the v2 cgroup.procs write from the parent. */
+struct cgroup_join
+{
+  int v2_fd;     /* the v2 directory, or -1 */
+  int *v1_tasks; /* `tasks` of each v1 hierarchy, open for writing */
+  size_t n_v1;
+  bool v2_pending; /* the clone could not use CLONE_INTO_CGROUP */
+};
+
+/* With cg NULL the process joins nothing and the clone is a plain fork. */
+int cgroup_join_open (const struct cgroup *cg, struct cgroup_join *j, shim_error_t *err);
+/* Like fork(2) with namespace flags (no CLONE_NEWCGROUP): raw, so glibc's fork handlers do not
+   run. The child is born in the v2 cgroup where the kernel can do that. */
+pid_t cgroup_join_clone (struct cgroup_join *j, unsigned long flags);
+/* In the child, first, while it has one thread: into each v1 hierarchy. */
+int cgroup_join_self (const struct cgroup_join *j, shim_error_t *err);
+/* In the parent after the clone: the v2 move the clone could not make. */
+int cgroup_join_finish (const struct cgroup_join *j, const struct cgroup *cg, pid_t pid, shim_error_t *err);
+void cgroup_join_close (struct cgroup_join *j);
 /* Removes the container's cgroups; waits briefly for exiting processes to leave. */
 int cgroup_destroy (const struct cgroup *cg, shim_error_t *err);
 int cgroup_freeze (const struct cgroup *cg, bool freeze, shim_error_t *err);

@@ -38,6 +38,7 @@ struct launch
   const struct container_options *o;
   struct spec *spec;
   struct cgroup *cgroup;
+  struct cgroup_join join;
   char *state_dir;
   bool state_dir_created;
   int sync_parent, sync_child;
@@ -72,6 +73,8 @@ static void __attribute__ ((noreturn)) container_init (struct launch *L)
 
   /* Dies with the runtime until it execs: nothing half-built outlives a failed create. */
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (cgroup_join_self (&L->join, &err) < 0 || sync_send (sync, SYNC_JOINED, 0, &err) < 0)
+    goto fail;
   {
     /* Only what the process is meant to have: a created container may wait long for `start`. */
     int keep[] = { sync, L->stdin_r, L->stdout_w, L->stderr_w };
@@ -183,13 +186,6 @@ fail:
   _exit (err && err->code == SHIM_CODE_EXEC_NOT_FOUND ? 127 : 126);
 }
 
-static pid_t
-clone_process (int flags)
-{
-  /* A raw clone behaves like fork here (no new stack): the child continues on a copy of ours. */
-  return (pid_t) syscall (SYS_clone, (unsigned long) flags | SIGCHLD, NULL, NULL, NULL, NULL);
-}
-
 /* Clones the init. With namespace paths, a helper joins them first (a new user namespace could
    not join namespaces owned by the host's, and a pid namespace only applies to children). */
 static int
@@ -202,7 +198,7 @@ spawn_init (struct launch *L, shim_error_t *err)
     paths = paths || s->namespaces[i].path;
   if (!paths)
     {
-      L->pid = clone_process (flags);
+      L->pid = cgroup_join_clone (&L->join, (unsigned long) flags);
       if (L->pid < 0)
         return shim_make_error (err, errno, "clone the container process");
       if (L->pid == 0)
@@ -210,7 +206,9 @@ spawn_init (struct launch *L, shim_error_t *err)
           close (L->sync_parent);
           container_init (L);
         }
-      return 0;
+      if (cgroup_join_finish (&L->join, L->cgroup, L->pid, err) < 0)
+        return -1;
+      return sync_expect (L->sync_parent, SYNC_JOINED, "the container process joining its cgroups", err);
     }
   /* The init is cloned with CLONE_PARENT: our child, not the helper's, so the helper leaving does
      not fire the parent-death signal the init sets until it execs (it did: the init was SIGKILLed
@@ -230,7 +228,7 @@ spawn_init (struct launch *L, shim_error_t *err)
           sync_send_error (L->sync_child, e);
           _exit (1);
         }
-      pid_t pid = clone_process (flags | CLONE_PARENT);
+      pid_t pid = cgroup_join_clone (&L->join, (unsigned long) (flags | CLONE_PARENT));
       if (pid < 0)
         {
           shim_make_error (&e, errno, "clone the container process");
@@ -239,22 +237,37 @@ spawn_init (struct launch *L, shim_error_t *err)
         }
       if (pid == 0)
         container_init (L);
+      if (cgroup_join_finish (&L->join, L->cgroup, pid, &e) < 0)
+        {
+          sync_send_error (L->sync_child, e);
+          _exit (1);
+        }
       if (sync_send (L->sync_child, SYNC_PID, pid, &e) < 0)
         _exit (1);
       _exit (0);
     }
-  struct sync_msg m;
-  int r = sync_recv (L->sync_parent, &m, NULL, err);
+  /* The helper's pid and the init's SYNC_JOINED share the socket, in either order. */
+  bool joined = false;
+  int r = 1;
+  L->pid = 0;
+  while (r > 0 && !(joined && L->pid > 0))
+    {
+      struct sync_msg m;
+      r = sync_recv (L->sync_parent, &m, NULL, err);
+      if (r == 0)
+        r = shim_make_error (err, EPIPE, "the namespace helper or the container process exited");
+      else if (r > 0 && m.type == SYNC_ERROR)
+        r = shim_make_error_code (err, m.code, m.status, "%s", m.msg);
+      else if (r > 0 && m.type == SYNC_PID)
+        L->pid = m.pid;
+      else if (r > 0 && m.type == SYNC_JOINED)
+        joined = true;
+      else if (r > 0)
+        r = shim_make_error (err, EPROTO, "unexpected message %d from the namespace helper", m.type);
+    }
   int hs;
   SHIM_RETRY (waitpid (helper, &hs, 0));
-  if (r < 0)
-    return -1;
-  if (r == 0)
-    return shim_make_error (err, EPIPE, "the namespace helper exited");
-  if (m.type == SYNC_ERROR)
-    return shim_make_error_code (err, m.code, m.status, "%s", m.msg);
-  L->pid = m.pid;
-  return 0;
+  return r < 0 ? -1 : 0;
 }
 
 static char *
@@ -494,7 +507,11 @@ launch (struct launch *L, shim_error_t *err)
     if (seccomp_program_prepare (s, cache, &L->seccomp, err) < 0)
       return -1;
   }
-  if (spawn_init (L, err) < 0)
+  if (cgroup_join_open (L->cgroup, &L->join, err) < 0)
+    return -1;
+  r = spawn_init (L, err);
+  cgroup_join_close (&L->join);
+  if (r < 0)
     return -1;
   seccomp_program_release (&L->seccomp);
   close_fd (&L->sync_child);
@@ -503,8 +520,6 @@ launch (struct launch *L, shim_error_t *err)
   close_fd (&L->stderr_w);
 
   if ((s->clone_flags & CLONE_NEWUSER) && ns_write_id_maps (L->pid, s, err) < 0)
-    return -1;
-  if (cgroup_enter (L->cgroup, L->pid, err) < 0)
     return -1;
   if (s->process->has_oom_score_adj)
     {

@@ -132,12 +132,15 @@ build_process (const struct exec_options *o, const struct spec *container, struc
 
 static void __attribute__ ((noreturn))
 exec_child (int sync, const struct ns_set *ns, int rootfd, struct spec_process *p, const struct spec *container,
-            bool lookup_user, const struct seccomp_program *seccomp, int preserve_fds, const int stdio[3])
+            bool lookup_user, const struct seccomp_program *seccomp, int preserve_fds, const int stdio[3],
+            const struct cgroup_join *join)
 {
   shim_error_t err = NULL;
   cleanup_free char *exe = NULL;
   char **env;
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (cgroup_join_self (join, &err) < 0 || sync_send (sync, SYNC_JOINED, 0, &err) < 0)
+    goto fail;
   if (sync_expect (sync, SYNC_GO, "waiting for the runtime", &err) < 0)
     goto fail;
   for (int i = 0; i < 3; i++)
@@ -258,10 +261,17 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
     if (seccomp_program_prepare (container, cache, &seccomp, err) < 0)
       return -1;
   }
-  pid_t pid = fork ();
+  struct cgroup_join join;
+  if (cgroup_join_open (st->cgroup, &join, err) < 0)
+    {
+      seccomp_program_release (&seccomp);
+      return -1;
+    }
+  pid_t pid = cgroup_join_clone (&join, 0);
   if (pid < 0)
     {
       seccomp_program_release (&seccomp);
+      cgroup_join_close (&join);
       return shim_make_error (err, errno, "fork");
     }
   if (pid == 0)
@@ -269,7 +279,7 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
       close (sp[0]);
       bool lookup_user = !o->process_path && !o->user && !o->n_additional_gids
                          && (container->user_lookup || container->group_add_lookup);
-      exec_child (sp[1], &ns, rootfd, p, container, lookup_user, &seccomp, o->preserve_fds, child_stdio);
+      exec_child (sp[1], &ns, rootfd, p, container, lookup_user, &seccomp, o->preserve_fds, child_stdio, &join);
     }
   seccomp_program_release (&seccomp);
   close (sp[1]);
@@ -280,8 +290,12 @@ container_exec (const struct exec_options *o, int *exit_code, shim_error_t *err)
   int sync = sp[0];
   int master = -1;
   int ret = 0;
-  if (st->cgroup && cgroup_enter (st->cgroup, pid, err) < 0)
-    goto fail;
+  {
+    int r = st->cgroup ? cgroup_join_finish (&join, st->cgroup, pid, err) : 0;
+    cgroup_join_close (&join);
+    if (r < 0 || sync_expect (sync, SYNC_JOINED, "the process joining the container's cgroups", err) < 0)
+      goto fail;
+  }
   for (size_t i = 0; i < p->n_rlimits; i++)
     {
       struct rlimit rl = { .rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard };

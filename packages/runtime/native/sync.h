@@ -7,12 +7,13 @@
 
 #include "error.h"
 
-#define SYNC_GO 1    /* parent -> child: ids mapped and cgroups joined, go on */
+#define SYNC_GO 1    /* parent -> child: ids mapped, go on */
 #define SYNC_READY 2 /* child -> parent: set up, waiting for SYNC_START */
 #define SYNC_START 3 /* parent -> child: exec the process now */
 #define SYNC_ERROR 4 /* child -> parent: setup failed; status, code and msg say why */
 #define SYNC_PTY 5   /* child -> parent: the pty master rides along as SCM_RIGHTS */
 #define SYNC_PID 6   /* helper -> parent: the pid of the process it cloned */
+#define SYNC_JOINED 7 /* child -> parent: in all its cgroups (cgroup_join_self) */
 
 struct sync_msg
 {

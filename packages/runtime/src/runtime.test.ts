@@ -579,6 +579,43 @@ describe('resources', () => {
   });
 });
 
+describe('cgroup membership', () => {
+  // The init joins v1 hierarchies itself (0 to `tasks`) and is born in the v2 cgroup (clone3),
+  // not moved by cgroup.procs: each of its cgroups, in every hierarchy, must be the container's.
+  const expectInContainerCgroups = async (pid: number, id: string) => {
+    const { cgroup } = await runtime.state(id);
+    const lines = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).trim().split('\n');
+    const own = lines.filter((line) => line.endsWith(`/berth/${id}`));
+    expect(own, lines.join('\n')).toHaveLength(lines.length);
+    expect(own.length).toBe(Object.keys(cgroup!.paths).length);
+  };
+
+  it('puts the init and an exec in the container cgroup of every hierarchy', async () => {
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '30']) });
+    await expectInContainerCgroups((await runtime.state(id)).pid, id);
+    const r = await collectOutput(await runtime.exec(id, { args: ['sh', '-c', 'echo $$; cat /proc/self/cgroup'] }));
+    const init = (await readFile(`/proc/${(await runtime.state(id)).pid}/cgroup`, 'utf8')).trim();
+    expect(r.stdout.trim().split('\n').slice(1).join('\n')).toBe(init);
+  });
+
+  it('does so for an init cloned into an existing network namespace and a new user namespace', async () => {
+    const id = newId();
+    const netns = `berth-cgj-${process.pid}`;
+    await exec('ip', ['netns', 'add', netns]);
+    try {
+      const maps = { uidMappings: [{ containerID: 0, hostID: 300000, size: 65536 }], gidMappings: [{ containerID: 0, hostID: 300000, size: 65536 }] };
+      await runtime.runDetached(id, { bundle: await bundle(id, ['sleep', '30'], { userNamespace: maps, network: { path: `/run/netns/${netns}` } }) });
+      const { pid } = await runtime.state(id);
+      await expectInContainerCgroups(pid, id);
+      expect(await readFile(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+300000\s/m);
+      await runtime.delete(id, { force: true });
+    } finally {
+      await exec('ip', ['netns', 'delete', netns]);
+    }
+  });
+});
+
 describe('update', () => {
   const cgroupFile = async (id: string, controller: string, file: string) => {
     const { cgroup } = await runtime.state(id);
