@@ -15,8 +15,22 @@ const onSignal = (signal: NodeJS.Signals) => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
+// process.stdin is made on first use (a ReadStream, tty or socket: 2-3 ms), so the streams are
+// looked up only by the commands that use them.
+const io = {
+  get stdin() {
+    return process.stdin;
+  },
+  get stdout() {
+    return process.stdout;
+  },
+  get stderr() {
+    return process.stderr;
+  },
+  env: process.env,
+};
 // No top-level await: the bundle is CommonJS, so that it can run from V8's code cache.
-void runCli(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env }, signals).then((status) => {
+void runCli(process.argv.slice(2), io, signals).then((status) => {
   process.exitCode = status;
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
