@@ -1,5 +1,5 @@
 export { Runtime, collectOutput, initBinary, readExecExit } from './runtime.js';
-export type { ContainerState, ContainerStatus, CreateOptions, ExecExit, ExecOptions, ExecProcess, RunningProcess, RuntimeName, RuntimeOptions } from './runtime.js';
+export type { ContainerExit, ContainerState, ContainerStatus, CreateOptions, ExecExit, ExecOptions, ExecProcess, RunningProcess, RuntimeName, RuntimeOptions } from './runtime.js';
 export { RuntimeError, RuntimeErrorCode } from './errors.js';
 export { jsonFileLogRotation, readJsonFileLog } from './json-file-log.js';
 export type { JsonFileLogRecord, LogRotation, ReadJsonFileLogOptions } from './json-file-log.js';

@@ -90,10 +90,13 @@ describe('lifecycle', () => {
     expect((await runtime.state(id2)).status).toBe('running');
     await expect(runtime.start(id2)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
     await expect(runtime.delete(id2)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State) && hasKind(e, 'FailedPrecondition'));
+    expect(await runtime.exitRecord(id2)).toBeUndefined();
     await runtime.kill(id2, 'TERM');
     await stopped(id2);
     const after = await runtime.state(id2);
     expect(after.exitCode).toBe(9);
+    // The monitor's record, read without an exec of the runtime, says the same.
+    expect(await runtime.exitRecord(id2)).toEqual({ exitCode: 9, finished: after.finished, oomKilled: false });
     expect(after.finished).toBeInstanceOf(Date);
     expect(after.pid).toBe(0);
     await expect(runtime.kill(id2, 'KILL')).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
@@ -732,6 +735,7 @@ describe('stats', () => {
     const state = await runtime.state(oom);
     expect(state.exitCode).toBe(137);
     expect(state.oomKilled).toBe(true);
+    expect(await runtime.exitRecord(oom)).toMatchObject({ exitCode: 137, signal: 9, oomKilled: true });
   });
 });
 

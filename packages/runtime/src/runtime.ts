@@ -196,6 +196,8 @@ export class Runtime {
   /** berth-runtime is what runs: itself, or as the monitor of the named runtime. */
   private readonly viaShim: boolean;
   private readonly globalArgs: readonly string[];
+  /** Where berth-runtime (itself or as the monitor) keeps its containers' state directories. */
+  private readonly monitorStateRoot: string | undefined;
   /** With `monitor`: what create and run tell berth-runtime about the runtime it wraps. */
   private readonly wrapArgs: readonly string[];
   private readonly logger: Logger;
@@ -223,6 +225,7 @@ export class Runtime {
     this.globalArgs = wrapped
       ? ['--root', options.monitorRoot ?? defaults.berth!]
       : [...(this.root ? ['--root', this.root] : []), ...(options.runtimeArgs ?? [])];
+    this.monitorStateRoot = wrapped ? (options.monitorRoot ?? defaults.berth!) : this.kind === 'berth' ? this.root : undefined;
     this.wrapArgs = wrapped
       ? ['--oci-runtime', runtime, '--oci-runtime-root', this.root!, ...(options.runtimeArgs ?? []).flatMap((a) => ['--oci-runtime-arg', a])]
       : [];
@@ -276,6 +279,16 @@ export class Runtime {
     await this.checkPresent(id);
     const { stdout } = await this.invoke(['state', id], options.signal, true);
     return toState(JSON.parse(stdout) as Record<string, unknown>);
+  }
+
+  /**
+   * How the container's last run ended, as its monitor recorded it before exiting; undefined
+   * while it runs, without a monitor (runc or crun alone), or when the monitor was killed. A file
+   * read rather than a `state` exec, since the end of every run asks it.
+   */
+  async exitRecord(id: string): Promise<ContainerExit | undefined> {
+    if (!this.monitorStateRoot) return undefined;
+    return readExitRecord(join(this.monitorStateRoot, id, 'exit.json'));
   }
 
   async list(options: { readonly signal?: AbortSignal } = {}): Promise<ContainerState[]> {
@@ -603,8 +616,18 @@ export interface ExecExit {
   readonly finished: Date;
 }
 
+/** How a container's run ended, as its monitor recorded it (`Runtime.exitRecord`). */
+export interface ContainerExit extends ExecExit {
+  /** The kernel's OOM killer killed a process of the container's cgroup. */
+  readonly oomKilled: boolean;
+}
+
 /** The exit a detached exec's monitor recorded in `path`; undefined while it has not ended. */
-export async function readExecExit(path: string): Promise<ExecExit | undefined> {
+export function readExecExit(path: string): Promise<ExecExit | undefined> {
+  return readExitRecord(path);
+}
+
+async function readExitRecord(path: string): Promise<ContainerExit | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -613,8 +636,13 @@ export async function readExecExit(path: string): Promise<ExecExit | undefined> 
     throw err;
   }
   const raw = JSON.parse(text) as Record<string, unknown>;
-  if (typeof raw.exitCode !== 'number') throw new RuntimeError(`${path}: no exitCode in the exec's exit record`, RuntimeErrorCode.Runtime);
-  return { exitCode: raw.exitCode, ...(typeof raw.signal === 'number' ? { signal: raw.signal } : {}), finished: parseDate(raw.finished) ?? new Date() };
+  if (typeof raw.exitCode !== 'number') throw new RuntimeError(`${path}: no exitCode in the exit record`, RuntimeErrorCode.Runtime);
+  return {
+    exitCode: raw.exitCode,
+    ...(typeof raw.signal === 'number' ? { signal: raw.signal } : {}),
+    finished: parseDate(raw.finished) ?? new Date(),
+    oomKilled: raw.oomKilled === true,
+  };
 }
 
 /** Collects a foreground process's output and status (for short commands and tests). */

@@ -93,6 +93,7 @@ describe.each(runtimes)('$name under the monitor', ({ name, runtime: path, needs
     expect(await session.exit).toBe(7);
     await stopped(id);
     expect(await runtime.state(id)).toMatchObject({ status: 'stopped', exitCode: 7, pid: 0 });
+    expect(await runtime.exitRecord(id)).toMatchObject({ exitCode: 7, oomKilled: false });
     const records = [];
     for await (const r of readJsonFileLog(log)) records.push([r.stream, r.log]);
     expect(records.sort()).toEqual([['stderr', 'err\n'], ['stdout', 'out\n']]);

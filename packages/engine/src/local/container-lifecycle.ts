@@ -799,15 +799,19 @@ export class ContainerLifecycle {
       return record;
     }
     try {
-      const state = await runtime.state(id);
-      this.#ctx.logger.debug('run finished', { containerId: id, status: state.status, exitCode: state.exitCode, monitorPid: record.state.monitorPid });
-      if (state.status !== 'stopped') {
+      // The monitor records the exit before it ends; without that record (no monitor, or one that
+      // was killed) the runtime's state says what it knows.
+      let ended: { exitCode?: number; oomKilled?: boolean; finished?: Date } | undefined = await runtime.exitRecord(id);
+      if (!ended) {
+        const state = await runtime.state(id);
         // The monitor died but the process lives (its monitor was killed): end it so its state is known.
-        await runtime.kill(id, 'SIGKILL', { all: true }).catch(() => {});
+        if (state.status !== 'stopped') await runtime.kill(id, 'SIGKILL', { all: true }).catch(() => {});
+        ended = state;
       }
-      if (state.exitCode !== undefined) exitCode = state.exitCode;
-      if (state.oomKilled) oomKilled = true;
-      if (state.finished) finishedAt = state.finished.toISOString();
+      this.#ctx.logger.debug('run finished', { containerId: id, exitCode: ended.exitCode, monitorPid: record.state.monitorPid });
+      if (ended.exitCode !== undefined) exitCode = ended.exitCode;
+      if (ended.oomKilled) oomKilled = true;
+      if (ended.finished) finishedAt = ended.finished.toISOString();
     } catch (err) {
       // No runtime state: the host rebooted (the run root is gone) or the monitor was killed.
       this.#ctx.logger.debug('no runtime state for a finished run', { containerId: id, error: describeError(err) });
