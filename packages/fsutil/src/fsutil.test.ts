@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireFileLock, readJsonFile, tryAcquireFileLock, withFileLock, writeJsonAtomic } from './index.js';
+import { acquireFileLock, readJsonFile, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from './index.js';
 
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 let dir: string;
@@ -28,6 +28,41 @@ describe('writeJsonAtomic', () => {
     expect(await readJsonFile(path)).toEqual({ a: 2 });
     expect(await readdir(dir)).toEqual(['index.json']);
     expect(await readJsonFile(join(dir, 'missing.json'))).toBeUndefined();
+  });
+});
+
+describe('removeTree', () => {
+  it('removes a tree, its unreadable directories and its links, not what they point to', async () => {
+    const outside = join(dir, 'outside');
+    await mkdir(outside);
+    await writeFile(join(outside, 'kept'), 'x');
+    const tree = join(dir, 'tree');
+    await mkdir(join(tree, 'a', 'b', 'c'), { recursive: true });
+    for (let i = 0; i < 20; i++) await writeFile(join(tree, 'a', `f${i}`), String(i));
+    await writeFile(join(tree, 'a', 'b', 'c', 'deep'), 'd');
+    await symlink(outside, join(tree, 'link-to-dir'));
+    await symlink(join(dir, 'nowhere'), join(tree, 'a', 'dangling'));
+    // overlayfs leaves work/work with mode 000.
+    await mkdir(join(tree, 'work', 'work'), { recursive: true });
+    await chmod(join(tree, 'work', 'work'), 0);
+    // Each batch ends with a yield: immediates queued meanwhile run before the removal ends.
+    let yields = 0;
+    const tick = () => {
+      yields++;
+      if (yields < 1000) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await removeTree(tree, { batch: 4 });
+    expect(yields).toBeGreaterThan(3);
+    expect((await readdir(dir)).sort()).toEqual(['outside']);
+    expect(await readFile(join(outside, 'kept'), 'utf8')).toBe('x');
+  });
+
+  it('removes a single file, and a missing path is no error', async () => {
+    await writeFile(join(dir, 'file'), 'x');
+    await removeTree(join(dir, 'file'));
+    await removeTree(join(dir, 'missing'));
+    expect(await readdir(dir)).toEqual([]);
   });
 });
 

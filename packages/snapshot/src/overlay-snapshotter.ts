@@ -1,5 +1,6 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeTree } from '@berth/fsutil';
 import type { TarInput } from '@berth/store';
 import { DirectorySnapshotter, type SnapshotRecord, type SnapshotterOptions } from './directory-snapshotter.js';
 import type { Mount } from './mount.js';
@@ -33,11 +34,11 @@ export class OverlaySnapshotter extends DirectorySnapshotter {
   }
 
   protected async populate(fs: string): Promise<void> {
-    await mkdir(fs, { mode: 0o755 });
+    mkdirSync(fs, { mode: 0o755 });
   }
 
   protected async prepareDirs(dir: string): Promise<void> {
-    await mkdir(join(dir, 'work'), { mode: 0o700 });
+    mkdirSync(join(dir, 'work'), { mode: 0o700 });
   }
 
   protected lowerDirs(chain: readonly SnapshotRecord[]): string[] {
@@ -70,6 +71,6 @@ export class OverlaySnapshotter extends DirectorySnapshotter {
   }
 
   protected async beforeCommit(dir: string): Promise<void> {
-    await rm(join(dir, 'work'), { recursive: true, force: true });
+    await removeTree(join(dir, 'work'));
   }
 }

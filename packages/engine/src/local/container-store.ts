@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind, errnoCode } from '@berth/errors';
-import { withFileLock, writeJsonAtomic } from '@berth/fsutil';
+import { removeTree, withFileLock, writeJsonAtomic } from '@berth/fsutil';
 import { EngineErrorCode, engineError } from '../engine.js';
 import type { ContainerConfigFile, ContainerRecord } from './container-record.js';
 import { invalidParameter, nameInUse, noSuchContainer } from './docker-errors.js';
@@ -36,6 +36,8 @@ export function validContainerName(name: string): string {
  * The container records of a state root: one directory each under `containers/`, a symlink
  * per name under `names/` (made with symlink(2), which is atomic and fails when the name is
  * taken, so two processes never get the same name), and one lock file per container.
+ * Links, renames and small records use synchronous calls: each is one quick syscall on a local
+ * disk, less than the thread-pool round trip an asynchronous call costs.
  */
 export class ContainerStore {
   readonly #layout: StateLayout;
@@ -62,7 +64,7 @@ export class ContainerStore {
     const bare = name.startsWith('/') ? name.slice(1) : name;
     if (!bare || bare.includes('/') || bare === '.' || bare === '..') return undefined;
     try {
-      return await readlink(join(this.#layout.names, bare));
+      return readlinkSync(join(this.#layout.names, bare));
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EINVAL') return undefined;
       throw err;
@@ -75,7 +77,7 @@ export class ContainerStore {
     const link = join(this.#layout.names, name);
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await symlink(id, link);
+        symlinkSync(id, link);
         return;
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw err;
@@ -96,16 +98,15 @@ export class ContainerStore {
   /** Frees `name` when it still points at `id`. */
   async releaseName(name: string, id: string): Promise<void> {
     if ((await this.lookupName(name)) !== id) return;
-    await unlink(join(this.#layout.names, name)).catch((err: unknown) => {
+    try {
+      unlinkSync(join(this.#layout.names, name));
+    } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err;
-    });
+    }
   }
 
   async exists(id: string): Promise<boolean> {
-    return lstat(this.#layout.containerFile(id, 'config.v2.json')).then(
-      () => true,
-      () => false,
-    );
+    return lstatSync(this.#layout.containerFile(id, 'config.v2.json'), { throwIfNoEntry: false }) !== undefined;
   }
 
   /**
@@ -115,12 +116,12 @@ export class ContainerStore {
   async create(record: ContainerRecord): Promise<void> {
     await this.#ensureDirs();
     const temp = join(this.#layout.containers, `.new-${record.id}`);
-    await mkdir(temp, { recursive: true });
+    mkdirSync(temp, { recursive: true });
     try {
       await this.#writeFiles(temp, record, false);
-      await rename(temp, this.#layout.container(record.id));
+      renameSync(temp, this.#layout.container(record.id));
     } catch (err) {
-      await rm(temp, { recursive: true, force: true });
+      await removeTree(temp);
       throw err;
     }
   }
@@ -225,7 +226,7 @@ export class ContainerStore {
       const path = join(this.#layout.containers, entry);
       const stale = entry.startsWith('.gone-') || (entry.startsWith('.new-') && Date.now() - ((await lstat(path).catch(() => undefined))?.mtimeMs ?? Date.now()) > 60_000);
       if (!stale) continue;
-      await rm(path, { recursive: true, force: true });
+      await removeTree(path);
       removed.push(entry);
     }
     return removed;
@@ -237,11 +238,11 @@ export class ContainerStore {
     // Renamed first so that readers see the container vanish at once, not file by file.
     const doomed = join(this.#layout.containers, `.gone-${id}-${randomBytes(4).toString('hex')}`);
     try {
-      await rename(dir, doomed);
+      renameSync(dir, doomed);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
-    await rm(doomed, { recursive: true, force: true });
+    await removeTree(doomed);
   }
 }
