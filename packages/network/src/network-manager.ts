@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -270,6 +271,15 @@ function macFromAddress(address: string): string {
   const value = parseIpv4(address);
   const bytes = [0x02, 0x42, value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255];
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+// The host's hosts file, a few hundred bytes read at every container start: one synchronous read.
+function readHostFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -840,7 +850,7 @@ export class NetworkManager {
     let hosts: string;
     let resolvConf: string;
     if (options.mode === 'host') {
-      const hostHosts = await readFile(this.#hostHostsPath, 'utf8').catch(() => renderHostsFile({ hostname: options.hostname, addresses: [] }));
+      const hostHosts = readHostFile(this.#hostHostsPath) ?? renderHostsFile({ hostname: options.hostname, addresses: [] });
       hosts = hostHosts + extraHosts.map((h) => `${h.address}\t${h.name}\n`).join('');
       resolvConf = renderResolvConf({ host: hostResolv, keepLoopback: true, ...overrides });
     } else {
@@ -1271,7 +1281,7 @@ export class NetworkManager {
 
   async #hostResolvConf(): Promise<string> {
     try {
-      return await readFile(this.#hostResolvConfPath, 'utf8');
+      return readFileSync(this.#hostResolvConfPath, 'utf8');
     } catch (err) {
       this.#logger.warn('cannot read the host resolv.conf', { path: this.#hostResolvConfPath, err });
       return '';

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
@@ -34,6 +34,8 @@ export interface IngestCleanup {
 
 // Big reads and writes: blobs are layers of tens of megabytes.
 const streamChunk = 1 << 20;
+// readBytes reads blobs up to this size synchronously (manifests, configs and indexes are KBs).
+const smallBlob = 1 << 20;
 // A temp file of writeFileAtomic older than this belongs to a writer that died.
 const staleTempMs = 10 * 60_000;
 
@@ -115,10 +117,27 @@ export class LocalContentStore implements ContentStore {
 
   async readBytes(digest: Digest, options: { readonly signal?: AbortSignal } = {}): Promise<Buffer> {
     throwIfAborted(options.signal);
+    let fd: number;
     try {
-      return await readFile(this.blobPath(digest), options.signal ? { signal: options.signal } : {});
+      fd = openSync(this.blobPath(digest), 'r');
     } catch (err) {
       throw this.#notFound(digest, err);
+    }
+    try {
+      // Manifests and configs, read on every run and inspect, take one synchronous read, not the
+      // four thread-pool round trips of readFile; a large blob is read without blocking.
+      const size = fstatSync(fd).size;
+      if (size > smallBlob) return await readFile(this.blobPath(digest), options.signal ? { signal: options.signal } : {}).catch((err: unknown) => Promise.reject(this.#notFound(digest, err)));
+      const data = Buffer.allocUnsafe(size);
+      let got = 0;
+      while (got < size) {
+        const n = readSync(fd, data, got, size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return got === size ? data : data.subarray(0, got);
+    } finally {
+      closeSync(fd);
     }
   }
 

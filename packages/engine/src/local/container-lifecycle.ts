@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname, release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
-import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
+import { readJsonFile, removeTree, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { parsePublish, type PortSpec } from '@berth/network';
 import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, type LinuxResources, type NamespaceMode, type RootfsMount } from '@berth/runtime';
@@ -42,8 +42,13 @@ import { shouldRestart, validateRestartPolicy } from './restart-policy.js';
 const run = promisify(execFile);
 
 /** The parent of a process (field 4 of /proc/<pid>/stat); 0 when it is gone. */
-async function parentPid(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+function parentPid(pid: number): number {
+  let stat = '';
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    // gone
+  }
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0) || 0;
 }
 
@@ -52,9 +57,13 @@ async function parentPid(pid: number): Promise<number> {
  * snapshotter's root is a bind mount from the same file system, which has its parent's device.
  */
 async function isMountPoint(path: string): Promise<boolean> {
-  const real = await realpath(path).catch(() => undefined);
-  if (!real) return false;
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return false;
+  }
+  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
   // Field 5 is the mount point, with space, tab, newline and backslash as octal escapes.
   return mountinfo.split('\n').some((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) === real);
 }
@@ -79,7 +88,7 @@ async function runMounts(mounts: readonly Mount[], autoRemove: boolean): Promise
     mounts.map(async (m) => {
       const workdir = m.type === 'overlay' ? m.options.find((o) => o.startsWith('workdir='))?.slice('workdir='.length) : undefined;
       if (!workdir) return m;
-      await rm(join(workdir, 'work', 'incompat', 'volatile'), { recursive: true, force: true });
+      await removeTree(join(workdir, 'work', 'incompat', 'volatile'));
       return autoRemove && overlayVolatile ? { ...m, options: [...m.options, 'volatile'] } : m;
     }),
   );
@@ -501,7 +510,8 @@ export class ContainerLifecycle {
   async #runtimeRootfs(record: ContainerRecord): Promise<{ rootfs: string; mounts: RootfsMount[] }> {
     const rootfs = this.#ctx.layout.containerFile(record.id, 'rootfs');
     const snapshotter = await this.#ctx.snapshotter();
-    const [mounts] = await Promise.all([snapshotter.mounts(record.snapshotKey).then((m) => runMounts(m, record.hostConfig.AutoRemove === true)), mkdir(rootfs, { recursive: true })]);
+    mkdirSync(rootfs, { recursive: true });
+    const mounts = await runMounts(await snapshotter.mounts(record.snapshotKey), record.hostConfig.AutoRemove === true);
     return {
       rootfs,
       mounts: mounts.map((m) => {
@@ -567,8 +577,11 @@ export class ContainerLifecycle {
       ...(signal ? { signal } : {}),
     });
     const paths = { hostname: join(dir, 'hostname'), hosts: join(dir, 'hosts'), resolvConf: join(dir, 'resolv.conf') };
-    // Written in place, not renamed: a running container has these inodes bind-mounted.
-    await Promise.all([writeFile(paths.hostname, files.hostname), writeFile(paths.hosts, files.hosts), writeFile(paths.resolvConf, files.resolvConf)]);
+    // Written in place, not renamed: a running container has these inodes bind-mounted. Small
+    // files, written synchronously at every start.
+    writeFileSync(paths.hostname, files.hostname);
+    writeFileSync(paths.hosts, files.hosts);
+    writeFileSync(paths.resolvConf, files.resolvConf);
     return paths;
   }
 
@@ -691,8 +704,8 @@ export class ContainerLifecycle {
         await launch();
       });
       runtimeCreated = true;
-      const pid = Number((await readFile(pidFile, 'utf8')).trim());
-      await rm(pidFile, { force: true });
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      rmSync(pidFile, { force: true });
       let networking: NetworkingRecord = mode === 'none' ? { ...record.networking, sandboxKey: `/proc/${pid}/ns/net` } : record.networking;
       if (split) {
         if (this.#needsNetworkSetup(record)) {
@@ -704,7 +717,7 @@ export class ContainerLifecycle {
         await runtime.start(id, signal ? { signal } : {});
       }
       // The runtime's monitor is the parent of the container's init.
-      const monitorPid = await parentPid(pid);
+      const monitorPid = parentPid(pid);
       const now = nowRfc3339();
       const healthcheck = record.config.Healthcheck;
       const hasHealth = healthcheck?.Test?.length && healthcheck.Test[0] !== 'NONE';
