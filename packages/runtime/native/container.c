@@ -599,6 +599,22 @@ record_exit (void *ctx, int wait_status)
     shim_error_release (&e);
 }
 
+/* A created container that its first attach client started: the poststart hooks `start` runs. */
+static void
+started_by_attach (void *ctx)
+{
+  struct launch *L = ctx;
+  if (L->spec->n_hooks[HOOK_POSTSTART] == 0)
+    return;
+  shim_error_t e = NULL;
+  cleanup_free char *state = hook_state (L, "running");
+  if (hooks_run (L->spec, HOOK_POSTSTART, state, &e) < 0)
+    {
+      shim_log_error (e);
+      shim_error_release (&e);
+    }
+}
+
 void
 container_monitor_options (struct monitor_options *mo, const struct container_options *o, bool local, bool monitored,
                            void (*record_exit) (void *ctx, int wait_status), void *ctx)
@@ -636,6 +652,9 @@ monitor_loop (struct launch *L, bool local, int *wait_status, shim_error_t *err)
     .listen_fd = L->listen_fd,
   };
   container_monitor_options (&mo, L->o, local, L->monitored, record_exit, L);
+  mo.start_on_attach = L->o->start_on_attach;
+  mo.on_start = started_by_attach;
+  mo.on_start_ctx = L;
   if (!L->o->create_only)
     close_fd (&L->sync_parent);
   int r = monitor_run_attached (&mo, L->master, wait_status, err);

@@ -62,6 +62,7 @@ static const char usage_text[]
       "  --attach-socket PATH   Berth: serve attach on this unix socket\n"
       "  --open-stdin           Berth: give the process a stdin fed by attach clients\n"
       "  --stdin-once           Berth: close that stdin when the first writer detaches\n"
+      "  --start-on-attach      Berth: (create) the first attach client starts the process, as `start`\n"
       "  --log-max-size SIZE    Berth: rotate the log at SIZE (docker's max-size: 10m = 10000000 bytes)\n"
       "  --log-max-file N       Berth: keep N files, the live one included (docker's max-file, default 1)\n"
       "  --log-compress         Berth: gzip the rotated files (docker's compress)\n"
@@ -308,6 +309,8 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
         o.open_stdin = true;
       else if (strcmp (arg, "--stdin-once") == 0)
         o.stdin_once = true;
+      else if (strcmp (arg, "--start-on-attach") == 0)
+        o.start_on_attach = true;
       else if (strcmp (arg, "--no-new-keyring") == 0 || strcmp (arg, "--no-subreaper") == 0)
         ; /* runc options with nothing to do here: berth-runtime never joins a session keyring */
       else
@@ -317,6 +320,9 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
     return -1;
   if (o.create_only && o.detach)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "create: -d is implied");
+  if (o.start_on_attach && (!o.create_only || !o.attach_socket || o.oci_runtime))
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0,
+                                 "%s: --start-on-attach is for create with --attach-socket, without --oci-runtime", cmd);
   if ((o.log_max_size || o.log_max_files || o.log_compress) && !o.log_path)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: --log-max-size, --log-max-file and --log-compress need --log-path", cmd);
   if (o.log_compress && (o.log_max_files < 2 || o.log_max_size == 0))

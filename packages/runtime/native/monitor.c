@@ -411,11 +411,30 @@ add_client (struct loop *l, int fd)
 }
 
 static void
+send_start (struct loop *l)
+{
+  shim_error_t e = NULL;
+  if (l->sync_fd >= 0 && sync_send (l->sync_fd, SYNC_START, 0, &e) < 0)
+    shim_error_release (&e);
+}
+
+static void
 accept_client (struct loop *l)
 {
   int fd = accept4 (l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (fd >= 0)
-    add_client (l, fd);
+  if (fd < 0)
+    return;
+  add_client (l, fd);
+  if (l->o->start_on_attach && l->fifo_fd >= 0)
+    {
+      /* What `start` does: the fifo goes first, so that `state` says running from now on. */
+      unlink (l->o->fifo_path);
+      close (l->fifo_fd);
+      l->fifo_fd = -1;
+      send_start (l);
+      if (l->o->on_start)
+        l->o->on_start (l->o->on_start_ctx);
+    }
 }
 
 static void
@@ -521,9 +540,7 @@ handle_fifo (struct loop *l)
   l->fifo_fd = -1;
   if (n == 1)
     {
-      shim_error_t e = NULL;
-      if (l->sync_fd >= 0 && sync_send (l->sync_fd, SYNC_START, 0, &e) < 0)
-        shim_error_release (&e);
+      send_start (l);
       return;
     }
   /* A writer came and went without a byte: wait for the next one. */

@@ -49,6 +49,11 @@ struct monitor_options
   int listen_fd;      /* attach socket, or -1 */
   int first_client_fd; /* a client accepted before the loop started, or -1 */
   bool stdin_once;
+  /* create --start-on-attach: the first attach client starts the process, as `start` does
+     (then on_start runs, with on_start_ctx). */
+  bool start_on_attach;
+  void (*on_start) (void *ctx);
+  void *on_start_ctx;
   /* Called once the process has exited and its output is in the log, before the clients get
      the exit: whoever is told of the exit then finds it recorded. */
   void (*on_exit) (void *ctx, int wait_status);

@@ -189,6 +189,34 @@ describe('monitor', () => {
     await expect(access(socket)).rejects.toThrow();
   });
 
+  it('startOnAttach: the first attach client starts the process, and nothing it writes is missed', async () => {
+    const id = newId();
+    const socket = join(dir, `${id}.sock`);
+    await runtime.create(id, { bundle: await bundle(id, ['sh', '-c', 'echo first; exit 5']), attachSocket: socket, startOnAttach: true });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await runtime.state(id)).status).toBe('created');
+    const session = await runtime.attach(id);
+    const out: Buffer[] = [];
+    session.stdout.on('data', (d: Buffer) => out.push(d));
+    expect(await session.exit).toBe(5);
+    expect(Buffer.concat(out).toString()).toBe('first\n');
+    await stopped(id);
+    expect(await runtime.exitRecord(id)).toMatchObject({ exitCode: 5 });
+
+    // `start` still starts such a container that no client attached to.
+    const id2 = newId();
+    await runtime.create(id2, { bundle: await bundle(id2, ['sh', '-c', 'exit 6']), attachSocket: join(dir, `${id2}.sock`), startOnAttach: true });
+    await runtime.start(id2);
+    await stopped(id2);
+    expect((await runtime.state(id2)).exitCode).toBe(6);
+
+    await expect(runtime.create(newId(), { bundle: await bundle(id2, ['true']), startOnAttach: true })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec));
+    const shim = new URL('../dist/native/berth-runtime', import.meta.url).pathname;
+    const usage = await exec(shim, ['--root', runtime.root!, 'run', '-d', '--start-on-attach', '--attach-socket', join(dir, 'x.sock'), '--bundle', join(dir, 'bundles', id2), newId()]).catch((e: { code: number; stderr: string }) => e);
+    expect(usage).toMatchObject({ code: 2 });
+    expect((usage as { stderr: string }).stderr).toContain('--start-on-attach is for create');
+  });
+
   it("log driver none: without a log path nothing is written, attach still gets the output", async () => {
     const id = newId();
     const own = join(dir, `${id}-none`);

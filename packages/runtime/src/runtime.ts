@@ -86,6 +86,12 @@ export interface CreateOptions {
   readonly openStdin?: boolean;
   /** berth-runtime: close that stdin when the first client that wrote to it detaches. */
   readonly stdinOnce?: boolean;
+  /**
+   * berth-runtime itself (`startsOnAttach`), with `attachSocket`, for `create`: the first client
+   * that connects to the attach socket starts the process, as `start` would, so that an attached
+   * run needs no `start`.
+   */
+  readonly startOnAttach?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -246,10 +252,18 @@ export class Runtime {
     return this.kind === 'berth';
   }
 
-  /** Creates a container that waits for `start`. */
+  /** True when `create` takes `startOnAttach`: berth-runtime itself, not runc or crun under it. */
+  get startsOnAttach(): boolean {
+    return this.kind === 'berth';
+  }
+
+  /** Creates a container that waits for `start` (or, with `startOnAttach`, its first attach client). */
   async create(id: string, options: CreateOptions): Promise<void> {
+    if (options.startOnAttach && (!this.startsOnAttach || !options.attachSocket)) {
+      throw new RuntimeError(`startOnAttach: needs attachSocket and berth-runtime itself, not ${this.runtime}`, RuntimeErrorCode.InvalidSpec);
+    }
     await this.checkAbsent(id);
-    await this.invoke(['create', ...this.createArgs(options), id], options.signal);
+    await this.invoke(['create', ...this.createArgs(options), ...(options.startOnAttach ? ['--start-on-attach'] : []), id], options.signal);
   }
 
   /** Runs the process of a created container. */

@@ -117,8 +117,9 @@ export class ContainerIo {
       queue.stop();
     };
 
-    const connect = async (socket: string, beforeStart: boolean) => {
-      if (closed || session) return;
+    // True once this attach is connected (a lone one before start thereby starts the process).
+    const connect = async (socket: string, beforeStart: boolean): Promise<boolean> => {
+      if (closed || session) return session !== undefined;
       for (let attempt = 0; ; attempt++) {
         try {
           session = await attachSocket(socket);
@@ -132,12 +133,12 @@ export class ContainerIo {
           }
           holdLive?.();
           this.#ctx.logger.debug('attach socket unavailable', { containerId: record.id, error: err });
-          return;
+          return false;
         }
       }
       if (closed) {
         session.close();
-        return;
+        return true;
       }
       cancelHook?.();
       if (wantStdout) queue.add(session.stdout, 'stdout');
@@ -154,6 +155,7 @@ export class ContainerIo {
         Action: 'attach',
         Actor: { ID: record.id, Attributes: { image: record.config.Image ?? record.image, name: record.name } },
       });
+      return true;
     };
 
     this.#ctx.closing.addEventListener('abort', close, { once: true });
@@ -212,7 +214,7 @@ export class ContainerIo {
     };
   }
 
-  async #connectWhenStarted(record: ContainerRecord, socket: string, signal: AbortSignal, connect: (socket: string, beforeStart: boolean) => Promise<void>): Promise<void> {
+  async #connectWhenStarted(record: ContainerRecord, socket: string, signal: AbortSignal, connect: (socket: string, beforeStart: boolean) => Promise<boolean>): Promise<void> {
     const runs = record.state.runCount;
     while (!signal.aborted) {
       const next = this.#ctx.watch.next(record.id, { signal });

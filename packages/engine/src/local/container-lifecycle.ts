@@ -114,7 +114,7 @@ export interface DnsDefaults {
 }
 
 /** A hook run between the runtime's `create` and `start`, with the monitor's attach socket (pre-start attach). */
-export type BeforeStartHook = (attachSocket: string) => Promise<void>;
+export type BeforeStartHook = (attachSocket: string) => Promise<boolean>;
 
 const live = new Set(['running', 'paused', 'restarting']);
 
@@ -455,7 +455,11 @@ export class ContainerLifecycle {
 
   // ---- start ---------------------------------------------------------------------------------
 
-  /** Runs `hook` between the runtime's create and start of the container's next start in this process. */
+  /**
+   * Runs `hook` between the runtime's create and start of the container's next start in this
+   * process. A hook connects to the attach socket and says whether it did: a lone hook's
+   * connection is what starts the process (`CreateOptions.startOnAttach`).
+   */
   addBeforeStart(id: string, hook: BeforeStartHook): () => void {
     const set = this.#beforeStart.get(id) ?? new Set();
     this.#beforeStart.set(id, set);
@@ -695,9 +699,12 @@ export class ContainerLifecycle {
       };
       const hooks = [...(this.#beforeStart.get(id) ?? [])];
       const split = hooks.length > 0 || this.#needsNetworkSetup(record);
+      // A lone attached client and nothing else between create and start: its connection starts
+      // the process, and no `start` exec is needed.
+      const startOnAttach = hooks.length === 1 && !this.#needsNetworkSetup(record) && runtime.startsOnAttach;
       // One runtime exec when nothing has to happen between create and start; a run that crashed
       // may have left its id in the runtime, which is deleted and the create tried again.
-      const launch = () => (split ? runtime.create(id, createOptions) : runtime.runDetached(id, createOptions));
+      const launch = () => (split ? runtime.create(id, { ...createOptions, startOnAttach }) : runtime.runDetached(id, createOptions));
       await launch().catch(async (err: unknown) => {
         if (!hasCode(err, RuntimeErrorCode.Exists)) throw err;
         await runtime.delete(id, { force: true });
@@ -713,8 +720,9 @@ export class ContainerLifecycle {
           networking = await this.#connect(record, pid, signal);
           if (etc && !record.networking.mode.startsWith('container:')) await this.#etcFiles(record, signal);
         }
-        for (const hook of hooks) await hook(createOptions.attachSocket);
-        await runtime.start(id, signal ? { signal } : {});
+        let attached = false;
+        for (const hook of hooks) attached = (await hook(createOptions.attachSocket)) || attached;
+        if (!startOnAttach || !attached) await runtime.start(id, signal ? { signal } : {});
       }
       // The runtime's monitor is the parent of the container's init.
       const monitorPid = parentPid(pid);
@@ -801,8 +809,9 @@ export class ContainerLifecycle {
     let exitCode = 255;
     let oomKilled = false;
     let finishedAt = nowRfc3339();
-    // Called when the run seems over (its attach socket closed): the monitor closes connections
-    // before it records the exit, so give it the moment it needs; one that lives on still runs.
+    // Called when the run seems over (its attach socket closed): the monitor records the exit,
+    // tells its clients and ends once they have let go, so give it the moment it needs; one that
+    // lives on still runs.
     if (record.state.monitorPid > 0) {
       for (let i = 0; await processAlive(record.state.monitorPid, record.state.monitorStartTime); i++) {
         if (i >= 520) return record;
