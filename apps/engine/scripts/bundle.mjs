@@ -35,6 +35,21 @@ const lazyBuiltins = {
   },
 };
 
+// zlib costs about a millisecond to load and only image transfer, builds, export and rotated logs
+// use it: the workspace's imports of it get functions that load it on first call. An import of
+// another name fails the build here, until it is added to the list.
+const zlibFunctions = ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'];
+const lazyZlib = {
+  name: 'lazy-zlib',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?zlib$/ }, (args) => (args.importer.startsWith(packagesDir) || args.importer.startsWith(here('../src/')) ? { path: 'zlib', namespace: 'lazy-zlib' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-zlib' }, () => ({
+      contents: [`let zlib;`, `const load = () => (zlib ??= require('node:zlib'));`, ...zlibFunctions.map((f) => `export function ${f}(...args) { return load().${f}(...args); }`)].join('\n'),
+      loader: 'js',
+    }));
+  },
+};
+
 // The workspace packages' modules have no import-time side effects (no registries, no globals;
 // the conventions forbid them), so an index that re-exports a whole package may be pruned to
 // what a command imports: `engine ps` then never initialises the API server or the registry client.
@@ -107,7 +122,7 @@ const common = {
 // spares Node starting its ES module loader.
 const script = {
   ...common,
-  plugins: common.plugins.filter((plugin) => plugin !== lazyBuiltins),
+  plugins: [lazyZlib, ...common.plugins.filter((plugin) => plugin !== lazyBuiltins)],
   format: 'cjs',
   banner: { js: "const __berthUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
