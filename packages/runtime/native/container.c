@@ -433,6 +433,24 @@ launch_cleanup (struct launch *L)
     unlink (L->o->attach_socket);
 }
 
+/* A container whose process has ended and was reaped: its poststop hooks, then what `delete`
+   removes (cgroups, state directory, attach socket). */
+static void
+delete_ended (struct launch *L)
+{
+  if (L->spec->n_hooks[HOOK_POSTSTOP])
+    {
+      shim_error_t e = NULL;
+      cleanup_free char *state = hook_state (L, "stopped");
+      if (hooks_run (L->spec, HOOK_POSTSTOP, state, &e) < 0)
+        {
+          shim_log_error (e);
+          shim_error_release (&e);
+        }
+    }
+  launch_cleanup (L);
+}
+
 static int
 write_state (struct launch *L, shim_error_t *err)
 {
@@ -595,7 +613,7 @@ record_exit (void *ctx, int wait_status)
      connection. Gone before the exit is recorded, so `stopped` implies no attach socket. */
   if (L->o->attach_socket)
     unlink (L->o->attach_socket);
-  if (state_write_exit (L->state_dir, wait_status, oom, &e) < 0)
+  if (state_write_exit (L->state_dir, L->o->exit_file, wait_status, oom, &e) < 0)
     shim_error_release (&e);
 }
 
@@ -773,19 +791,8 @@ container_start (const struct container_options *o, int *exit_code, shim_error_t
         }
       L.pid = 0;
       *exit_code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-      if (o->keep)
-        return 0;
-      shim_error_t e = NULL;
-      if (L.spec->n_hooks[HOOK_POSTSTOP])
-        {
-          cleanup_free char *state = hook_state (&L, "stopped");
-          if (hooks_run (L.spec, HOOK_POSTSTOP, state, &e) < 0)
-            {
-              shim_log_error (e);
-              shim_error_release (&e);
-            }
-        }
-      launch_cleanup (&L);
+      if (!o->keep)
+        delete_ended (&L);
       return 0;
     }
 
@@ -850,6 +857,12 @@ container_start (const struct container_options *o, int *exit_code, shim_error_t
   shim_error_t e = NULL;
   if (monitor_loop (&L, false, &status, &e) < 0)
     shim_error_release (&e);
+  else if (o->delete_on_exit)
+    {
+      /* The exit is in --exit-file; the caller need not run `delete`. */
+      L.pid = 0;
+      delete_ended (&L);
+    }
   if (o->attach_socket)
     unlink (o->attach_socket);
   _exit (0);

@@ -26,6 +26,8 @@ struct container_options
   bool open_stdin; /* Berth: give the process a stdin pipe fed by attach clients */
   bool stdin_once; /* Berth: close that stdin when the first client that wrote to it leaves */
   bool start_on_attach; /* Berth, create: the first attach client starts the process, as `start` */
+  const char *exit_file; /* Berth, create and run -d: the monitor records the exit there too */
+  bool delete_on_exit;   /* Berth, create and run -d: the monitor then deletes the container */
   int preserve_fds;
   /* Berth: run the container with this OCI runtime (runc, crun) under our monitor (conmon's
      role), with its --root and other global options. */

@@ -63,6 +63,8 @@ static const char usage_text[]
       "  --open-stdin           Berth: give the process a stdin fed by attach clients\n"
       "  --stdin-once           Berth: close that stdin when the first writer detaches\n"
       "  --start-on-attach      Berth: (create) the first attach client starts the process, as `start`\n"
+      "  --exit-file PATH       Berth: (create, run -d) the monitor also records the exit there\n"
+      "  --delete-on-exit       Berth: (create, run -d, with --exit-file) the monitor then deletes the container\n"
       "  --log-max-size SIZE    Berth: rotate the log at SIZE (docker's max-size: 10m = 10000000 bytes)\n"
       "  --log-max-file N       Berth: keep N files, the live one included (docker's max-file, default 1)\n"
       "  --log-compress         Berth: gzip the rotated files (docker's compress)\n"
@@ -311,6 +313,14 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
         o.stdin_once = true;
       else if (strcmp (arg, "--start-on-attach") == 0)
         o.start_on_attach = true;
+      else if (strcmp (arg, "--delete-on-exit") == 0)
+        o.delete_on_exit = true;
+      else if (is_opt (arg, "--exit-file"))
+        {
+          if ((v = take_value (a, arg, err)) == NULL)
+            return -1;
+          o.exit_file = absolute (v);
+        }
       else if (strcmp (arg, "--no-new-keyring") == 0 || strcmp (arg, "--no-subreaper") == 0)
         ; /* runc options with nothing to do here: berth-runtime never joins a session keyring */
       else
@@ -320,6 +330,10 @@ cmd_create_run (struct args *a, const char *root, const char *cmd, int *exit_cod
     return -1;
   if (o.create_only && o.detach)
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "create: -d is implied");
+  if ((o.exit_file || o.delete_on_exit) && ((!o.create_only && !o.detach) || o.oci_runtime))
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: --exit-file and --delete-on-exit are for create and run -d, without --oci-runtime", cmd);
+  if (o.delete_on_exit && !o.exit_file)
+    return shim_make_error_code (err, SHIM_CODE_USAGE, 0, "%s: --delete-on-exit needs --exit-file (where the exit is kept)", cmd);
   if (o.start_on_attach && (!o.create_only || !o.attach_socket || o.oci_runtime))
     return shim_make_error_code (err, SHIM_CODE_USAGE, 0,
                                  "%s: --start-on-attach is for create with --attach-socket, without --oci-runtime", cmd);

@@ -326,7 +326,7 @@ state_replace_field (const struct container_state *st, const char *key, const ch
 }
 
 int
-state_write_exit (const char *dir, int wait_status, bool oom_killed, shim_error_t *err)
+state_write_exit (const char *dir, const char *also, int wait_status, bool oom_killed, shim_error_t *err)
 {
   struct strbuf b = { 0 };
   int code = WIFEXITED (wait_status) ? WEXITSTATUS (wait_status) : 128 + WTERMSIG (wait_status);
@@ -340,6 +340,8 @@ state_write_exit (const char *dir, int wait_status, bool oom_killed, shim_error_
   strbuf_addf (&b, "\",\"oomKilled\":%s}\n", oom_killed ? "true" : "false");
   cleanup_free char *path = xasprintf ("%s/exit.json", dir);
   int r = write_file_atomic (path, b.p, b.len, 0600, err);
+  if (r == 0 && also)
+    r = write_file_atomic (also, b.p, b.len, 0600, err);
   free (b.p);
   return r;
 }

@@ -66,7 +66,8 @@ bool state_process_alive (const struct container_state *st);
 void state_write_json (struct strbuf *b, const struct container_state *st);
 /* Rewrites state.json with one top-level member replaced by `json` (update's `resources`). */
 int state_replace_field (const struct container_state *st, const char *key, const char *json, shim_error_t *err);
-/* Records how the process ended (the monitor calls this). */
-int state_write_exit (const char *dir, int wait_status, bool oom_killed, shim_error_t *err);
+/* Records how the process ended (the monitor calls this): `dir`/exit.json, and the same record
+   at `also` unless it is NULL (create --exit-file). */
+int state_write_exit (const char *dir, const char *also, int wait_status, bool oom_killed, shim_error_t *err);
 
 #endif

@@ -783,7 +783,7 @@ record_exit (void *ctx, int wait_status)
   struct wrapped *W = ctx;
   shim_error_t e = NULL;
   bool oom = W->cgroup && cgroup_oom_killed (W->cgroup);
-  if (state_write_exit (W->state_dir, wait_status, oom, &e) < 0)
+  if (state_write_exit (W->state_dir, NULL, wait_status, oom, &e) < 0)
     shim_error_release (&e);
 }
 

@@ -1,4 +1,4 @@
-export { Runtime, collectOutput, initBinary, readExecExit } from './runtime.js';
+export { Runtime, collectOutput, initBinary, readExecExit, readExitRecord } from './runtime.js';
 export type { ContainerExit, ContainerState, ContainerStatus, CreateOptions, ExecExit, ExecOptions, ExecProcess, RunningProcess, RuntimeName, RuntimeOptions } from './runtime.js';
 export { RuntimeError, RuntimeErrorCode } from './errors.js';
 export { jsonFileLogRotation, readJsonFileLog } from './json-file-log.js';

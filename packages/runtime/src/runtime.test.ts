@@ -8,7 +8,7 @@ import { hasCode, hasKind } from '@berth/errors';
 import { makeBusyboxRootfs } from '@berth/tools/rootfs';
 import { attachSocket } from './attach.js';
 import { RuntimeErrorCode } from './errors.js';
-import { collectOutput, readExecExit, Runtime } from './runtime.js';
+import { collectOutput, readExecExit, readExitRecord, Runtime } from './runtime.js';
 import { buildSpec, type RunOptions } from './spec-builder.js';
 
 const exec = promisify(execFile);
@@ -215,6 +215,24 @@ describe('monitor', () => {
     const usage = await exec(shim, ['--root', runtime.root!, 'run', '-d', '--start-on-attach', '--attach-socket', join(dir, 'x.sock'), '--bundle', join(dir, 'bundles', id2), newId()]).catch((e: { code: number; stderr: string }) => e);
     expect(usage).toMatchObject({ code: 2 });
     expect((usage as { stderr: string }).stderr).toContain('--start-on-attach is for create');
+  });
+
+  it('deleteOnExit: the monitor records the exit in exitFile and deletes the container, cgroups included', async () => {
+    const id = newId();
+    const exitFile = join(dir, `${id}.exit.json`);
+    await runtime.runDetached(id, { bundle: await bundle(id, ['sh', '-c', 'sleep 0.2; exit 7']), exitFile, deleteOnExit: true });
+    expect(await runtime.exists(id)).toBe(true);
+    expect(await readExitRecord(exitFile)).toBeUndefined();
+    await until(`${id} to be deleted`, async () => ((await runtime.exists(id)) ? undefined : true));
+    expect(await readExitRecord(exitFile)).toMatchObject({ exitCode: 7, oomKilled: false });
+    expect(await cgroupExists(id)).toBe(false);
+    await expect(runtime.state(id)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotFound));
+
+    await expect(runtime.create(newId(), { bundle: await bundle(id, ['true']), deleteOnExit: true })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec));
+    const shim = new URL('../dist/native/berth-runtime', import.meta.url).pathname;
+    const usage = await exec(shim, ['--root', runtime.root!, 'create', '--delete-on-exit', '--bundle', join(dir, 'bundles', id), newId()]).catch((e: { code: number; stderr: string }) => e);
+    expect(usage).toMatchObject({ code: 2 });
+    expect((usage as { stderr: string }).stderr).toContain('--delete-on-exit needs --exit-file');
   });
 
   it("log driver none: without a log path nothing is written, attach still gets the output", async () => {

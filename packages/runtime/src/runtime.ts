@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { abortError, errnoCode, throwIfAborted } from '@berth/errors';
+import { abortError, errnoCode, hasCode, throwIfAborted } from '@berth/errors';
 import { noopLogger, type Logger } from '@berth/log';
 import { attachSocket, type AttachSession } from './attach.js';
 import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
@@ -92,6 +92,16 @@ export interface CreateOptions {
    * run needs no `start`.
    */
   readonly startOnAttach?: boolean;
+  /**
+   * berth-runtime itself (`deletesOnExit`), for `create` and `runDetached`: the monitor also
+   * records the exit in this file (`readExitRecord`), where it outlives the container's state.
+   */
+  readonly exitFile?: string;
+  /**
+   * With `exitFile`: once the process has ended, the monitor deletes the container (its
+   * cgroups and state) as `delete` would, so that the end of a run needs no `delete`.
+   */
+  readonly deleteOnExit?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -255,6 +265,21 @@ export class Runtime {
   /** True when `create` takes `startOnAttach`: berth-runtime itself, not runc or crun under it. */
   get startsOnAttach(): boolean {
     return this.kind === 'berth';
+  }
+
+  /** True when `create` and `runDetached` take `exitFile` and `deleteOnExit`: berth-runtime itself. */
+  get deletesOnExit(): boolean {
+    return this.kind === 'berth';
+  }
+
+  /** True while the runtime has the container (its state directory is there). */
+  async exists(id: string): Promise<boolean> {
+    const root = this.monitorStateRoot ?? this.root;
+    if (root) return existsSync(join(root, id));
+    return this.state(id).then(
+      () => true,
+      (err: unknown) => (hasCode(err, RuntimeErrorCode.NotFound) ? false : Promise.reject(err)),
+    );
   }
 
   /** Creates a container that waits for `start` (or, with `startOnAttach`, its first attach client). */
@@ -442,6 +467,11 @@ export class Runtime {
 
   private createArgs(o: CreateOptions): string[] {
     if (!o.bundle.startsWith('/')) throw new RuntimeError(`bundle: ${JSON.stringify(o.bundle)} is not an absolute path`, RuntimeErrorCode.InvalidSpec);
+    if ((o.exitFile || o.deleteOnExit) && !this.deletesOnExit) {
+      throw new RuntimeError(`exitFile and deleteOnExit need berth-runtime itself, not ${this.runtime}`, RuntimeErrorCode.NotSupported);
+    }
+    if (o.deleteOnExit && !o.exitFile) throw new RuntimeError('deleteOnExit: needs exitFile, where the exit is kept', RuntimeErrorCode.InvalidSpec);
+    if (o.exitFile && !o.exitFile.startsWith('/')) throw new RuntimeError(`exitFile: ${JSON.stringify(o.exitFile)} is not an absolute path`, RuntimeErrorCode.InvalidSpec);
     const monitorOnly = [o.logPath && '--log-path', o.logRotation && '--log-max-size', o.attachSocket && '--attach-socket', o.openStdin && '--open-stdin', o.stdinOnce && '--stdin-once'].filter(Boolean);
     if (monitorOnly.length && !this.hasMonitor) {
       throw new RuntimeError(
@@ -471,6 +501,8 @@ export class Runtime {
       ...(o.attachSocket ? ['--attach-socket', o.attachSocket] : []),
       ...(o.openStdin ? ['--open-stdin'] : []),
       ...(o.stdinOnce ? ['--stdin-once'] : []),
+      ...(o.exitFile ? ['--exit-file', o.exitFile] : []),
+      ...(o.deleteOnExit ? ['--delete-on-exit'] : []),
     ];
   }
 
@@ -641,7 +673,8 @@ export function readExecExit(path: string): Promise<ExecExit | undefined> {
   return readExitRecord(path);
 }
 
-async function readExitRecord(path: string): Promise<ContainerExit | undefined> {
+/** The exit a container's monitor recorded in `path` (`CreateOptions.exitFile`); undefined while it has not ended. */
+export async function readExitRecord(path: string): Promise<ContainerExit | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -9,7 +9,7 @@ import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, th
 import { readJsonFile, removeTree, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { parsePublish, type PortSpec } from '@berth/network';
-import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, type LinuxResources, type NamespaceMode, type RootfsMount } from '@berth/runtime';
+import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, readExitRecord, type LinuxResources, type NamespaceMode, type RootfsMount } from '@berth/runtime';
 import { RootResolver, mountAll, mountData, unmount, type Mount } from '@berth/snapshot';
 import type { ImageDetails } from '@berth/store';
 import { EngineErrorCode, engineError, type ContainerWait } from '../engine.js';
@@ -687,9 +687,14 @@ export class ContainerLifecycle {
       await mkdir(join(layout.runRoot, 'attach'), { recursive: true });
       const pidFile = join(layout.runRoot, 'attach', `${id.slice(0, 32)}.pid`);
       const logRotation = jsonFileLogRotation(host.LogConfig?.Config ?? {});
+      // The monitor records the end there and deletes the container itself; a file from an
+      // earlier run must not be taken for this run's end.
+      const exitFile = runtime.deletesOnExit ? layout.exitFile(id) : undefined;
+      if (exitFile) rmSync(exitFile, { force: true });
       const createOptions = {
         bundle: layout.container(id),
         pidFile,
+        ...(exitFile ? { exitFile, deleteOnExit: true } : {}),
         ...(record.logPath ? { logPath: record.logPath } : {}),
         ...(record.logPath && logRotation ? { logRotation } : {}),
         attachSocket: layout.attachSocket(id),
@@ -820,10 +825,12 @@ export class ContainerLifecycle {
     } else if (await this.#runAlive(record)) {
       return record;
     }
+    // The monitor records the exit before it ends, and with deleteOnExit deletes the container
+    // from the runtime; without a record (no monitor, or one that was killed) the runtime's state
+    // says what it knows.
+    const exitFile = this.#ctx.layout.exitFile(id);
     try {
-      // The monitor records the exit before it ends; without that record (no monitor, or one that
-      // was killed) the runtime's state says what it knows.
-      let ended: { exitCode?: number; oomKilled?: boolean; finished?: Date } | undefined = await runtime.exitRecord(id);
+      let ended: { exitCode?: number; oomKilled?: boolean; finished?: Date } | undefined = (await readExitRecord(exitFile)) ?? (await runtime.exitRecord(id));
       if (!ended) {
         const state = await runtime.state(id);
         // The monitor died but the process lives (its monitor was killed): end it so its state is known.
@@ -838,7 +845,10 @@ export class ContainerLifecycle {
       // No runtime state: the host rebooted (the run root is gone) or the monitor was killed.
       this.#ctx.logger.debug('no runtime state for a finished run', { containerId: id, error: describeError(err) });
     }
-    await runtime.delete(id, { force: true }).catch((err: unknown) => this.#ctx.logger.warn('runtime delete failed', { containerId: id, error: describeError(err) }));
+    rmSync(exitFile, { force: true });
+    if (await runtime.exists(id).catch(() => true)) {
+      await runtime.delete(id, { force: true }).catch((err: unknown) => this.#ctx.logger.warn('runtime delete failed', { containerId: id, error: describeError(err) }));
+    }
     if (this.#needsNetworkSetup(record)) {
       await this.#ctx
         .network()

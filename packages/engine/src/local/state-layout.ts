@@ -83,4 +83,9 @@ export class StateLayout {
   attachSocket(id: string): string {
     return join(this.runRoot, 'attach', `${id.slice(0, 32)}.sock`);
   }
+
+  /** Where the monitor records how a container's current run ended (it outlives the runtime's state). */
+  exitFile(id: string): string {
+    return join(this.runRoot, 'attach', `${id}.exit.json`);
+  }
 }
