@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname, release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
@@ -1057,7 +1057,13 @@ export class ContainerLifecycle {
 
   async #removeExecs(id: string): Promise<void> {
     const dir = this.#ctx.layout.execs;
-    const names = await readdir(dir).catch(() => [] as string[]);
+    // Usually empty: one synchronous look, at every removal.
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      // no execs directory yet
+    }
     for (const n of names) {
       const rec = await readJsonFile<{ containerId?: string }>(join(dir, n)).catch(() => undefined);
       if (rec?.containerId === id) await rm(join(dir, n), { force: true });
