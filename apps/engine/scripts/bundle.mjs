@@ -66,23 +66,21 @@ const workspaceWithoutSideEffects = {
   },
 };
 
-// undici is half of the bundle and only registry work (pull, push, login) uses it. It rides along
-// as text, compiled the first time a registry is contacted, so that every other command starts
-// without reading it as code.
+// undici is as large as the rest of the CLI together and only registry work (pull, push, login)
+// uses it. It is built into dist/undici.cjs beside the bundle and required the first time a
+// registry is contacted, so that every other command neither reads it nor holds it in memory.
 const registryDir = here('../../../packages/registry/src/');
-const undiciAsText = {
-  name: 'undici-as-text',
+const undiciBeside = {
+  name: 'undici-beside',
   setup(b) {
-    b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-as-text' }));
-    b.onLoad({ filter: /.*/, namespace: 'undici-as-text' }, async () => {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: 'undici', namespace: 'undici-beside' }));
+    // Left to the bundle's own require(), which resolves it beside the bundle file.
+    b.onResolve({ filter: /^\.\/undici\.cjs$/, namespace: 'undici-beside' }, () => ({ path: './undici.cjs', external: true }));
+    b.onLoad({ filter: /.*/, namespace: 'undici-beside' }, async () => {
       const entry = await b.resolve('undici', { kind: 'import-statement', resolveDir: registryDir });
       if (entry.errors.length) return { errors: entry.errors };
-      const inner = await build({ entryPoints: [entry.path], bundle: true, platform: 'node', format: 'cjs', target: 'node22', minify: true, write: false, legalComments: 'none', logLevel: 'warning' });
-      const source = JSON.stringify(inner.outputFiles[0].text);
-      return {
-        contents: `const m = { exports: {} }; new Function('module', 'exports', 'require', ${source})(m, m.exports, require); module.exports = m.exports;`,
-        loader: 'js',
-      };
+      await build({ entryPoints: [entry.path], bundle: true, platform: 'node', format: 'cjs', target: 'node22', minify: true, outfile: here('../dist/undici.cjs'), legalComments: 'none', logLevel: 'warning' });
+      return { contents: "module.exports = require('./undici.cjs');", loader: 'js' };
     });
   },
 };
@@ -103,7 +101,7 @@ const nativeBesideBundle = {
 
 const common = {
   bundle: true,
-  plugins: [lazyBuiltins, workspaceWithoutSideEffects, undiciAsText, nativeBesideBundle],
+  plugins: [lazyBuiltins, workspaceWithoutSideEffects, undiciBeside, nativeBesideBundle],
   alias: { 'string-width': here('./string-width.mjs') },
   platform: 'node',
   format: 'esm',
