@@ -433,11 +433,15 @@ launch_cleanup (struct launch *L)
     unlink (L->o->attach_socket);
 }
 
-/* A container whose process has ended and was reaped: its poststop hooks, then what `delete`
-   removes (cgroups, state directory, attach socket). */
+/* A container whose process has ended and was reaped: what is left in its cgroup (without a pid
+   namespace of its own, the init's children outlive it) is killed, as containerd's shim does,
+   then its poststop hooks, then what `delete` removes (cgroups, state directory, attach socket). */
 static void
 delete_ended (struct launch *L)
 {
+  shim_error_t left = NULL;
+  if (L->cgroup && cgroup_signal_all (L->cgroup, SIGKILL, &left) < 0)
+    shim_error_release (&left);
   if (L->spec->n_hooks[HOOK_POSTSTOP])
     {
       shim_error_t e = NULL;

@@ -8,6 +8,7 @@ import { hasCode, hasKind } from '@berth/errors';
 import { makeBusyboxRootfs } from '@berth/tools/rootfs';
 import { attachSocket } from './attach.js';
 import { RuntimeErrorCode } from './errors.js';
+import { readJsonFileLog } from './json-file-log.js';
 import { collectOutput, readExecExit, readExitRecord, Runtime } from './runtime.js';
 import { buildSpec, type RunOptions } from './spec-builder.js';
 
@@ -227,6 +228,19 @@ describe('monitor', () => {
     expect(await readExitRecord(exitFile)).toMatchObject({ exitCode: 7, oomKilled: false });
     expect(await cgroupExists(id)).toBe(false);
     await expect(runtime.state(id)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.NotFound));
+
+    // Without a pid namespace of its own the init's children outlive it: the monitor kills them.
+    const host = newId();
+    const log = join(dir, `${host}.log`);
+    await runtime.runDetached(host, { bundle: await bundle(host, ['sh', '-c', 'sleep 300 & echo $!'], { pid: 'host' }), logPath: log, exitFile: join(dir, `${host}.exit.json`), deleteOnExit: true });
+    await until(`${host} to be deleted`, async () => ((await runtime.exists(host)) ? undefined : true));
+    const records = [];
+    for await (const r of readJsonFileLog(log)) records.push(r.log);
+    const child = Number(records.join('').trim());
+    expect(child).toBeGreaterThan(1);
+    const gone = async (pid: number) => (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ') Z ')).includes(') Z ');
+    await until(`the leftover ${child} to be gone`, async () => ((await gone(child)) ? true : undefined));
+    expect(await cgroupExists(host)).toBe(false);
 
     await expect(runtime.create(newId(), { bundle: await bundle(id, ['true']), deleteOnExit: true })).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.InvalidSpec));
     const shim = new URL('../dist/native/berth-runtime', import.meta.url).pathname;
