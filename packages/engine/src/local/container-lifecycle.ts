@@ -35,22 +35,11 @@ import { parseSignal } from './signal-names.js';
 import type { EngineContext } from './engine-context.js';
 import { mountRequests, type MountRequest } from './mount-spec.js';
 import { randomContainerName } from './name-generator.js';
-import { processAlive, processStartTime } from './process-liveness.js';
+import { parentPid, processAlive, processStartTime } from './process-liveness.js';
 import { monitorGone } from './record-watch.js';
 import { shouldRestart, validateRestartPolicy } from './restart-policy.js';
 
 const run = promisify(execFile);
-
-/** The parent of a process (field 4 of /proc/<pid>/stat); 0 when it is gone. */
-function parentPid(pid: number): number {
-  let stat = '';
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    // gone
-  }
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0) || 0;
-}
 
 /**
  * True when something is mounted at `path`. Not a comparison of device numbers: the copying
