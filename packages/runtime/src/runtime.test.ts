@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +62,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
 }
 
 const stopped = (id: string) => until(`${id} to stop`, async () => ((await runtime.state(id)).status === 'stopped' ? true : undefined));
+
+/** The fields of /proc/<pid>/stat after the command name (the state first). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
 
 async function cgroupExists(id: string): Promise<boolean> {
   return access(`/sys/fs/cgroup/pids/berth/${id}`).then(() => true, () => false);
@@ -216,6 +223,37 @@ describe('monitor', () => {
     const usage = await exec(shim, ['--root', runtime.root!, 'run', '-d', '--start-on-attach', '--attach-socket', join(dir, 'x.sock'), '--bundle', join(dir, 'bundles', id2), newId()]).catch((e: { code: number; stderr: string }) => e);
     expect(usage).toMatchObject({ code: 2 });
     expect((usage as { stderr: string }).stderr).toContain('--start-on-attach is for create');
+  });
+
+  it('monitorOf: the monitor a container has from its create on, also once its process has ended', async () => {
+    const id = newId();
+    await runtime.create(id, { bundle: await bundle(id, ['true']), attachSocket: join(dir, `${id}.sock`), startOnAttach: true });
+    const state = await runtime.state(id);
+    const monitor = runtime.monitorOf(id);
+    // The init's parent while it lives, and /proc's start time of that process.
+    const parent = Number(statFields(state.pid)[1]);
+    expect(monitor).toEqual({ pid: parent, startTime: statFields(parent)[19] });
+    expect(state.monitorPid).toBe(monitor?.pid);
+    const session = await runtime.attach(id);
+    session.stdout.resume();
+    expect(await session.exit).toBe(0);
+    await stopped(id);
+    // The init is gone and with it the way from its pid to its parent; the monitor's state says it.
+    expect(runtime.monitorOf(id)).toEqual(monitor);
+    await runtime.delete(id);
+    expect(runtime.monitorOf(id)).toBeUndefined();
+    expect(new Runtime({ runtime: 'runc', root: join(dir, 'runc') }).monitorOf(id)).toBeUndefined();
+  });
+
+  it('leaves no log file behind: the runtime writes its own to an unlinked temporary file', async () => {
+    const mine = async () => (await readdir(tmpdir())).filter((n) => n.startsWith(`berth-runtime-log-${process.pid}-`));
+    const before = await mine();
+    const id = newId();
+    await runtime.runDetached(id, { bundle: await bundle(id, ['true']) });
+    await stopped(id);
+    await expect(runtime.start(id)).rejects.toSatisfy((e) => hasCode(e, RuntimeErrorCode.State));
+    await runtime.delete(id);
+    expect(await mine()).toEqual(before);
   });
 
   it('deleteOnExit: the monitor records the exit in exitFile and deletes the container, cgroups included', async () => {
