@@ -52,7 +52,13 @@ export function attachSocket(path: string, options: { readonly signal?: AbortSig
         pending = pending.subarray(8 + length);
         if (type === AttachFrame.Stdout) stdout.write(payload);
         else if (type === AttachFrame.Stderr) stderr.write(payload);
-        else if (type === AttachFrame.Exit && payload.length >= 4) exitCode = payload.readInt32BE(0);
+        else if (type === AttachFrame.Exit && payload.length >= 4) {
+          exitCode = payload.readInt32BE(0);
+          // Nothing follows the exit but the monitor's end of stream, and the monitor waits for
+          // its clients to close before it finishes: close at once, not when this process next
+          // gets around to reading that end.
+          socket.end();
+        }
       }
     });
     const finish = () => {
