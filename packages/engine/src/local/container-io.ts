@@ -10,7 +10,6 @@ import { invalidParameter } from './docker-errors.js';
 import type { EngineContext } from './engine-context.js';
 import { formatFixedNanos, secondsToNanos } from './docker-time.js';
 import { OutputQueue } from './output-queue.js';
-import { monitorGone } from './record-watch.js';
 
 /** A log's records as output chunks, each prefixed with docker's fixed-width time when asked. */
 async function* logChunks(records: AsyncIterable<JsonFileLogRecord>, timestamps: boolean): AsyncGenerator<OutputChunk> {
@@ -140,6 +139,7 @@ export class ContainerIo {
         session.close();
         return true;
       }
+      this.#ctx.watch.attached(socket, session);
       cancelHook?.();
       if (wantStdout) queue.add(session.stdout, 'stdout');
       else session.stdout.resume();
@@ -242,7 +242,7 @@ export class ContainerIo {
       throw engineError('configured logging driver does not support reading', EngineErrorCode.InvalidParameter, ErrorKind.InvalidArgument);
     }
     const signal = options.signal ? AbortSignal.any([options.signal, this.#ctx.closing]) : this.#ctx.closing;
-    const follow = options.follow && isRunning(record) ? monitorGone(this.#ctx.layout.attachSocket(record.id), signal) : undefined;
+    const follow = options.follow && isRunning(record) ? this.#ctx.watch.monitorGone(this.#ctx.layout.attachSocket(record.id), signal) : undefined;
     const tail = options.tail === undefined || options.tail === 'all' ? undefined : options.tail;
     return {
       tty: record.config.Tty ?? false,

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname, release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +36,6 @@ import type { EngineContext } from './engine-context.js';
 import { mountRequests, type MountRequest } from './mount-spec.js';
 import { randomContainerName } from './name-generator.js';
 import { parentPid, processAlive, processStartTime } from './process-liveness.js';
-import { monitorGone } from './record-watch.js';
 import { shouldRestart, validateRestartPolicy } from './restart-policy.js';
 
 const run = promisify(execFile);
@@ -673,7 +672,7 @@ export class ContainerLifecycle {
       const spec = await buildSpec({}, options);
       if (host.ConsoleSize && spec.process) spec.process.consoleSize = { height: host.ConsoleSize[0], width: host.ConsoleSize[1] };
       await writeJsonAtomic(layout.containerFile(id, 'config.json'), spec, { durable: false });
-      await mkdir(join(layout.runRoot, 'attach'), { recursive: true });
+      mkdirSync(join(layout.runRoot, 'attach'), { recursive: true });
       const pidFile = join(layout.runRoot, 'attach', `${id.slice(0, 32)}.pid`);
       const logRotation = jsonFileLogRotation(host.LogConfig?.Config ?? {});
       // The monitor records the end there and deletes the container itself; a file from an
@@ -707,6 +706,9 @@ export class ContainerLifecycle {
       runtimeCreated = true;
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       rmSync(pidFile, { force: true });
+      // Before anything starts the process: a short one is gone at once, and with it the way
+      // from its pid to its parent, the monitor.
+      const monitor = runtime.monitorOf(id);
       let networking: NetworkingRecord = mode === 'none' ? { ...record.networking, sandboxKey: `/proc/${pid}/ns/net` } : record.networking;
       if (split) {
         if (this.#needsNetworkSetup(record)) {
@@ -719,7 +721,7 @@ export class ContainerLifecycle {
         if (!startOnAttach || !attached) await runtime.start(id, signal ? { signal } : {});
       }
       // The runtime's monitor is the parent of the container's init.
-      const monitorPid = parentPid(pid);
+      const monitorPid = monitor?.pid ?? parentPid(pid);
       const now = nowRfc3339();
       const healthcheck = record.config.Healthcheck;
       const hasHealth = healthcheck?.Test?.length && healthcheck.Test[0] !== 'NONE';
@@ -739,7 +741,7 @@ export class ContainerLifecycle {
           hasBeenStarted: true,
           runCount: record.state.runCount + 1,
           monitorPid,
-          monitorStartTime: await processStartTime(monitorPid),
+          monitorStartTime: monitor?.startTime ?? (await processStartTime(monitorPid)),
           ...(hasHealth ? { health: { Status: 'starting', FailingStreak: 0, Log: record.state.health?.Log ?? [] } } : {}),
         },
       };
@@ -803,23 +805,17 @@ export class ContainerLifecycle {
     let exitCode = 255;
     let oomKilled = false;
     let finishedAt = nowRfc3339();
-    // Called when the run seems over (its attach socket closed): the monitor records the exit,
+    // The monitor records the exit before it deletes the container (runtime deleteOnExit): with
+    // the record there the run is over, and the engine's own cleanup goes on while the monitor
+    // finishes its. Without it the run only seems over (its attach socket closed): the monitor
     // tells its clients and ends once they have let go, so give it the moment it needs; one that
     // lives on still runs.
-    if (record.state.monitorPid > 0) {
-      for (let i = 0; await processAlive(record.state.monitorPid, record.state.monitorStartTime); i++) {
-        if (i >= 520) return record;
-        await new Promise((r) => setTimeout(r, i < 20 ? 1 : 10));
-      }
-    } else if (await this.#runAlive(record)) {
-      return record;
-    }
-    // The monitor records the exit before it ends, and with deleteOnExit deletes the container
-    // from the runtime; without a record (no monitor, or one that was killed) the runtime's state
-    // says what it knows.
     const exitFile = this.#ctx.layout.exitFile(id);
+    const recorded = await readExitRecord(exitFile).catch(() => undefined);
+    if (!recorded && !(await this.#monitorEnded(record))) return record;
+    // Without a record (no monitor, or one that was killed) the runtime's state says what it knows.
     try {
-      let ended: { exitCode?: number; oomKilled?: boolean; finished?: Date } | undefined = (await readExitRecord(exitFile)) ?? (await runtime.exitRecord(id));
+      let ended: { exitCode?: number; oomKilled?: boolean; finished?: Date } | undefined = recorded ?? (await readExitRecord(exitFile)) ?? (await runtime.exitRecord(id));
       if (!ended) {
         const state = await runtime.state(id);
         // The monitor died but the process lives (its monitor was killed): end it so its state is known.
@@ -835,9 +831,7 @@ export class ContainerLifecycle {
       this.#ctx.logger.debug('no runtime state for a finished run', { containerId: id, error: describeError(err) });
     }
     rmSync(exitFile, { force: true });
-    if (await runtime.exists(id).catch(() => true)) {
-      await runtime.delete(id, { force: true }).catch((err: unknown) => this.#ctx.logger.warn('runtime delete failed', { containerId: id, error: describeError(err) }));
-    }
+    const runtimeReleased = this.#releaseRuntime(record);
     if (this.#needsNetworkSetup(record)) {
       await this.#ctx
         .network()
@@ -864,15 +858,43 @@ export class ContainerLifecycle {
         ...(health ? { health: { ...health, Status: 'unhealthy' as const } } : {}),
       },
     };
-    await this.#ctx.containers.write(next);
-    if (oomKilled) await this.#event('oom', next);
-    await this.#event('die', next, { exitCode: String(exitCode) });
-    if (record.hostConfig.AutoRemove) {
-      this.#lastExit.set(id, exitCode);
-      await this.#removeLocked(next, true);
-      return undefined;
+    try {
+      await this.#ctx.containers.write(next);
+      if (oomKilled) await this.#event('oom', next);
+      await this.#event('die', next, { exitCode: String(exitCode) });
+      if (record.hostConfig.AutoRemove) {
+        this.#lastExit.set(id, exitCode);
+        await this.#removeLocked(next, true, { rootfsUnmounted: true });
+        return undefined;
+      }
+      return next;
+    } finally {
+      await runtimeReleased;
     }
-    return next;
+  }
+
+  /** Waits for the monitor of a run to end; false when it lives on (the container still runs). */
+  async #monitorEnded(record: ContainerRecord): Promise<boolean> {
+    if (record.state.monitorPid <= 0) return !(await this.#runAlive(record));
+    for (let i = 0; await processAlive(record.state.monitorPid, record.state.monitorStartTime); i++) {
+      if (i >= 520) return false;
+      await new Promise((r) => setTimeout(r, i < 20 ? 1 : 10));
+    }
+    return true;
+  }
+
+  /**
+   * Deletes an ended run from the runtime, once its monitor is gone: a monitor with
+   * deleteOnExit has done it by then, and is not raced.
+   */
+  async #releaseRuntime(record: ContainerRecord): Promise<void> {
+    const id = record.id;
+    try {
+      await this.#monitorEnded(record);
+      if (await this.#ctx.runtime.exists(id).catch(() => true)) await this.#ctx.runtime.delete(id, { force: true });
+    } catch (err) {
+      this.#ctx.logger.warn('runtime delete failed', { containerId: id, error: describeError(err) });
+    }
   }
 
   // ---- stop, kill, pause ---------------------------------------------------------------------
@@ -883,13 +905,15 @@ export class ContainerLifecycle {
     const timer = ms >= 0 ? setTimeout(() => controller.abort(), ms) : undefined;
     try {
       if (this.#ctx.runtime.hasMonitor) {
-        await monitorGone(this.#ctx.layout.attachSocket(record.id), controller.signal);
+        await this.#ctx.watch.monitorGone(this.#ctx.layout.attachSocket(record.id), controller.signal);
       } else {
         while (!controller.signal.aborted && (await this.#runAlive(record))) await new Promise((r) => setTimeout(r, 50));
       }
     } finally {
       if (timer) clearTimeout(timer);
     }
+    // A monitor that recorded the exit may still be deleting the container: the run is over.
+    if (this.#ctx.runtime.deletesOnExit && existsSync(this.#ctx.layout.exitFile(record.id))) return true;
     return !(await this.#runAlive(record));
   }
 
@@ -1016,7 +1040,7 @@ export class ContainerLifecycle {
   }
 
   /** Removes a stopped container whose lock is held: its runtime leftovers, mounts, snapshot, files, name and (with `volumes`) anonymous volumes. */
-  async #removeLocked(record: ContainerRecord, volumes: boolean): Promise<void> {
+  async #removeLocked(record: ContainerRecord, volumes: boolean, options: { readonly rootfsUnmounted?: boolean } = {}): Promise<void> {
     const id = record.id;
     await this.#ctx.containers.write({ ...record, state: { ...record.state, status: 'removing' } }).catch(() => {});
     // A finished run was deleted from the runtime and its network released when it ended.
@@ -1024,7 +1048,7 @@ export class ContainerLifecycle {
       await this.#ctx.runtime.delete(id, { force: true }).catch(() => {});
       if (this.#needsNetworkSetup(record)) await this.#ctx.network().releaseContainer({ containerId: id }).catch(() => {});
     }
-    await this.#unmountRootfs(id);
+    if (!options.rootfsUnmounted) await this.#unmountRootfs(id);
     await (await this.#ctx.snapshotter()).remove(record.snapshotKey).catch((err: unknown) => {
       if (!hasKind(err, 'NotFound')) throw err;
     });
@@ -1152,7 +1176,7 @@ export class ContainerLifecycle {
             if (condition === 'next-exit' && record.state.runCount >= target) return { StatusCode: exitCode, Error: null };
           }
           if (isRunning(record)) {
-            exited = this.#ctx.runtime.hasMonitor ? monitorGone(this.#ctx.layout.attachSocket(id), exitWatch.signal) : undefined;
+            exited = this.#ctx.runtime.hasMonitor ? this.#ctx.watch.monitorGone(this.#ctx.layout.attachSocket(id), exitWatch.signal) : undefined;
           }
         }
         if (exited) {

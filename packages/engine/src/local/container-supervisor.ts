@@ -10,7 +10,6 @@ import { millisSince, nowNanos } from './docker-time.js';
 import type { EngineContext } from './engine-context.js';
 import { HealthMonitor, hasHealthcheck } from './health-check.js';
 import { processAlive } from './process-liveness.js';
-import { monitorGone } from './record-watch.js';
 import { nextRestartDelay, shouldRestart, shouldStartOnBoot } from './restart-policy.js';
 
 /** How a supervisor runs: after a boot (apply restart policies to stopped containers) or on demand. */
@@ -187,7 +186,7 @@ export class LocalSupervisor {
     }
     void (async () => {
       try {
-        await monitorGone(this.#ctx.layout.attachSocket(record.id), stop.signal);
+        await this.#ctx.watch.monitorGone(this.#ctx.layout.attachSocket(record.id), stop.signal);
         if (stop.signal.aborted) return;
         const after = await this.#lifecycle.finishRun(record.id);
         if (after?.state.status === 'restarting' && after.state.runCount === record.state.runCount) await this.#scheduleRestart(after, options, signal);

@@ -1,17 +1,37 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { attachSocket } from '@berth/runtime';
+import { attachSocket, type AttachSession } from '@berth/runtime';
 
 /**
  * Change notification for container records: changes made in this process are announced
  * directly; changes made by other processes (another CLI, the supervisor) show as renames in
- * the containers directory and in the container's own, which inotify reports.
+ * the container's directory (a record replaced) or of the directory itself (the container
+ * removed), which inotify reports. Not the containers directory: adding a watch there makes the
+ * kernel visit every name it ever held (negative dentries included), which grows with every
+ * container a host has run.
  */
 export class RecordWatch {
   readonly #containersDir: string;
   readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #sessions = new Map<string, AttachSession>();
 
   constructor(containersDir: string) {
     this.#containersDir = containersDir;
+  }
+
+  /**
+   * Records a connection of this process to a monitor's attach socket, for `monitorGone` to
+   * share while it lasts.
+   */
+  attached(socketPath: string, session: AttachSession): void {
+    this.#sessions.set(socketPath, session);
+    void session.exit.then(() => {
+      if (this.#sessions.get(socketPath) === session) this.#sessions.delete(socketPath);
+    });
+  }
+
+  /** The end of a container's monitor (`monitorGone`), told by this process's own session to it when there is one. */
+  monitorGone(socketPath: string, signal?: AbortSignal): Promise<void> {
+    return monitorGone(socketPath, signal, this.#sessions.get(socketPath));
   }
 
   /** Tells this process's waiters that the record of `id` changed. */
@@ -27,7 +47,7 @@ export class RecordWatch {
   next(id: string, options: { readonly signal?: AbortSignal; readonly also?: Promise<unknown> } = {}): { readonly changed: Promise<void>; cancel(): void } {
     let wake!: () => void;
     const changed = new Promise<void>((resolve) => (wake = resolve));
-    const watchers: FSWatcher[] = [];
+    let watcher: FSWatcher | undefined;
     const set = this.#waiters.get(id) ?? new Set();
     this.#waiters.set(id, set);
     let done = false;
@@ -36,7 +56,7 @@ export class RecordWatch {
       done = true;
       set.delete(finish);
       if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id);
-      for (const w of watchers) w.close();
+      watcher?.close();
       options.signal?.removeEventListener('abort', finish);
       wake();
     };
@@ -46,17 +66,15 @@ export class RecordWatch {
     // Persistent: the change awaited may come from another process (one that finished and is
     // removing the container), and a waiter with nothing else to do must still be there to see it.
     // Every caller ends its wait with its signal or with the engine's close.
-    for (const dir of [this.#containersDir, `${this.#containersDir}/${id}`]) {
-      try {
-        const w = watch(dir, (_event, file) => {
-          if (dir === this.#containersDir ? file === id || file === null : file === 'config.v2.json' || file === null) finish();
-        });
-        w.on('error', finish);
-        watchers.push(w);
-      } catch {
-        // The container's directory is gone: that is a change.
-        finish();
-      }
+    try {
+      // The directory's own events (renamed away, deleted) carry its name.
+      watcher = watch(`${this.#containersDir}/${id}`, (_event, file) => {
+        if (file === 'config.v2.json' || file === id || file === null) finish();
+      });
+      watcher.on('error', finish);
+    } catch {
+      // The container's directory is gone: that is a change.
+      finish();
     }
     return { changed, cancel: finish };
   }
@@ -65,9 +83,16 @@ export class RecordWatch {
 /**
  * Resolves when the monitor of a running container ends (the container exited), by holding a
  * connection to its attach socket, which the monitor closes last. Resolves at once when nothing
- * listens there any more.
+ * listens there any more. A session this process already holds there (`shared`) serves when it
+ * ends with the exit: the monitor then does not wait for a second client to let go.
  */
-export async function monitorGone(socketPath: string, signal?: AbortSignal): Promise<void> {
+async function monitorGone(socketPath: string, signal?: AbortSignal, shared?: AttachSession): Promise<void> {
+  if (shared) {
+    const aborted = signal ? new Promise<undefined>((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true })) : undefined;
+    const code = await (aborted ? Promise.race([shared.exit, aborted]) : shared.exit);
+    // Closed before the exit (its owner detached): the monitor may live on.
+    if (code !== undefined || signal?.aborted) return;
+  }
   let session;
   try {
     session = await attachSocket(socketPath, signal ? { signal } : {});
