@@ -35,16 +35,23 @@ const lazyBuiltins = {
   },
 };
 
-// zlib costs about a millisecond to load and only image transfer, builds, export and rotated logs
-// use it: the workspace's imports of it get functions that load it on first call. An import of
-// another name fails the build here, until it is added to the list.
-const zlibFunctions = ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'];
-const lazyZlib = {
-  name: 'lazy-zlib',
+// zlib and fs/promises cost about a millisecond each to load (fs/promises brings readline with
+// it), and a container's run calls neither: the workspace's imports of them get functions that
+// load the module on first call. zlib's are listed (an import of another name fails the build
+// here until it is added); fs/promises' are all of its functions (its `constants` are node:fs's).
+const fsPromises = await import('node:fs/promises');
+const lazyFunctions = {
+  zlib: ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'],
+  'fs/promises': Object.keys(fsPromises).filter((name) => typeof fsPromises[name] === 'function'),
+};
+const lazyBuiltinFunctions = {
+  name: 'lazy-builtin-functions',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?zlib$/ }, (args) => (args.importer.startsWith(packagesDir) || args.importer.startsWith(here('../src/')) ? { path: 'zlib', namespace: 'lazy-zlib' } : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'lazy-zlib' }, () => ({
-      contents: [`let zlib;`, `const load = () => (zlib ??= require('node:zlib'));`, ...zlibFunctions.map((f) => `export function ${f}(...args) { return load().${f}(...args); }`)].join('\n'),
+    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises)$/ }, (args) =>
+      args.importer.startsWith(packagesDir) || args.importer.startsWith(here('../src/')) ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-functions' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'lazy-functions' }, (args) => ({
+      contents: [`let loaded;`, `const load = () => (loaded ??= require('node:${args.path}'));`, ...lazyFunctions[args.path].map((f) => `export function ${f}(...args) { return load().${f}(...args); }`)].join('\n'),
       loader: 'js',
     }));
   },
@@ -120,7 +127,7 @@ const common = {
 // spares Node starting its ES module loader.
 const script = {
   ...common,
-  plugins: [lazyZlib, ...common.plugins.filter((plugin) => plugin !== lazyBuiltins)],
+  plugins: [lazyBuiltinFunctions, ...common.plugins.filter((plugin) => plugin !== lazyBuiltins)],
   format: 'cjs',
   banner: { js: "const __berthUrl = require('node:url').pathToFileURL(__filename).href;" },
 };

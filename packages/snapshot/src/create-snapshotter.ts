@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind } from '@berth/errors';
@@ -72,7 +73,7 @@ export async function createSnapshotter(options: CreateSnapshotterOptions): Prom
   if (!Object.values(SnapshotDriver).includes(wanted)) {
     throw new SnapshotError(`unknown snapshot driver ${JSON.stringify(wanted)} (want auto, overlay or copy)`, { code: SnapshotErrorCode.InvalidOptions, kind: ErrorKind.InvalidArgument });
   }
-  await mkdir(options.root, { recursive: true });
+  mkdirSync(options.root, { recursive: true });
   const file = join(options.root, 'driver.json');
   let chosen = await readJsonFile<DriverFile>(file);
   if (chosen && wanted !== SnapshotDriver.Auto && wanted !== chosen.driver) {

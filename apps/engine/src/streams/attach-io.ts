@@ -27,12 +27,14 @@ export interface ConnectOptions {
  * closes the process's stdin), output out, window size followed. Resolves when the output ends.
  */
 export async function connectTerminal(cli: Cli, stream: ContainerStream, options: ConnectOptions): Promise<void> {
-  const { stdin, stdout } = cli.io;
-  const raw = options.tty && options.stdin && stdin.isTTY === true;
+  // process.stdin is made on first use: only when it is forwarded.
+  const io = cli.io;
+  const stdout = io.stdout;
+  const raw = options.tty && options.stdin && io.stdin.isTTY === true;
   const cleanups: (() => void)[] = [];
   if (raw) {
-    stdin.setRawMode(true);
-    cleanups.push(() => stdin.setRawMode(false));
+    io.stdin.setRawMode(true);
+    cleanups.push(() => io.stdin.setRawMode(false));
   }
   if (options.tty && stdout.isTTY) {
     const resize = () => void stream.resize({ height: stdout.rows, width: stdout.columns }).catch(() => undefined);
@@ -42,6 +44,7 @@ export async function connectTerminal(cli: Cli, stream: ContainerStream, options
   }
   const sink = stream.stdin;
   if (options.stdin && sink) {
+    const stdin = io.stdin;
     const forward = (data: Buffer) => {
       if (!sink.write(data)) {
         stdin.pause();
