@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errnoCode } from '@berth/errors';
+import { randomHex } from './random.js';
 
 /** Options of `writeFileAtomic`. */
 export interface AtomicWriteOptions {
@@ -14,7 +14,7 @@ export interface AtomicWriteOptions {
 
 /** A fresh temporary name beside `path`, so that a rename onto `path` stays on one filesystem. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomHex(4)}`);
 }
 
 /**

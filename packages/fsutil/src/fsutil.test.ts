@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireFileLock, readJsonFile, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from './index.js';
+import { acquireFileLock, randomBelow, randomBytes, randomHex, readJsonFile, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from './index.js';
 
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 let dir: string;
@@ -153,5 +153,29 @@ describe('file locks', () => {
     ac.abort();
     await expect(waiting).rejects.toMatchObject({ kind: 'Canceled' });
     await held.release();
+  });
+});
+
+describe('random', () => {
+  it('gives fresh bytes of the asked length, as hex too', () => {
+    expect(randomBytes(0)).toHaveLength(0);
+    expect(randomBytes(100)).toHaveLength(100);
+    const ids = new Set(Array.from({ length: 200 }, () => randomHex(32)));
+    expect(ids.size).toBe(200);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{64}$/);
+    // Every byte value turns up in 64 KiB of them: not a constant, not a narrow range.
+    expect(new Set(randomBytes(65536)).size).toBe(256);
+  });
+
+  it('draws integers below a bound, each of them, and refuses a bound that is not one', () => {
+    const seen = new Map<number, number>();
+    for (let i = 0; i < 6000; i++) {
+      const n = randomBelow(6);
+      seen.set(n, (seen.get(n) ?? 0) + 1);
+    }
+    expect([...seen.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const count of seen.values()) expect(count).toBeGreaterThan(800);
+    expect(randomBelow(1)).toBe(0);
+    for (const bad of [0, -1, 1.5, 2 ** 33]) expect(() => randomBelow(bad)).toThrow(RangeError);
   });
 });

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError, ErrorKind, abortError, errnoCode, throwIfAborted } from '@berth/errors';
+import { randomHex } from './random.js';
 
 /** Options of `acquireFileLock` and `withFileLock`. */
 export interface LockOptions {
@@ -65,7 +65,7 @@ async function readOwner(path: string): Promise<Owner | undefined> {
 // Creates `path` holding `content`, failing with EEXIST when it exists: link(2) is atomic and
 // the file is complete the moment it appears, so a reader never sees an empty owner.
 function createExclusive(path: string, content: string): boolean {
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const temp = `${path}.${process.pid}.${randomHex(4)}`;
   writeFileSync(temp, content);
   try {
     linkSync(temp, path);

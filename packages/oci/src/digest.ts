@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { OciError, OciErrorCode } from './errors.js';
+import { sha256Hex } from './sha256.js';
 
 /** The digest algorithms OCI registers; Berth writes sha256 and reads both. */
 export type DigestAlgorithm = 'sha256' | 'sha512';
@@ -41,8 +42,12 @@ export function isDigest(value: string): value is Digest {
   }
 }
 
-/** The digest of some bytes. */
+/** Up to this many bytes (or UTF-16 units of a string) a SHA-256 is computed without node:crypto. */
+const shortInput = 1024;
+
+/** The digest of some bytes (a string is hashed as UTF-8). */
 export function digestOf(data: string | Uint8Array, algorithm: DigestAlgorithm = 'sha256'): Digest {
+  if (algorithm === 'sha256' && data.length <= shortInput) return `sha256:${sha256Hex(data)}`;
   return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
 }
 

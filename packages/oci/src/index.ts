@@ -12,6 +12,7 @@ export {
 export type { LayerCompression } from './media-types.js';
 export { DigestStream, chainIds, digestOf, isDigest, parseDigest, shortId } from './digest.js';
 export type { Digest, DigestAlgorithm, ExpectedContent } from './digest.js';
+export { sha256Hex } from './sha256.js';
 export {
   defaultTag,
   dockerHubDomain,
