@@ -35,19 +35,21 @@ const lazyBuiltins = {
   },
 };
 
-// zlib and fs/promises cost about a millisecond each to load (fs/promises brings readline with
-// it), and a container's run calls neither: the workspace's imports of them get functions that
-// load the module on first call. zlib's are listed (an import of another name fails the build
-// here until it is added); fs/promises' are all of its functions (its `constants` are node:fs's).
-const fsPromises = await import('node:fs/promises');
+// crypto (2 ms), zlib and fs/promises (about a millisecond each, fs/promises with the readline
+// it brings) are not used by a container's run: the workspace's imports of them get functions
+// that load the module on first call. zlib's are listed (an import of another name fails the
+// build here until it is added); fs/promises' and crypto's are all their functions but classes
+// (a class is called with `new`: importing one fails the build).
+const functionsOf = (module) => Object.keys(module).filter((name) => typeof module[name] === 'function' && !/^class\b/.test(Function.prototype.toString.call(module[name])));
 const lazyFunctions = {
   zlib: ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'],
-  'fs/promises': Object.keys(fsPromises).filter((name) => typeof fsPromises[name] === 'function'),
+  'fs/promises': functionsOf(await import('node:fs/promises')),
+  crypto: functionsOf(await import('node:crypto')),
 };
 const lazyBuiltinFunctions = {
   name: 'lazy-builtin-functions',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises)$/ }, (args) =>
+    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises|crypto)$/ }, (args) =>
       args.importer.startsWith(packagesDir) || args.importer.startsWith(here('../src/')) ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-functions' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy-functions' }, (args) => ({

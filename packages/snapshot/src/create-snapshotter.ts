@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind } from '@berth/errors';
-import { readJsonFile, writeJsonAtomic } from '@berth/fsutil';
+import { randomHex, readJsonFile, writeJsonAtomic } from '@berth/fsutil';
 import { CopySnapshotter } from './copy-snapshotter.js';
 import type { SnapshotterOptions } from './directory-snapshotter.js';
 import { SnapshotError, SnapshotErrorCode } from './errors.js';
@@ -27,7 +26,7 @@ export interface OverlayProbe {
  * scratch directory under `dir`, first with Berth's preferred options, then without.
  */
 export async function probeOverlay(dir: string): Promise<OverlayProbe> {
-  const scratch = join(dir, `overlay-probe-${randomBytes(4).toString('hex')}`);
+  const scratch = join(dir, `overlay-probe-${randomHex(4)}`);
   const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((d) => join(scratch, d)) as [string, string, string, string];
   let reason = '';
   try {

@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -6,9 +5,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, createZstdCompress } from 'node:zlib';
 import { ErrorKind, errnoCode, throwIfAborted } from '@berth/errors';
-import { acquireFileLock, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from '@berth/fsutil';
+import { acquireFileLock, randomBytes, randomHex, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from '@berth/fsutil';
 import { noopLogger, type Logger } from '@berth/log';
-import { DigestStream, MediaType, chainIds, digestOf, isDigest, layerCompression, type Digest, type LayerCompression } from '@berth/oci';
+import { DigestStream, MediaType, chainIds, digestOf, isDigest, layerCompression, sha256Hex, type Digest, type LayerCompression } from '@berth/oci';
 import { packTar, type SnapshotCollection, type TarInput } from '@berth/store';
 import { SnapshotError, SnapshotErrorCode } from './errors.js';
 import { FsOps } from './fs-ops.js';
@@ -65,7 +64,7 @@ function notFound(key: string): SnapshotError {
 /** The directory name of a key: `c-<hex>` for a chain ID, `a-<sha256 of key>` for an active key. */
 export function snapshotName(key: string): string {
   if (isDigest(key)) return `c-${key.slice(key.indexOf(':') + 1)}`;
-  return `a-${createHash('sha256').update(key).digest('hex')}`;
+  return `a-${sha256Hex(key)}`;
 }
 
 const compressionMediaType: Record<LayerCompression, string> = {
@@ -439,7 +438,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
 
   // Moves a snapshot out of sight (fast, under the lock); deleting the tree comes after.
   async #toTrash(record: SnapshotRecord): Promise<string> {
-    const target = join(this.root, 'trash', `${record.name}-${randomBytes(4).toString('hex')}`);
+    const target = join(this.root, 'trash', `${record.name}-${randomHex(4)}`);
     renameSync(this.dirOf(record.name), target);
     if (record.link) unlinkIfThere(this.linkPath(record));
     return target;
@@ -551,7 +550,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     const bind = mounts.length === 1 && mounts[0]!.type === 'bind' ? mounts[0]! : undefined;
     let mountpoint: string | undefined;
     if (!bind) {
-      mountpoint = join(this.root, 'mnt', `export-${randomBytes(6).toString('hex')}`);
+      mountpoint = join(this.root, 'mnt', `export-${randomHex(6)}`);
       await mkdir(mountpoint);
       try {
         await mountAll(mounts, mountpoint, options.signal);

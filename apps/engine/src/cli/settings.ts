@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { sha256Hex } from '@berth/oci';
 import { UsageError } from './cli-errors.js';
 import type { GlobalFlags } from './global-flags.js';
 
@@ -110,7 +110,7 @@ export const defaultRoot = '/var/lib/berth';
 export function rootNetworkNames(root: string, network: Settings['network']): Settings['network'] {
   const path = resolve(root);
   if (path === defaultRoot) return network;
-  const digest = createHash('sha256').update(path).digest('hex');
+  const digest = sha256Hex(path);
   return { bridge: `berth${digest.slice(0, 8)}`, tag: `r${digest.slice(0, 12)}`, ...network };
 }
 

@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname, release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
-import { readJsonFile, removeTree, writeJsonAtomic } from '@berth/fsutil';
+import { randomHex, readJsonFile, removeTree, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { parsePublish, type PortSpec } from '@berth/network';
 import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, readExitRecord, type LinuxResources, type NamespaceMode, type RootfsMount } from '@berth/runtime';
@@ -404,7 +403,7 @@ export class ContainerLifecycle {
     const snapshotter = await this.#ctx.snapshotter();
     const key = digestOf(`${chainId ?? ''} berth-init`);
     if (await snapshotter.stat(key)) return key;
-    const temp = `init-${randomBytes(8).toString('hex')}`;
+    const temp = `init-${randomHex(8)}`;
     await mkdir(this.#ctx.layout.runRoot, { recursive: true });
     const dir = await mkdtemp(join(this.#ctx.layout.runRoot, 'init-'));
     try {

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorKind, errnoCode } from '@berth/errors';
-import { removeTree, withFileLock, writeJsonAtomic } from '@berth/fsutil';
+import { randomHex, removeTree, withFileLock, writeJsonAtomic } from '@berth/fsutil';
 import { EngineErrorCode, engineError } from '../engine.js';
 import type { ContainerConfigFile, ContainerRecord } from './container-record.js';
 import { invalidParameter, nameInUse, noSuchContainer } from './docker-errors.js';
@@ -19,7 +18,7 @@ const orphanNameMs = 30_000;
 /** A fresh container ID: 64 hex digits whose 12-digit short form is not all decimal digits (docker's rule). */
 export function newContainerId(): string {
   for (;;) {
-    const id = randomBytes(32).toString('hex');
+    const id = randomHex(32);
     if (!/^\d+$/.test(id.slice(0, 12))) return id;
   }
 }
@@ -236,7 +235,7 @@ export class ContainerStore {
   async remove(id: string): Promise<void> {
     const dir = this.#layout.container(id);
     // Renamed first so that readers see the container vanish at once, not file by file.
-    const doomed = join(this.#layout.containers, `.gone-${id}-${randomBytes(4).toString('hex')}`);
+    const doomed = join(this.#layout.containers, `.gone-${id}-${randomHex(4)}`);
     try {
       renameSync(dir, doomed);
     } catch (err) {

@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomBelow } from '@berth/fsutil';
 
 // docker's generator: an adjective and the surname of a notable scientist or engineer.
 const adjectives = [
@@ -44,9 +44,9 @@ const surnames = [
 /** A random name as docker makes them (`nostalgic_hopper`); after a few clashes a digit is appended. */
 export function randomContainerName(attempt: number): string {
   for (;;) {
-    const name = `${adjectives[randomInt(adjectives.length)]}_${surnames[randomInt(surnames.length)]}`;
+    const name = `${adjectives[randomBelow(adjectives.length)]}_${surnames[randomBelow(surnames.length)]}`;
     // Steve Wozniak is not boring (docker's own exception).
     if (name === 'boring_wozniak') continue;
-    return attempt > 2 ? `${name}${randomInt(10)}` : name;
+    return attempt > 2 ? `${name}${randomBelow(10)}` : name;
   }
 }
