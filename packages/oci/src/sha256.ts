@@ -14,10 +14,6 @@ const roundConstants = new Uint32Array([
 /** First 32 bits of the fractional parts of the square roots of the first 8 primes. */
 const initialState = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
-function rotr(x: number, n: number): number {
-  return (x >>> n) | (x << (32 - n));
-}
-
 /** The SHA-256 of `data` (a string is hashed as UTF-8), as 64 lowercase hex characters. */
 export function sha256Hex(data: string | Uint8Array): string {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
@@ -25,22 +21,40 @@ export function sha256Hex(data: string | Uint8Array): string {
   const padded = new Uint8Array(((bytes.length + 8) >>> 6) * 64 + 64);
   padded.set(bytes);
   padded[bytes.length] = 0x80;
-  const view = new DataView(padded.buffer);
-  view.setUint32(padded.length - 8, Math.floor(bytes.length / 0x20000000));
-  view.setUint32(padded.length - 4, (bytes.length * 8) >>> 0);
+  const bitsHigh = Math.floor(bytes.length / 0x20000000);
+  const bitsLow = (bytes.length * 8) >>> 0;
+  for (let i = 0; i < 4; i++) {
+    padded[padded.length - 8 + i] = bitsHigh >>> (24 - 8 * i);
+    padded[padded.length - 4 + i] = bitsLow >>> (24 - 8 * i);
+  }
   const state = Uint32Array.from(initialState);
   const w = new Uint32Array(64);
+  // Written out, rotations included: a command line tool runs this cold, where every call costs.
   for (let block = 0; block < padded.length; block += 64) {
-    for (let i = 0; i < 16; i++) w[i] = view.getUint32(block + i * 4);
-    for (let i = 16; i < 64; i++) {
-      const a = w[i - 15]!;
-      const b = w[i - 2]!;
-      w[i] = w[i - 16]! + (rotr(a, 7) ^ rotr(a, 18) ^ (a >>> 3)) + w[i - 7]! + (rotr(b, 17) ^ rotr(b, 19) ^ (b >>> 10));
+    for (let i = 0; i < 16; i++) {
+      const at = block + i * 4;
+      w[i] = (padded[at]! << 24) | (padded[at + 1]! << 16) | (padded[at + 2]! << 8) | padded[at + 3]!;
     }
-    let [a, b, c, d, e, f, g, h] = state as unknown as [number, number, number, number, number, number, number, number];
+    for (let i = 16; i < 64; i++) {
+      const x = w[i - 15]!;
+      const y = w[i - 2]!;
+      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+      w[i] = w[i - 16]! + s0 + w[i - 7]! + s1;
+    }
+    let a = state[0]!;
+    let b = state[1]!;
+    let c = state[2]!;
+    let d = state[3]!;
+    let e = state[4]!;
+    let f = state[5]!;
+    let g = state[6]!;
+    let h = state[7]!;
     for (let i = 0; i < 64; i++) {
-      const t1 = (h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + roundConstants[i]! + w[i]!) | 0;
-      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const t1 = (h + s1 + ((e & f) ^ (~e & g)) + roundConstants[i]! + w[i]!) | 0;
+      const t2 = (s0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
       h = g;
       g = f;
       f = e;
@@ -50,10 +64,16 @@ export function sha256Hex(data: string | Uint8Array): string {
       b = a;
       a = (t1 + t2) | 0;
     }
-    const worked = [a, b, c, d, e, f, g, h];
-    for (let i = 0; i < 8; i++) state[i] = state[i]! + worked[i]!;
+    state[0] = state[0]! + a;
+    state[1] = state[1]! + b;
+    state[2] = state[2]! + c;
+    state[3] = state[3]! + d;
+    state[4] = state[4]! + e;
+    state[5] = state[5]! + f;
+    state[6] = state[6]! + g;
+    state[7] = state[7]! + h;
   }
   let hex = '';
-  for (const word of state) hex += word.toString(16).padStart(8, '0');
+  for (let i = 0; i < 8; i++) hex += state[i]!.toString(16).padStart(8, '0');
   return hex;
 }

@@ -61,10 +61,14 @@ function notFound(key: string): SnapshotError {
   return new SnapshotError(`snapshot ${key} does not exist`, { code: SnapshotErrorCode.SnapshotNotFound, kind: ErrorKind.NotFound });
 }
 
+// The last active key named: a container's operations name the same key one after another.
+let lastActive: { readonly key: string; readonly name: string } | undefined;
+
 /** The directory name of a key: `c-<hex>` for a chain ID, `a-<sha256 of key>` for an active key. */
 export function snapshotName(key: string): string {
   if (isDigest(key)) return `c-${key.slice(key.indexOf(':') + 1)}`;
-  return `a-${sha256Hex(key)}`;
+  if (lastActive?.key !== key) lastActive = { key, name: `a-${sha256Hex(key)}` };
+  return lastActive.name;
 }
 
 const compressionMediaType: Record<LayerCompression, string> = {
