@@ -117,16 +117,17 @@ export class ContainerIo {
     };
 
     // True once this attach is connected (a lone one before start thereby starts the process).
-    const connect = async (socket: string, beforeStart: boolean): Promise<boolean> => {
+    // Before start it may be called while the runtime creates the container (`signal` ends that).
+    const connect = async (socket: string, beforeStart: boolean, signal?: AbortSignal): Promise<boolean> => {
       if (closed || session) return session !== undefined;
       for (let attempt = 0; ; attempt++) {
         try {
-          session = await attachSocket(socket);
+          session = await attachSocket(socket, signal ? { signal } : {});
           break;
         } catch (err) {
-          // Before start the monitor may not listen yet when the runtime's create returns: nothing
-          // runs, so nothing is missed while we try again for a moment.
-          if (beforeStart && attempt < 200) {
+          // Before start the monitor may not listen yet: nothing runs, so nothing is missed while
+          // we try again for a moment.
+          if (beforeStart && attempt < 200 && !signal?.aborted) {
             await new Promise((r) => setTimeout(r, attempt < 20 ? 1 : 10));
             continue;
           }
@@ -198,7 +199,7 @@ export class ContainerIo {
       } else {
         // Attached before start: connect between the runtime's create and start (in this process),
         // or as soon as another process has started it.
-        cancelHook = this.#lifecycle.addBeforeStart(record.id, (s) => connect(s, true));
+        cancelHook = this.#lifecycle.addBeforeStart(record.id, (s, signal) => connect(s, true, signal));
         void this.#connectWhenStarted(record, socket, stopWatch.signal, connect);
       }
     }

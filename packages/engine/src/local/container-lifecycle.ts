@@ -100,8 +100,12 @@ export interface DnsDefaults {
   readonly options?: readonly string[];
 }
 
-/** A hook run between the runtime's `create` and `start`, with the monitor's attach socket (pre-start attach). */
-export type BeforeStartHook = (attachSocket: string) => Promise<boolean>;
+/**
+ * A hook run between the runtime's `create` and `start`, with the monitor's attach socket
+ * (pre-start attach). A lone one may run while the runtime creates the container; `signal`
+ * then ends it when the create fails.
+ */
+export type BeforeStartHook = (attachSocket: string, signal?: AbortSignal) => Promise<boolean>;
 
 const live = new Set(['running', 'paused', 'restarting']);
 
@@ -697,16 +701,27 @@ export class ContainerLifecycle {
       // One runtime exec when nothing has to happen between create and start; a run that crashed
       // may have left its id in the runtime, which is deleted and the create tried again.
       const launch = () => (split ? runtime.create(id, { ...createOptions, startOnAttach }) : runtime.runDetached(id, createOptions));
-      await launch().catch(async (err: unknown) => {
-        if (!hasCode(err, RuntimeErrorCode.Exists)) throw err;
-        await runtime.delete(id, { force: true });
-        await launch();
-      });
+      // That lone client connects while the runtime creates the container: the monitor takes it
+      // as soon as it is ready and the process starts then, while this process records the start.
+      // Not onto a socket that is already there: it is another (stale) monitor's.
+      const early = startOnAttach && !existsSync(createOptions.attachSocket) ? new AbortController() : undefined;
+      const earlyAttach = early ? hooks[0]!(createOptions.attachSocket, early.signal).catch(() => false) : undefined;
+      await launch()
+        .catch(async (err: unknown) => {
+          if (!hasCode(err, RuntimeErrorCode.Exists)) throw err;
+          await runtime.delete(id, { force: true });
+          await launch();
+        })
+        .catch(async (err: unknown) => {
+          early?.abort();
+          await earlyAttach;
+          throw err;
+        });
       runtimeCreated = true;
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
       rmSync(pidFile, { force: true });
-      // Before anything starts the process: a short one is gone at once, and with it the way
-      // from its pid to its parent, the monitor.
+      // A short process is gone at once, and with it the way from its pid to its parent, the
+      // monitor; the monitor's state says it until the monitor has deleted the container.
       const monitor = runtime.monitorOf(id);
       let networking: NetworkingRecord = mode === 'none' ? { ...record.networking, sandboxKey: `/proc/${pid}/ns/net` } : record.networking;
       if (split) {
@@ -716,7 +731,8 @@ export class ContainerLifecycle {
           if (etc && !record.networking.mode.startsWith('container:')) await this.#etcFiles(record, signal);
         }
         let attached = false;
-        for (const hook of hooks) attached = (await hook(createOptions.attachSocket)) || attached;
+        if (earlyAttach) attached = await earlyAttach;
+        else for (const hook of hooks) attached = (await hook(createOptions.attachSocket)) || attached;
         if (!startOnAttach || !attached) await runtime.start(id, signal ? { signal } : {});
       }
       // The runtime's monitor is the parent of the container's init.
@@ -875,21 +891,19 @@ export class ContainerLifecycle {
   /** Waits for the monitor of a run to end; false when it lives on (the container still runs). */
   async #monitorEnded(record: ContainerRecord): Promise<boolean> {
     if (record.state.monitorPid <= 0) return !(await this.#runAlive(record));
-    for (let i = 0; await processAlive(record.state.monitorPid, record.state.monitorStartTime); i++) {
-      if (i >= 520) return false;
-      await new Promise((r) => setTimeout(r, i < 20 ? 1 : 10));
-    }
-    return true;
+    return eventually(async () => !(await processAlive(record.state.monitorPid, record.state.monitorStartTime)));
   }
 
   /**
    * Deletes an ended run from the runtime, once its monitor is gone: a monitor with
-   * deleteOnExit has done it by then, and is not raced.
+   * deleteOnExit has done it by then, and is not raced. One whose pid the start could not learn
+   * (it had deleted the container already) removes its attach socket last.
    */
   async #releaseRuntime(record: ContainerRecord): Promise<void> {
     const id = record.id;
     try {
-      await this.#monitorEnded(record);
+      if (record.state.monitorPid <= 0 && this.#ctx.runtime.deletesOnExit) await eventually(async () => !existsSync(this.#ctx.layout.attachSocket(id)));
+      else await this.#monitorEnded(record);
       if (await this.#ctx.runtime.exists(id).catch(() => true)) await this.#ctx.runtime.delete(id, { force: true });
     } catch (err) {
       this.#ctx.logger.warn('runtime delete failed', { containerId: id, error: describeError(err) });
@@ -1278,6 +1292,15 @@ export class ContainerLifecycle {
  * containers that just exited, and the kernel deletes their veths on its own at the same moment,
  * so a delete can find the device gone. The second try sees it gone and goes on.
  */
+/** Polls `done` for about five seconds (every millisecond at first); false when it never held. */
+async function eventually(done: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; !(await done()); i++) {
+    if (i >= 520) return false;
+    await new Promise((r) => setTimeout(r, i < 20 ? 1 : 10));
+  }
+  return true;
+}
+
 async function retryRace<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
