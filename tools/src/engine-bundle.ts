@@ -16,7 +16,8 @@ const run = promisify(execFile);
  *   bin/engine                 a POSIX sh launcher: runs lib/engine.cjs with lib/node (or the
  *                              host's node when the bundled one cannot run, e.g. on musl)
  *   lib/node                   Node.js 22 for the target architecture
- *   lib/engine.cjs, cli.cjs    the engine app's entry and its esbuild bundle (apps/engine/dist)
+ *   lib/engine.cjs, cli.cjs,   the engine app's entry and its esbuild bundles (apps/engine/dist)
+ *   run.cjs
  *   lib/*.mjs, lib/native/*    its companions as the engine app's build lays them out beside it
  *                              (the network helper; the runtime shim berth-runtime, berth-fsops)
  *   manifest.json              name, version, arch, Node version (the first entry)
@@ -131,7 +132,7 @@ export async function buildEngineBundle(options: EngineBundleOptions = {}): Prom
     const node = await nodeBinary(root, arch, join(outDir, '.cache'));
     await copyFile(node, join(top, 'lib/node'));
     await chmod(join(top, 'lib/node'), 0o755);
-    // The engine app's dist/ as its build lays it out: engine.cjs, cli.cjs, its helper scripts, native/.
+    // The engine app's dist/ as its build lays it out: engine.cjs, cli.cjs, run.cjs, its helper scripts, native/.
     const engineDist = join(root, 'apps/engine/dist');
     for (const file of await readdir(engineDist)) {
       if (/\.[cm]js$/.test(file)) await copyFile(join(engineDist, file), join(top, 'lib', file));

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-// The built entry dist/engine.cjs runs dist/cli.cjs with a code cache per command. It runs here
+// The built entry dist/engine.cjs runs dist/cli.cjs (dist/run.cjs for run and create) with a code
+// cache per command. It runs here
 // from a copy of the app's bin/ and dist/ in a temporary directory, with a cache directory of its own.
 const appDir = fileURLToPath(new URL('../..', import.meta.url));
-const built = existsSync(join(appDir, 'dist', 'cli.cjs')) && existsSync(join(appDir, 'dist', 'engine.cjs'));
+const built = ['cli.cjs', 'run.cjs', 'engine.cjs'].every((f) => existsSync(join(appDir, 'dist', f)));
 const skip = built ? undefined : `${join(appDir, 'dist')} holds no built CLI: npx nx run @berth/engine-cli:build`;
 let dir = '';
 
@@ -18,7 +19,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'berth-code-cache-'));
   await mkdir(join(dir, 'app', 'bin'), { recursive: true });
   await mkdir(join(dir, 'app', 'dist'));
-  for (const file of ['bin/engine.js', 'bin/package.json', 'dist/engine.cjs', 'dist/cli.cjs']) await copyFile(join(appDir, file), join(dir, 'app', file));
+  for (const file of ['bin/engine.js', 'bin/package.json', 'dist/engine.cjs', 'dist/cli.cjs', 'dist/run.cjs']) await copyFile(join(appDir, file), join(dir, 'app', file));
 });
 
 afterAll(async () => {
@@ -61,11 +62,20 @@ describe.skipIf(!!skip)('the code cache of dist/engine.cjs', () => {
     expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
   });
 
-  it('keeps one cache per command, named past the global flags', async () => {
+  it('keeps one cache per command, named past the global flags, run and create in the run bundle', async () => {
     const cache = join(dir, 'per-command');
     expect(engine(cache, ['--config', join(dir, 'no-docker-config'), 'image', 'ls', '--help']).status).toBe(0);
-    expect(engine(cache, ['-l', 'error', 'run', '--help']).status).toBe(0);
-    expect((await cacheFiles(cache)).map((f) => f.split('/')[1]!.split('.')[0])).toEqual(['image-ls', 'run']);
+    const run = engine(cache, ['-l', 'error', 'run', '--help']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('Usage:  engine run [OPTIONS] IMAGE [COMMAND] [ARG...]');
+    expect(engine(cache, ['create', '--help']).status).toBe(0);
+    // One directory per bundle: image ls ran from dist/cli.cjs, run and create from dist/run.cjs.
+    const byBundle = new Map<string, string[]>();
+    for (const f of await cacheFiles(cache)) {
+      const [bundle, name] = f.split('/') as [string, string];
+      byBundle.set(bundle, [...(byBundle.get(bundle) ?? []), name.split('.')[0]!]);
+    }
+    expect([...byBundle.values()].map((names) => names.sort()).sort()).toEqual([['create', 'run'], ['image-ls']]);
   });
 
   it('keeps a cache per set of V8 flags, so runs under other flags do not replace it', async () => {

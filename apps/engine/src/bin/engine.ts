@@ -1,10 +1,10 @@
 import { SignalRouter } from '../cli/signal-router.js';
 import { runCli } from '../main.js';
 
-// The CLI bundle's entry (dist/cli.cjs, started by dist/engine.cjs). The only place that sets
-// the exit status. The first SIGINT or SIGTERM goes to the command (it aborts, or a container gets
-// it under --sig-proxy); an interrupt that aborted the command removes the handler, so a second one
-// meets the default action and ends the process.
+// The CLI bundles' entry (dist/cli.cjs and dist/run.cjs, started by dist/engine.cjs). The only
+// place that sets the exit status. The first SIGINT or SIGTERM goes to the command (it aborts, or
+// a container gets it under --sig-proxy); an interrupt that aborted the command removes the
+// handler, so a second one meets the default action and ends the process.
 const signals = new SignalRouter();
 const onSignal = (signal: NodeJS.Signals) => {
   if (!signals.deliver(signal)) {

@@ -7,7 +7,7 @@ import type { Logger } from '@berth/log';
 import type { Cli } from './cli.js';
 import { rootNetworkNames, type DaemonSettings, type Settings } from './settings.js';
 
-/** Set by the bundler: the CLI runs from dist/cli.cjs, with its helpers beside it. */
+/** Set by the bundler: the CLI runs from dist/cli.cjs (or dist/run.cjs), with its helpers beside it. */
 declare const BERTH_BUNDLED: boolean | undefined;
 
 /** What `engine serve` sets on the local engine beyond the global settings. */
