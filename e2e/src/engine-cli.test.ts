@@ -284,6 +284,11 @@ describe('registries', () => {
       const pushed = await e(['push', `${registry.host}/private/copy:2`]);
       expect(pushed.code).toBe(0);
       expect(pushed.stdout).toMatch(/2: digest: sha256:[0-9a-f]{64} size: \d+/);
+      // run pulls an image it does not have, as docker does (from dist/run.cjs, the run bundle).
+      expect((await e(['rmi', ref])).code).toBe(0);
+      const ran = await e(['run', '--rm', ...none, ref, 'echo', 'pulled-and-ran']);
+      expect(ran).toMatchObject({ code: 0, stdout: 'pulled-and-ran\n' });
+      expect(ran.stderr).toContain(`Unable to find image '${ref}' locally`);
       expect((await e(['logout', registry.host])).stdout).toBe(`Removing login credentials for ${registry.host}\n`);
       expect((await e(['rmi', ref, `${registry.host}/private/copy:2`])).code).toBe(0);
       expect((await e(['pull', ref])).code).toBe(1);
