@@ -4,7 +4,7 @@ import { managementCommands } from '../cli/management-commands.js';
 import { defaultCodeCacheDir, runCachedBundle } from './code-cache.js';
 
 // dist/engine.cjs: starts the CLI bundle with the code cache of the command being run: dist/run.cjs
-// (the CLI with only these, a quarter smaller) for `run` and `create`, dist/cli.cjs for the others.
+// (the CLI with only these, a third smaller) for `run` and `create`, dist/cli.cjs for the others.
 const runBundleCommands = new Set(['run', 'create']);
 
 /** The command a command line runs (`run`, `image-ls`), which names its code cache. */
