@@ -65,17 +65,21 @@ describe.skipIf(!!skip)('the code cache of dist/engine.cjs', () => {
   it('keeps one cache per command, named past the global flags, run and create in the run bundle', async () => {
     const cache = join(dir, 'per-command');
     expect(engine(cache, ['--config', join(dir, 'no-docker-config'), 'image', 'ls', '--help']).status).toBe(0);
-    const run = engine(cache, ['-l', 'error', 'run', '--help']);
-    expect(run.status).toBe(0);
-    expect(run.stdout).toContain('Usage:  engine run [OPTIONS] IMAGE [COMMAND] [ARG...]');
-    expect(engine(cache, ['create', '--help']).status).toBe(0);
-    // One directory per bundle: image ls ran from dist/cli.cjs, run and create from dist/run.cjs.
+    const run = engine(cache, ['-l', 'error', 'run', '--no-such-flag', 'busybox']);
+    expect(run.status).toBe(125);
+    expect(run.stderr).toBe("engine: unknown flag: --no-such-flag\nSee 'engine run --help'.\n");
+    expect(engine(cache, ['create', '--no-such-flag']).status).toBe(125);
+    // One directory per bundle: image ls ran from dist/cli.cjs, run and create from dist/run.cjs;
+    // their help from dist/cli.cjs, which has it.
+    const help = engine(cache, ['run', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('Usage:  engine run [OPTIONS] IMAGE [COMMAND] [ARG...]');
     const byBundle = new Map<string, string[]>();
     for (const f of await cacheFiles(cache)) {
       const [bundle, name] = f.split('/') as [string, string];
       byBundle.set(bundle, [...(byBundle.get(bundle) ?? []), name.split('.')[0]!]);
     }
-    expect([...byBundle.values()].map((names) => names.sort()).sort()).toEqual([['create', 'run'], ['image-ls']]);
+    expect([...byBundle.values()].map((names) => names.sort()).sort()).toEqual([['create', 'run'], ['image-ls', 'run']]);
   });
 
   it('keeps a cache per set of V8 flags, so runs under other flags do not replace it', async () => {
