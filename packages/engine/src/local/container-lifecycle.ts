@@ -846,7 +846,7 @@ export class ContainerLifecycle {
       this.#ctx.logger.debug('no runtime state for a finished run', { containerId: id, error: describeError(err) });
     }
     rmSync(exitFile, { force: true });
-    const runtimeReleased = this.#releaseRuntime(record);
+    const runtimeReleased = this.#releaseRuntime(record, recorded !== undefined);
     if (this.#needsNetworkSetup(record)) {
       await this.#ctx
         .network()
@@ -896,13 +896,13 @@ export class ContainerLifecycle {
 
   /**
    * Deletes an ended run from the runtime, once its monitor is gone: a monitor with
-   * deleteOnExit has done it by then, and is not raced. One whose pid the start could not learn
-   * (it had deleted the container already) removes its attach socket last.
+   * deleteOnExit has done it by then, and is not raced. One that recorded the exit but whose pid
+   * the start could not learn (it had deleted the container already) removes its attach socket last.
    */
-  async #releaseRuntime(record: ContainerRecord): Promise<void> {
+  async #releaseRuntime(record: ContainerRecord, exitRecorded: boolean): Promise<void> {
     const id = record.id;
     try {
-      if (record.state.monitorPid <= 0 && this.#ctx.runtime.deletesOnExit) await eventually(async () => !existsSync(this.#ctx.layout.attachSocket(id)));
+      if (record.state.monitorPid <= 0 && exitRecorded && this.#ctx.runtime.deletesOnExit) await eventually(async () => !existsSync(this.#ctx.layout.attachSocket(id)));
       else await this.#monitorEnded(record);
       if (await this.#ctx.runtime.exists(id).catch(() => true)) await this.#ctx.runtime.delete(id, { force: true });
     } catch (err) {
