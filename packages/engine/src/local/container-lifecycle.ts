@@ -1287,11 +1287,6 @@ export class ContainerLifecycle {
   }
 }
 
-/**
- * Runs a network call again when an `ip` command failed: the network manager frees endpoints of
- * containers that just exited, and the kernel deletes their veths on its own at the same moment,
- * so a delete can find the device gone. The second try sees it gone and goes on.
- */
 /** Polls `done` for about five seconds (every millisecond at first); false when it never held. */
 async function eventually(done: () => Promise<boolean>): Promise<boolean> {
   for (let i = 0; !(await done()); i++) {
@@ -1301,6 +1296,11 @@ async function eventually(done: () => Promise<boolean>): Promise<boolean> {
   return true;
 }
 
+/**
+ * Runs a network call again when an `ip` command failed: the network manager frees endpoints of
+ * containers that just exited, and the kernel deletes their veths on its own at the same moment,
+ * so a delete can find the device gone. The second try sees it gone and goes on.
+ */
 async function retryRace<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {

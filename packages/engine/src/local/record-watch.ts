@@ -88,8 +88,13 @@ export class RecordWatch {
  */
 async function monitorGone(socketPath: string, signal?: AbortSignal, shared?: AttachSession): Promise<void> {
   if (shared) {
-    const aborted = signal ? new Promise<undefined>((resolve) => signal.addEventListener('abort', () => resolve(undefined), { once: true })) : undefined;
-    const code = await (aborted ? Promise.race([shared.exit, aborted]) : shared.exit);
+    let stop = () => {};
+    const aborted = new Promise<undefined>((resolve) => {
+      stop = () => resolve(undefined);
+      signal?.addEventListener('abort', stop, { once: true });
+    });
+    const code = await Promise.race([shared.exit, aborted]);
+    signal?.removeEventListener('abort', stop);
     // Closed before the exit (its owner detached): the monitor may live on.
     if (code !== undefined || signal?.aborted) return;
   }
