@@ -4,7 +4,6 @@
 // which the bundle carries). On an older Node it re-runs itself with a repo-local
 // `.node/bin/node` (found walking up from here), or says what to install. Plain CommonJS (see
 // package.json here), so that any Node reads it and none starts its ES module loader for it.
-const { spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const module_ = require('node:module');
 const { dirname, join } = require('node:path');
@@ -34,6 +33,8 @@ if (supported) {
   } else {
     // The child gets terminal signals itself; the parent only waits for it.
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => {});
+    // Required here only: a run on a supported Node does not load child_process at all.
+    const { spawnSync } = require('node:child_process');
     const child = spawnSync(local, [__filename, ...process.argv.slice(2)], { stdio: 'inherit' });
     if (child.error) {
       process.stderr.write(`engine: cannot run ${local}: ${child.error.message}\n`);

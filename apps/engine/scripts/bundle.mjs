@@ -36,25 +36,42 @@ const lazyBuiltins = {
   },
 };
 
-// crypto (2 ms), zlib and fs/promises (about a millisecond each, fs/promises with the readline
-// it brings) are not used by a container's run: the workspace's imports of them get functions
-// that load the module on first call. zlib's are listed (an import of another name fails the
-// build here until it is added); fs/promises' and crypto's are all their functions but classes
-// (a class is called with `new`: importing one fails the build).
+// crypto (2 ms), child_process (1 ms, and net and streams with it), zlib and fs/promises (about
+// a millisecond each, fs/promises with the readline it brings) are not used by a container's run
+// (the runtime's commands are started by berth-spawn.node): the workspace's imports of them get
+// functions that load the module on first call. zlib's are listed (an import of another name
+// fails the build here until it is added); the others' are all their functions but classes (a
+// class is called with `new`: importing one fails the build). A stand-in keeps the function's
+// util.promisify form (execFile's resolves to stdout and stderr).
 const functionsOf = (module) => Object.keys(module).filter((name) => typeof module[name] === 'function' && !/^class\b/.test(Function.prototype.toString.call(module[name])));
 const lazyFunctions = {
   zlib: ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'],
   'fs/promises': functionsOf(await import('node:fs/promises')),
   crypto: functionsOf(await import('node:crypto')),
+  child_process: functionsOf(await import('node:child_process')).filter((name) => name !== 'ChildProcess'),
 };
+const promisifyCustom = Symbol.for('nodejs.util.promisify.custom');
+const customPromisified = new Set(
+  await Promise.all(Object.keys(lazyFunctions).map(async (module) => [module, await import(`node:${module}`)])).then((loaded) =>
+    loaded.flatMap(([module, exports]) => lazyFunctions[module].filter((f) => typeof exports[f]?.[promisifyCustom] === 'function').map((f) => `${module}.${f}`)),
+  ),
+);
 const lazyBuiltinFunctions = {
   name: 'lazy-builtin-functions',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises|crypto)$/ }, (args) =>
+    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises|crypto|child_process)$/ }, (args) =>
       args.importer.startsWith(packagesDir) || args.importer.startsWith(here('../src/')) ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-functions' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy-functions' }, (args) => ({
-      contents: [`let loaded;`, `const load = () => (loaded ??= require('node:${args.path}'));`, ...lazyFunctions[args.path].map((f) => `export function ${f}(...args) { return load().${f}(...args); }`)].join('\n'),
+      contents: [
+        `let loaded;`,
+        `const load = () => (loaded ??= require('node:${args.path}'));`,
+        `const custom = Symbol.for('nodejs.util.promisify.custom');`,
+        ...lazyFunctions[args.path].flatMap((f) => [
+          `export function ${f}(...args) { return load().${f}(...args); }`,
+          ...(customPromisified.has(`${args.path}.${f}`) ? [`${f}[custom] = (...args) => load().${f}[custom](...args);`] : []),
+        ]),
+      ].join('\n'),
       loader: 'js',
     }));
   },
@@ -177,6 +194,7 @@ await build({ ...common, entryPoints: [here('../../../packages/engine/src/local/
 await mkdir(here('../dist/native'), { recursive: true });
 for (const [from, name] of [
   ['../../../packages/runtime/dist/native/berth-runtime', 'berth-runtime'],
+  ['../../../packages/runtime/dist/native/berth-spawn.node', 'berth-spawn.node'],
   ['../../../packages/snapshot/dist/native/berth-fsops', 'berth-fsops'],
 ]) {
   const source = here(from);

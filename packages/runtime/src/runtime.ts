@@ -9,6 +9,7 @@ import { abortError, errnoCode, hasCode, throwIfAborted } from '@berth/errors';
 import { noopLogger, type Logger } from '@berth/log';
 import { attachSocket, type AttachSession } from './attach.js';
 import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
+import { spawnAddonBuilt, spawnAddonPath, spawnProgram, type ProgramExit } from './spawn-program.js';
 import type { LogRotation } from './json-file-log.js';
 import type { LinuxResources, ProcessSpec, RuntimeSpec } from './oci-spec.js';
 import { RuntimeAnnotation } from './spec-builder.js';
@@ -562,39 +563,45 @@ export class Runtime {
   }
 
   /**
-   * Starts the runtime. Its own errors go to a JSON log apart from the container's output: a
-   * temporary file, unlinked at once (nothing is left behind if we are killed) and handed over as
-   * fd 3, which every runtime opens as `/proc/self/fd/3`. A file rather than a pipe: a pipe costs
-   * a stream here and a wait for every holder of its write end to close it (2 ms per command),
+   * The runtime's own errors go to a JSON log apart from the container's output: a temporary
+   * file, unlinked at once (nothing is left behind if we are killed) and handed over as fd 3,
+   * which every runtime opens as `/proc/self/fd/3`. A file rather than a pipe: a pipe costs a
+   * stream here and a wait for every holder of its write end to close it (2 ms per command),
    * where the file is read once, after the exit, only when the exit says something failed.
    */
-  private spawnRuntime(args: readonly string[], stdio: ('pipe' | 'ignore')[], signal: AbortSignal | undefined): { child: ChildProcess; log: () => string } {
+  private runtimeLog(args: readonly string[]): { fd: number; args: string[]; read: () => string } {
     this.checkBinary();
-    const logFd = openLogFile();
+    const fd = openLogFile();
     const full = [...this.globalArgs, '--log', '/proc/self/fd/3', '--log-format', 'json', ...args];
     this.logger.debug('exec', { args: full });
-    let child: ChildProcess;
-    try {
-      child = spawn(this.binary, full, { stdio: [...stdio, logFd], ...(signal ? { signal, killSignal: 'SIGTERM' } : {}) });
-    } catch (err) {
-      closeSync(logFd);
-      throw err;
-    }
     let text: string | undefined;
-    const log = () => {
+    const read = () => {
       if (text === undefined) {
-        const size = fstatSync(logFd).size;
+        const size = fstatSync(fd).size;
         const bytes = Buffer.alloc(size);
-        const n = size > 0 ? readSync(logFd, bytes, 0, size, 0) : 0;
-        closeSync(logFd);
+        const n = size > 0 ? readSync(fd, bytes, 0, size, 0) : 0;
+        closeSync(fd);
         text = bytes.subarray(0, n).toString('utf8');
       }
       return text;
     };
+    return { fd, args: full, read };
+  }
+
+  /** Starts the runtime with pipes for the streams given 'pipe' (child_process: their output is read). */
+  private spawnRuntime(args: readonly string[], stdio: ('pipe' | 'ignore')[], signal: AbortSignal | undefined): { child: ChildProcess; log: () => string } {
+    const log = this.runtimeLog(args);
+    let child: ChildProcess;
+    try {
+      child = spawn(this.binary, log.args, { stdio: [...stdio, log.fd], ...(signal ? { signal, killSignal: 'SIGTERM' } : {}) });
+    } catch (err) {
+      closeSync(log.fd);
+      throw err;
+    }
     // Read (and closed) once the runtime is done, or failed to start at all.
-    child.once('close', () => log());
-    child.once('error', () => log());
-    return { child, log };
+    child.once('close', () => log.read());
+    child.once('error', () => log.read());
+    return { child, log: log.read };
   }
 
   private failure(args: readonly string[], code: number | null, log: string, stderr: string, cause?: unknown): RuntimeError {
@@ -613,24 +620,43 @@ export class Runtime {
   }
 
   /**
-   * Runs one command to completion and returns its stdout; a non-zero exit becomes a
-   * RuntimeError. Commands that start a container get no stdout or stderr of ours: the
-   * container would inherit them and keep them open for its whole life.
+   * Runs one command to completion and returns its stdout (read only when `output` is set); a
+   * non-zero exit becomes a RuntimeError. Commands that start a container get no stdout or
+   * stderr of ours: the container would inherit them and keep them open for its whole life.
    */
-  private invoke(args: readonly string[], signal: AbortSignal | undefined, output = false): Promise<Invocation> {
+  private async invoke(args: readonly string[], signal: AbortSignal | undefined, output = false): Promise<Invocation> {
+    throwIfAborted(signal);
+    if (output) return this.invokeReading(args, signal);
+    if (!spawnAddonBuilt()) {
+      throw new RuntimeError(`berth-spawn.node is not built (${spawnAddonPath} is missing); build it with: ${buildCommand}`, RuntimeErrorCode.ShimMissing);
+    }
+    const log = this.runtimeLog(args);
+    let exit: ProgramExit;
+    try {
+      exit = await spawnProgram(this.binary, log.args, ['ignore', 'ignore', 'ignore', log.fd], signal).exited;
+    } catch (err) {
+      log.read();
+      throw this.failure(args, null, '', '', err);
+    }
+    const text = log.read();
+    if (signal?.aborted) throw abortError(signal);
+    if (exit.code !== 0) throw this.failure(args, exit.code, text, '');
+    return { code: 0, stdout: '' };
+  }
+
+  private invokeReading(args: readonly string[], signal: AbortSignal | undefined): Promise<Invocation> {
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(abortError(signal));
       let spawned: ReturnType<Runtime['spawnRuntime']>;
       try {
-        spawned = this.spawnRuntime(args, ['ignore', output ? 'pipe' : 'ignore', output ? 'pipe' : 'ignore'], signal);
+        spawned = this.spawnRuntime(args, ['ignore', 'pipe', 'pipe'], signal);
       } catch (err) {
         return reject(err);
       }
       const { child, log } = spawned;
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      child.stdout?.on('data', (d: Buffer) => out.push(d));
-      child.stderr?.on('data', (d: Buffer) => err.push(d));
+      child.stdout!.on('data', (d: Buffer) => out.push(d));
+      child.stderr!.on('data', (d: Buffer) => err.push(d));
       child.on('error', (e) => {
         if (signal?.aborted) reject(abortError(signal));
         else reject(this.failure(args, null, '', '', e));
