@@ -4,7 +4,7 @@
  * Node's child_process forks the whole Node process (its page tables grow with the heap) and
  * loads net, streams and dgram to do it: 4 to 6 ms of a daemonless `engine run`, whose runtime
  * commands need none of that (they print nothing; their errors go to a log file). posix_spawn
- * starts the program with vfork semantics, and the wait runs in libuv's thread pool.
+ * starts the program with vfork semantics, and a thread of its own waits for it.
  *
  * spawn(file, args, fds) -> { pid, exited }
  *   file   a path, or a name looked up in PATH
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -33,33 +34,41 @@ struct wait_job {
   pid_t pid;
   int status;
   napi_deferred deferred;
-  napi_async_work work;
+  napi_threadsafe_function done;
 };
 
-static void wait_in_pool(napi_env env, void *data) {
-  (void)env;
+/* On the main thread, once the program has ended (env is NULL when Node is going away). */
+static void settle(napi_env env, napi_value callback, void *context, void *data) {
+  (void)callback;
+  (void)context;
+  struct wait_job *job = data;
+  if (env) {
+    napi_value result, code, sig;
+    napi_create_array_with_length(env, 2, &result);
+    if (WIFEXITED(job->status)) {
+      napi_create_int32(env, WEXITSTATUS(job->status), &code);
+      napi_get_null(env, &sig);
+    } else {
+      napi_get_null(env, &code);
+      napi_create_int32(env, WTERMSIG(job->status), &sig);
+    }
+    napi_set_element(env, result, 0, code);
+    napi_set_element(env, result, 1, sig);
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  free(job);
+}
+
+/* A thread of its own rather than libuv's pool: a run uses no other pool work, and starting the
+   pool (four threads) costs more than the spawn. The threadsafe function keeps the loop alive. */
+static void *wait_for_exit(void *data) {
   struct wait_job *job = data;
   while (waitpid(job->pid, &job->status, 0) < 0 && errno == EINTR) {
   }
-}
-
-static void settle(napi_env env, napi_status status, void *data) {
-  (void)status;
-  struct wait_job *job = data;
-  napi_value result, code, sig;
-  napi_create_array_with_length(env, 2, &result);
-  if (WIFEXITED(job->status)) {
-    napi_create_int32(env, WEXITSTATUS(job->status), &code);
-    napi_get_null(env, &sig);
-  } else {
-    napi_get_null(env, &code);
-    napi_create_int32(env, WTERMSIG(job->status), &sig);
-  }
-  napi_set_element(env, result, 0, code);
-  napi_set_element(env, result, 1, sig);
-  napi_resolve_deferred(env, job->deferred, result);
-  napi_delete_async_work(env, job->work);
-  free(job);
+  napi_threadsafe_function done = job->done;
+  napi_call_threadsafe_function(done, job, napi_tsfn_blocking);
+  napi_release_threadsafe_function(done, napi_tsfn_release);
+  return NULL;
 }
 
 /* A JS string as a malloc'd C string; NULL (with a pending TypeError) when it is not a string. */
@@ -165,8 +174,20 @@ static napi_value spawn_program(napi_env env, napi_callback_info info) {
   job->pid = pid;
   napi_create_promise(env, &job->deferred, &promise);
   napi_create_string_utf8(env, "berth-spawn:wait", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, wait_in_pool, settle, job, &job->work);
-  napi_queue_async_work(env, job->work);
+  napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, settle, &job->done);
+  pthread_attr_t thread_attr;
+  pthread_t thread;
+  pthread_attr_init(&thread_attr);
+  pthread_attr_setstacksize(&thread_attr, 64 * 1024);
+  pthread_attr_setdetachstate(&thread_attr, PTHREAD_CREATE_DETACHED);
+  if ((err = pthread_create(&thread, &thread_attr, wait_for_exit, job)) != 0) {
+    /* Without a waiter the program would stay a zombie and the promise unsettled: wait here. */
+    while (waitpid(pid, &job->status, 0) < 0 && errno == EINTR) {
+    }
+    napi_call_threadsafe_function(job->done, job, napi_tsfn_blocking);
+    napi_release_threadsafe_function(job->done, napi_tsfn_release);
+  }
+  pthread_attr_destroy(&thread_attr);
   napi_create_object(env, &result);
   napi_create_int32(env, pid, &pid_value);
   napi_set_named_property(env, result, "pid", pid_value);

@@ -4,9 +4,9 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Starts programs that print nothing we read (the runtime's create, start, kill, delete) through
- * berth-spawn.node (native/node-spawn.c): posix_spawn and a wait in libuv's thread pool, where
- * node:child_process would fork all of Node and load its streams. A daemonless `engine run`
- * spends 4 to 6 ms less; commands whose output is read still use child_process.
+ * berth-spawn.node (native/node-spawn.c): posix_spawn, and a thread that waits for the exit,
+ * where node:child_process would fork all of Node and load its streams. Commands whose output
+ * is read still use child_process.
  */
 
 interface SpawnAddon {

@@ -34,4 +34,8 @@ void runCli(process.argv.slice(2), io, signals).then((status) => {
   process.exitCode = status;
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  // When the event loop has run dry (every write and child's start done) and the other exit
+  // listeners (the code cache's) have run, end without Node's teardown of its environment and
+  // heap: a millisecond of every command. process.exit inside 'exit' goes straight to the end.
+  process.once('exit', (code) => process.exit(code));
 });
