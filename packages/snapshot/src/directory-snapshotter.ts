@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip, createZstdCompress } from 'node:zlib';
 import { ErrorKind, errnoCode, throwIfAborted } from '@berth/errors';
 import { acquireFileLock, randomBytes, randomHex, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from '@berth/fsutil';
-import { noopLogger, type Logger } from '@berth/log';
+import { noopLogger, utcTimestamp, type Logger } from '@berth/log';
 import { DigestStream, MediaType, chainIds, digestOf, isDigest, layerCompression, sha256Hex, type Digest, type LayerCompression } from '@berth/oci';
 import { packTar, type SnapshotCollection, type TarInput } from '@berth/store';
 import { SnapshotError, SnapshotErrorCode } from './errors.js';
@@ -323,7 +323,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
             key: chainId,
             kind: SnapshotKind.Committed,
             parent: chain[i - 1],
-            created: new Date().toISOString(),
+            created: utcTimestamp(),
             diffId: diffIds[i]!,
             size: result.size,
             name,
@@ -366,7 +366,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
         created = true;
         await this.populate(join(tmp, 'fs'), parents, options.signal);
         await this.prepareDirs(tmp);
-        const info: SnapshotRecord = { key, kind: SnapshotKind.Active, parent, created: new Date().toISOString(), name, link: await this.#makeLink(name) };
+        const info: SnapshotRecord = { key, kind: SnapshotKind.Active, parent, created: utcTimestamp(), name, link: await this.#makeLink(name) };
         await writeJsonAtomic(join(tmp, 'info.json'), info, notDurable);
         return info;
       },
@@ -426,7 +426,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
         key: chainId,
         kind: SnapshotKind.Committed,
         parent: active.parent,
-        created: new Date().toISOString(),
+        created: utcTimestamp(),
         ...(options.diffId ? { diffId: options.diffId } : {}),
         name,
         link: await this.#makeLink(name),

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
 import { randomHex, readJsonFile, removeTree, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
+import { utcTimestamp } from '@berth/log';
 import { parsePublish, type PortSpec } from '@berth/network';
 import { RuntimeErrorCode, buildSpec, jsonFileLogRotation, readExitRecord, type LinuxResources, type NamespaceMode, type RootfsMount } from '@berth/runtime';
 import { RootResolver, mountAll, mountData, unmount, type Mount } from '@berth/snapshot';
@@ -840,7 +841,7 @@ export class ContainerLifecycle {
       this.#ctx.logger.debug('run finished', { containerId: id, exitCode: ended.exitCode, monitorPid: record.state.monitorPid });
       if (ended.exitCode !== undefined) exitCode = ended.exitCode;
       if (ended.oomKilled) oomKilled = true;
-      if (ended.finished) finishedAt = ended.finished.toISOString();
+      if (ended.finished) finishedAt = utcTimestamp(ended.finished.getTime());
     } catch (err) {
       // No runtime state: the host rebooted (the run root is gone) or the monitor was killed.
       this.#ctx.logger.debug('no runtime state for a finished run', { containerId: id, error: describeError(err) });

@@ -1,3 +1,4 @@
+import { utcTimestamp } from '@berth/log';
 import { invalidParameter } from './docker-errors.js';
 
 /**
@@ -36,7 +37,7 @@ export function nowNanos(): bigint {
 export function formatFixedNanos(nanos: bigint): string {
   const ms = Number(nanos / 1_000_000n);
   const fraction = (nanos % 1_000_000_000n).toString().padStart(9, '0');
-  return `${new Date(ms).toISOString().slice(0, 19)}.${fraction}Z`;
+  return `${utcTimestamp(ms).slice(0, 19)}.${fraction}Z`;
 }
 
 /** RFC 3339 with nanoseconds, trailing zeros of the fraction dropped (Go's RFC3339Nano). */
