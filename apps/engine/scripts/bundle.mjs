@@ -37,18 +37,23 @@ const lazyBuiltins = {
 };
 
 // crypto (2 ms), child_process (1 ms, and net and streams with it), zlib and fs/promises (about
-// a millisecond each, fs/promises with the readline it brings) are not used by a container's run
-// (the runtime's commands are started by berth-spawn.node): the workspace's imports of them get
-// functions that load the module on first call. zlib's are listed (an import of another name
-// fails the build here until it is added); the others' are all their functions but classes (a
-// class is called with `new`: importing one fails the build). A stand-in keeps the function's
-// util.promisify form (execFile's resolves to stdout and stderr).
-const functionsOf = (module) => Object.keys(module).filter((name) => typeof module[name] === 'function' && !/^class\b/.test(Function.prototype.toString.call(module[name])));
+// a millisecond each, fs/promises with the readline it brings), dgram, stream/promises and
+// timers/promises are not used by a container's run, or not before it needs them (the runtime's
+// commands are started by berth-spawn.node): the workspace's imports of them get functions that
+// load the module on first call. zlib's are listed (an import of another name fails the build
+// here until it is added); the others' are all their functions but constructors (a class, or a
+// capitalised name, is called with `new`: importing one fails the build). A stand-in keeps the
+// function's util.promisify form (execFile's resolves to stdout and stderr).
+const functionsOf = (module) =>
+  Object.keys(module).filter((name) => typeof module[name] === 'function' && !/^[A-Z]/.test(name) && !/^class\b/.test(Function.prototype.toString.call(module[name])));
 const lazyFunctions = {
   zlib: ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'],
   'fs/promises': functionsOf(await import('node:fs/promises')),
   crypto: functionsOf(await import('node:crypto')),
-  child_process: functionsOf(await import('node:child_process')).filter((name) => name !== 'ChildProcess'),
+  child_process: functionsOf(await import('node:child_process')),
+  dgram: functionsOf(await import('node:dgram')),
+  'stream/promises': functionsOf(await import('node:stream/promises')),
+  'timers/promises': functionsOf(await import('node:timers/promises')),
 };
 const promisifyCustom = Symbol.for('nodejs.util.promisify.custom');
 const customPromisified = new Set(
@@ -59,7 +64,7 @@ const customPromisified = new Set(
 const lazyBuiltinFunctions = {
   name: 'lazy-builtin-functions',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises|crypto|child_process)$/ }, (args) =>
+    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises|crypto|child_process|dgram|stream\/promises|timers\/promises)$/ }, (args) =>
       args.importer.startsWith(packagesDir) || args.importer.startsWith(here('../src/')) ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-functions' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy-functions' }, (args) => ({

@@ -1,8 +1,9 @@
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { errnoCode } from '@berth/errors';
 import { randomHex } from './random.js';
+import { removeFile } from './remove-tree.js';
 
 /** Options of `writeFileAtomic`. */
 export interface AtomicWriteOptions {
@@ -54,7 +55,7 @@ function writeWithoutSync(path: string, temp: string, data: string | Uint8Array,
     }
     renameSync(temp, path);
   } catch (err) {
-    rmSync(temp, { force: true });
+    removeFile(temp);
     throw err;
   }
 }

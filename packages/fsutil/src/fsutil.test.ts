@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireFileLock, randomBelow, randomBytes, randomHex, readJsonFile, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from './index.js';
+import { acquireFileLock, randomBelow, randomBytes, randomHex, readJsonFile, removeFile, removeTree, tryAcquireFileLock, withFileLock, writeJsonAtomic } from './index.js';
 
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 let dir: string;
@@ -63,6 +63,18 @@ describe('removeTree', () => {
     await removeTree(join(dir, 'file'));
     await removeTree(join(dir, 'missing'));
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe('removeFile', () => {
+  it('removes a file, is fine with a missing one, and refuses a directory', async () => {
+    await writeFile(join(dir, 'file'), 'x');
+    removeFile(join(dir, 'file'));
+    expect(await readdir(dir)).toEqual([]);
+    removeFile(join(dir, 'file'));
+    await mkdir(join(dir, 'sub'));
+    expect(() => removeFile(join(dir, 'sub'))).toThrow(/EISDIR|EPERM/);
+    expect(await readdir(dir)).toEqual(['sub']);
   });
 });
 

@@ -42,6 +42,14 @@ export async function removeTree(path: string, options: RemoveTreeOptions = {}):
   await remove(path);
 }
 
+/**
+ * Removes a file, as `rm -f` does (a missing one is fine). fs.rmSync does the same but loads its
+ * recursive machinery at the first call (a quarter of a millisecond of a short command).
+ */
+export function removeFile(path: string): void {
+  ignoreMissing(() => unlinkSync(path));
+}
+
 function ignoreMissing(remove: () => void): void {
   try {
     remove();

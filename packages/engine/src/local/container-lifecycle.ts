@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { hostname as hostHostname, release as kernelRelease } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ErrorKind, describeError, errnoCode, hasCode, hasKind, isBerthError, throwIfAborted } from '@berth/errors';
-import { randomHex, readJsonFile, removeTree, writeJsonAtomic } from '@berth/fsutil';
+import { randomHex, readJsonFile, removeFile, removeTree, writeJsonAtomic } from '@berth/fsutil';
 import { digestOf, familiarReference, parseReference, type Digest } from '@berth/oci';
 import { utcTimestamp } from '@berth/log';
 import { parsePublish, type PortSpec } from '@berth/network';
@@ -682,7 +682,7 @@ export class ContainerLifecycle {
       // The monitor records the end there and deletes the container itself; a file from an
       // earlier run must not be taken for this run's end.
       const exitFile = runtime.deletesOnExit ? layout.exitFile(id) : undefined;
-      if (exitFile) rmSync(exitFile, { force: true });
+      if (exitFile) removeFile(exitFile);
       const createOptions = {
         bundle: layout.container(id),
         pidFile,
@@ -720,7 +720,7 @@ export class ContainerLifecycle {
         });
       runtimeCreated = true;
       const pid = Number(readFileSync(pidFile, 'utf8').trim());
-      rmSync(pidFile, { force: true });
+      removeFile(pidFile);
       // A short process is gone at once, and with it the way from its pid to its parent, the
       // monitor; the monitor's state says it until the monitor has deleted the container.
       const monitor = runtime.monitorOf(id);
@@ -846,7 +846,7 @@ export class ContainerLifecycle {
       // No runtime state: the host rebooted (the run root is gone) or the monitor was killed.
       this.#ctx.logger.debug('no runtime state for a finished run', { containerId: id, error: describeError(err) });
     }
-    rmSync(exitFile, { force: true });
+    removeFile(exitFile);
     const runtimeReleased = this.#releaseRuntime(record, recorded !== undefined);
     if (this.#needsNetworkSetup(record)) {
       await this.#ctx
