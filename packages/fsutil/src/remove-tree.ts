@@ -1,5 +1,4 @@
 import { readdirSync, rmdirSync, unlinkSync, type Dirent } from 'node:fs';
-import { join } from 'node:path';
 import { errnoCode } from '@berth/errors';
 
 /** Options of `removeTree`. */
@@ -32,7 +31,7 @@ export async function removeTree(path: string, options: RemoveTreeOptions = {}):
       throw err;
     }
     for (const entry of entries) {
-      const child = join(dir, entry.name);
+      const child = `${dir}/${entry.name}`;
       if (entry.isDirectory()) await remove(child);
       else ignoreMissing(() => unlinkSync(child));
       await removed();

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rmdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, createZstdCompress } from 'node:zlib';
@@ -100,7 +100,9 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     if (typeof options?.root !== 'string' || options.root === '') {
       throw new SnapshotError('a snapshotter needs a root directory', { code: SnapshotErrorCode.InvalidOptions, kind: ErrorKind.InvalidArgument });
     }
-    this.root = options.root;
+    // Absolute and normal once: the paths under it are joined as strings (fixed names and
+    // snapshot names), as path.join normalises the whole path at every call.
+    this.root = resolve(options.root);
     this.logger = options.logger ?? noopLogger;
     this.fsOpsPath = options.fsOpsPath;
   }
@@ -120,19 +122,19 @@ export abstract class DirectorySnapshotter implements Snapshotter {
   protected abstract beforeCommit(dir: string): Promise<void>;
 
   protected dirOf(name: string): string {
-    return join(this.root, 'snapshots', name);
+    return `${this.root}/snapshots/${name}`;
   }
 
   protected fsOf(record: { readonly name: string }): string {
-    return join(this.dirOf(record.name), 'fs');
+    return `${this.dirOf(record.name)}/fs`;
   }
 
   protected linkPath(record: SnapshotRecord): string {
-    return join(this.root, 'l', record.link ?? '');
+    return `${this.root}/l/${record.link ?? ''}`;
   }
 
   get #lockPath(): string {
-    return join(this.root, 'snapshots.lock');
+    return `${this.root}/snapshots.lock`;
   }
 
   protected init(): Promise<void> {
@@ -147,7 +149,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
   async #readRecord(name: string): Promise<SnapshotRecord | undefined> {
     let text: string;
     try {
-      text = readFileSync(join(this.dirOf(name), 'info.json'), 'utf8');
+      text = readFileSync(`${this.dirOf(name)}/info.json`, 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
       throw err;
@@ -256,7 +258,7 @@ export abstract class DirectorySnapshotter implements Snapshotter {
     // every image layer of every run takes this path.
     const made = await this.#readRecord(name);
     if (made) return made;
-    const tmp = join(this.root, 'tmp', name);
+    const tmp = `${this.root}/tmp/${name}`;
     const lock = await acquireFileLock(`${tmp}.lock`, signal ? { signal } : {});
     try {
       const existing = await this.#readRecord(name);
