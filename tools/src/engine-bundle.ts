@@ -19,7 +19,7 @@ const run = promisify(execFile);
  *   lib/engine.cjs, cli.cjs,   the engine app's entry and its esbuild bundles (apps/engine/dist)
  *   run.cjs
  *   lib/*.mjs, lib/native/*    its companions as the engine app's build lays them out beside it
- *                              (the network helper; the runtime shim berth-runtime, its spawn addon berth-spawn.node, berth-fsops)
+ *                              (the network helper; the runtime shim berth-runtime, its spawn addon berth-addon.node, berth-fsops)
  *   manifest.json              name, version, arch, Node version (the first entry)
  *
  * Node for the machine's own architecture comes from the repo's .node/; for another one from

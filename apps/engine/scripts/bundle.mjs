@@ -39,7 +39,7 @@ const lazyBuiltins = {
 // crypto (2 ms), child_process (1 ms, and net and streams with it), zlib and fs/promises (about
 // a millisecond each, fs/promises with the readline it brings), dgram, stream/promises and
 // timers/promises are not used by a container's run, or not before it needs them (the runtime's
-// commands are started by berth-spawn.node): the workspace's imports of them get functions that
+// commands are started by berth-addon.node): the workspace's imports of them get functions that
 // load the module on first call. zlib's are listed (an import of another name fails the build
 // here until it is added); the others' are all their functions but constructors (a class, or a
 // capitalised name, is called with `new`: importing one fails the build). A stand-in keeps the
@@ -199,7 +199,7 @@ await build({ ...common, entryPoints: [here('../../../packages/engine/src/local/
 await mkdir(here('../dist/native'), { recursive: true });
 for (const [from, name] of [
   ['../../../packages/runtime/dist/native/berth-runtime', 'berth-runtime'],
-  ['../../../packages/runtime/dist/native/berth-spawn.node', 'berth-spawn.node'],
+  ['../../../packages/runtime/dist/native/berth-addon.node', 'berth-addon.node'],
   ['../../../packages/snapshot/dist/native/berth-fsops', 'berth-fsops'],
 ]) {
   const source = here(from);

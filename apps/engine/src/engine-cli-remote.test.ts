@@ -232,5 +232,15 @@ describe('engine CLI against a Docker-API server', () => {
     expect(events.stdout.split('\n').filter(Boolean)).toEqual(expect.arrayContaining(['container create', 'container start', 'container die', 'container destroy']));
     const plain = await engine(['events', '--since', String(since), '--until', String(until), '--filter', `container=${name}`, '--filter', 'event=destroy']);
     expect(plain.stdout).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{9}(Z|[+-]\\d\\d:\\d\\d) container destroy [0-9a-f]{64} \\(.*name=${name}.*\\)\\n$`));
+    // docker's Go fields of the JSON's scope, time and timeNano; the JSON itself as docker's.
+    const window = ['events', '--since', String(since), '--until', String(until), '--filter', `container=${name}`, '--filter', 'event=destroy'];
+    const timed = await engine([...window, '--format', '{{.Scope}} {{.Time}} {{.TimeNano}}']);
+    const [scope, seconds, nanos] = timed.stdout.trim().split(' ');
+    expect(scope).toBe('local');
+    expect(Number(seconds)).toBeGreaterThanOrEqual(since);
+    expect(Math.floor(Number(nanos) / 1e9)).toBe(Number(seconds));
+    const json = JSON.parse((await engine([...window, '--format', 'json'])).stdout) as Record<string, unknown>;
+    expect(Object.keys(json)).toEqual(expect.arrayContaining(['scope', 'time', 'timeNano']));
+    expect(json).not.toHaveProperty('TimeNano');
   });
 });

@@ -13,6 +13,7 @@ export type { ResolvedUser } from './user.js';
 export { AttachFrame, attachSocket } from './attach.js';
 export type { AttachSession } from './attach.js';
 export { cgroupPathsOfProcess, readCgroupStats } from './stats.js';
+export { realtimeOffsetNanos } from './wall-clock.js';
 export type { CgroupLayout, CgroupPaths, ContainerStats } from './stats.js';
 export type {
   CapabilitySets,

@@ -9,7 +9,8 @@ import { abortError, errnoCode, hasCode, throwIfAborted } from '@berth/errors';
 import { noopLogger, type Logger } from '@berth/log';
 import { attachSocket, type AttachSession } from './attach.js';
 import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
-import { spawnAddonBuilt, spawnAddonPath, spawnProgram, type ProgramExit } from './spawn-program.js';
+import { nativeAddon } from './native-addon.js';
+import { spawnProgram, type ProgramExit } from './spawn-program.js';
 import type { LogRotation } from './json-file-log.js';
 import type { LinuxResources, ProcessSpec, RuntimeSpec } from './oci-spec.js';
 import { RuntimeAnnotation } from './spec-builder.js';
@@ -627,9 +628,8 @@ export class Runtime {
   private async invoke(args: readonly string[], signal: AbortSignal | undefined, output = false): Promise<Invocation> {
     throwIfAborted(signal);
     if (output) return this.invokeReading(args, signal);
-    if (!spawnAddonBuilt()) {
-      throw new RuntimeError(`berth-spawn.node is not built (${spawnAddonPath} is missing); build it with: ${buildCommand}`, RuntimeErrorCode.ShimMissing);
-    }
+    // Before the log file is made: a missing addon fails here, naming the build.
+    nativeAddon();
     const log = this.runtimeLog(args);
     let exit: ProgramExit;
     try {

@@ -1,4 +1,5 @@
 import { utcTimestamp } from '@berth/log';
+import { realtimeOffsetNanos } from '@berth/runtime';
 import { invalidParameter } from './docker-errors.js';
 
 /**
@@ -16,21 +17,16 @@ export interface NanoTime {
   readonly nanos: number;
 }
 
-// Anchors a monotonic clock to the wall clock once, so that times taken in one process are
-// ordered and carry sub-millisecond digits as docker's do. The anchor is taken as the wall
-// clock's millisecond turns (at most 1 ms of waiting): anchored anywhere within a millisecond,
-// every time would be dated up to 1 ms early, before a `since` another process took at that
-// moment. (performance.timeOrigin is no better: it is off from the wall clock by milliseconds.)
-const { wallAtStart, hrAtStart } = (() => {
-  const before = Date.now();
-  let now = before;
-  while (now === before) now = Date.now();
-  return { wallAtStart: BigInt(now) * 1_000_000n, hrAtStart: process.hrtime.bigint() };
-})();
+// The wall clock in nanoseconds: process.hrtime (monotonic) plus the wall clock's offset from it,
+// read in C (@berth/runtime's addon), so that the times one process takes are ordered and carry
+// sub-millisecond digits as docker's do, and compare with other processes' times. (Anchored to
+// Date.now(), they would be up to a millisecond early, or cost a wait for the millisecond to
+// turn; performance.timeOrigin is off from the wall clock by a millisecond or more.)
+const realtimeOffset = realtimeOffsetNanos();
 
 /** Now, in nanoseconds since the epoch. */
 export function nowNanos(): bigint {
-  return wallAtStart + (process.hrtime.bigint() - hrAtStart);
+  return process.hrtime.bigint() + realtimeOffset;
 }
 
 /** RFC 3339 with nine fraction digits (docker's log timestamp form: fixed width, `Z`). */

@@ -25,6 +25,14 @@ export function eventLine(e: EventMessage): string {
   return `${time ? `${time} ` : ''}${e.Type} ${e.Action} ${e.Actor?.ID ?? ''}${attrs.length ? ` (${attrs.join(', ')})` : ''}\n`;
 }
 
+/**
+ * What a `--format` template sees: docker runs it on its events.Message, whose Go fields for the
+ * JSON's `scope`, `time` and `timeNano` are `.Scope`, `.Time` and `.TimeNano`.
+ */
+export function eventTemplateData(e: EventMessage): EventMessage & { readonly Scope: string; readonly Time: number; readonly TimeNano: number } {
+  return { ...e, Scope: e.scope, Time: e.time, TimeNano: e.timeNano };
+}
+
 /** `engine events`. */
 export const eventsCommand: CommandSpec = {
   usage: '[OPTIONS]',
@@ -53,7 +61,7 @@ export const eventsCommand: CommandSpec = {
       ...(until !== undefined ? { until } : {}),
     });
     try {
-      for await (const e of events) cli.out(format ? formatObject(e, format) : eventLine(e));
+      for await (const e of events) cli.out(format ? formatObject(format === 'json' ? e : eventTemplateData(e), format) : eventLine(e));
     } catch (err) {
       if (!cli.signal.aborted) throw err;
     }

@@ -1,5 +1,5 @@
 /*
- * berth-spawn.node: starts a program for the TypeScript driver without node:child_process.
+ * berth-addon.node: starts a program for the TypeScript driver without node:child_process.
  *
  * Node's child_process forks the whole Node process (its page tables grow with the heap) and
  * loads net, streams and dgram to do it: 4 to 6 ms of a daemonless `engine run`, whose runtime
@@ -13,6 +13,10 @@
  *   exited a promise of [code, signal]: the exit status, or null and the number of the signal
  *          that ended it
  * A program that cannot be started throws an Error whose code is the errno's name (ENOENT, ...).
+ *
+ * realtimeOffset() -> bigint
+ *   CLOCK_REALTIME minus CLOCK_MONOTONIC (process.hrtime's clock) in nanoseconds, the realtime
+ *   read between two monotonic reads and set against their middle.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -173,7 +178,7 @@ static napi_value spawn_program(napi_env env, napi_callback_info info) {
   napi_value promise, name, pid_value;
   job->pid = pid;
   napi_create_promise(env, &job->deferred, &promise);
-  napi_create_string_utf8(env, "berth-spawn:wait", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, "berth-addon:wait", NAPI_AUTO_LENGTH, &name);
   napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, settle, &job->done);
   pthread_attr_t thread_attr;
   pthread_t thread;
@@ -204,9 +209,27 @@ out:
   return result;
 }
 
+static int64_t nanos(clockid_t clock) {
+  struct timespec t;
+  clock_gettime(clock, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static napi_value realtime_offset(napi_env env, napi_callback_info info) {
+  (void)info;
+  int64_t before = nanos(CLOCK_MONOTONIC);
+  int64_t real = nanos(CLOCK_REALTIME);
+  int64_t after = nanos(CLOCK_MONOTONIC);
+  napi_value result;
+  napi_create_bigint_int64(env, real - (before + (after - before) / 2), &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, spawn_program, NULL, &fn);
   napi_set_named_property(env, exports, "spawn", fn);
+  napi_create_function(env, "realtimeOffset", NAPI_AUTO_LENGTH, realtime_offset, NULL, &fn);
+  napi_set_named_property(env, exports, "realtimeOffset", fn);
   return exports;
 }

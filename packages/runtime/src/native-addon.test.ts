@@ -3,9 +3,11 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnAddonBuilt, spawnAddonPath, spawnProgram } from './spawn-program.js';
+import { nativeAddon, nativeAddonPath } from './native-addon.js';
+import { spawnProgram } from './spawn-program.js';
+import { realtimeOffsetNanos } from './wall-clock.js';
 
-describe('spawnProgram (berth-spawn.node)', () => {
+describe('spawnProgram (berth-addon.node)', () => {
   let dir: string;
   let out: number;
   const written = () => readFileSync(join(dir, 'out'), 'utf8');
@@ -20,7 +22,7 @@ describe('spawnProgram (berth-spawn.node)', () => {
   });
 
   it('is built with the package', () => {
-    expect(spawnAddonBuilt()).toBe(true);
+    expect(typeof nativeAddon().spawn).toBe('function');
   });
 
   it('gives the child the descriptors asked for, /dev/null for the ignored ones, and our environment', async () => {
@@ -52,7 +54,7 @@ describe('spawnProgram (berth-spawn.node)', () => {
   it('moves a descriptor of ours that another of the child`s would replace', () => {
     // A Node whose fd 1 is our file starts a child whose fd 3 is that fd 1 and whose fd 1 is
     // /dev/null: done in order, the child's fd 3 would be /dev/null too.
-    const script = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(spawnAddonPath)});
+    const script = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(nativeAddonPath)});
       m.exports.spawn('/bin/sh', ['sh', '-c', 'echo through-3 >&3; echo through-1'], [-1, -1, -1, 1]).exited.then(([code]) => process.exit(code));`;
     execFileSync(process.execPath, ['-e', script], { stdio: ['ignore', out, 'inherit'] });
     expect(written()).toBe('through-3\n');
@@ -68,5 +70,18 @@ describe('spawnProgram (berth-spawn.node)', () => {
     const child = spawnProgram('/bin/sleep', ['30'], [], ac.signal);
     ac.abort();
     expect(await child.exited).toEqual({ code: null, signal: 'SIGTERM' });
+  });
+});
+
+describe('realtimeOffsetNanos (berth-addon.node)', () => {
+  it('puts the wall clock on process.hrtime to within a millisecond of Date.now, with nanoseconds', () => {
+    const offset = realtimeOffsetNanos();
+    const before = BigInt(Date.now()) * 1_000_000n;
+    const now = process.hrtime.bigint() + offset;
+    const after = BigInt(Date.now() + 1) * 1_000_000n;
+    expect(now >= before && now < after).toBe(true);
+    // Read twice, the offset moves only with the clock's adjustments: well under a millisecond.
+    const again = realtimeOffsetNanos();
+    expect(again - offset < 1_000_000n && offset - again < 1_000_000n).toBe(true);
   });
 });
