@@ -1,10 +1,12 @@
 /*
- * berth-addon.node: starts a program for the TypeScript driver without node:child_process.
+ * berth-addon.node, the TypeScript driver's Node-API addon: starts programs without
+ * node:child_process, and reads the wall clock in nanoseconds. It needs nothing newer than glibc
+ * 2.17, so that it loads wherever Node 22 runs (glibc 2.28 and later).
  *
  * Node's child_process forks the whole Node process (its page tables grow with the heap) and
  * loads net, streams and dgram to do it: 4 to 6 ms of a daemonless `engine run`, whose runtime
  * commands need none of that (they print nothing; their errors go to a log file). posix_spawn
- * starts the program with vfork semantics, and a thread of its own waits for it.
+ * starts the program with vfork semantics, and the wait runs in libuv's thread pool.
  *
  * spawn(file, args, fds) -> { pid, exited }
  *   file   a path, or a name looked up in PATH
@@ -12,7 +14,7 @@
  *   fds    the child's fds 0..n-1: a descriptor of ours to give it, or -1 for /dev/null
  *   exited a promise of [code, signal]: the exit status, or null and the number of the signal
  *          that ended it
- * A program that cannot be started throws an Error whose code is the errno's name (ENOENT, ...).
+ * A program that cannot be started throws an Error with its errno (negative, as Node's).
  *
  * realtimeOffset() -> bigint
  *   CLOCK_REALTIME minus CLOCK_MONOTONIC (process.hrtime's clock) in nanoseconds, the realtime
@@ -21,7 +23,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -39,41 +40,35 @@ struct wait_job {
   pid_t pid;
   int status;
   napi_deferred deferred;
-  napi_threadsafe_function done;
+  napi_async_work work;
 };
 
-/* On the main thread, once the program has ended (env is NULL when Node is going away). */
-static void settle(napi_env env, napi_value callback, void *context, void *data) {
-  (void)callback;
-  (void)context;
-  struct wait_job *job = data;
-  if (env) {
-    napi_value result, code, sig;
-    napi_create_array_with_length(env, 2, &result);
-    if (WIFEXITED(job->status)) {
-      napi_create_int32(env, WEXITSTATUS(job->status), &code);
-      napi_get_null(env, &sig);
-    } else {
-      napi_get_null(env, &code);
-      napi_create_int32(env, WTERMSIG(job->status), &sig);
-    }
-    napi_set_element(env, result, 0, code);
-    napi_set_element(env, result, 1, sig);
-    napi_resolve_deferred(env, job->deferred, result);
-  }
-  free(job);
-}
-
-/* A thread of its own rather than libuv's pool: a run uses no other pool work, and starting the
-   pool (four threads) costs more than the spawn. The threadsafe function keeps the loop alive. */
-static void *wait_for_exit(void *data) {
+/* In libuv's thread pool: no thread of our own, whose pthread symbols would need glibc 2.34 where
+   Node 22 runs from 2.28. */
+static void wait_for_exit(napi_env env, void *data) {
+  (void)env;
   struct wait_job *job = data;
   while (waitpid(job->pid, &job->status, 0) < 0 && errno == EINTR) {
   }
-  napi_threadsafe_function done = job->done;
-  napi_call_threadsafe_function(done, job, napi_tsfn_blocking);
-  napi_release_threadsafe_function(done, napi_tsfn_release);
-  return NULL;
+}
+
+static void settle(napi_env env, napi_status status, void *data) {
+  (void)status;
+  struct wait_job *job = data;
+  napi_value result, code, sig;
+  napi_create_array_with_length(env, 2, &result);
+  if (WIFEXITED(job->status)) {
+    napi_create_int32(env, WEXITSTATUS(job->status), &code);
+    napi_get_null(env, &sig);
+  } else {
+    napi_get_null(env, &code);
+    napi_create_int32(env, WTERMSIG(job->status), &sig);
+  }
+  napi_set_element(env, result, 0, code);
+  napi_set_element(env, result, 1, sig);
+  napi_resolve_deferred(env, job->deferred, result);
+  napi_delete_async_work(env, job->work);
+  free(job);
 }
 
 /* A JS string as a malloc'd C string; NULL (with a pending TypeError) when it is not a string. */
@@ -88,17 +83,16 @@ static char *c_string(napi_env env, napi_value value) {
   return s;
 }
 
+/* An Error with the errno as a number (`errno`, negative as Node's are); the TypeScript side
+   names it (strerrorname_np would need glibc 2.32). */
 static void throw_errno(napi_env env, int err, const char *file) {
-  const char *name = strerrorname_np(err);
   char message[4200];
-  snprintf(message, sizeof message, "spawn %s %s", file, name ? name : strerror(err));
-  napi_value code, msg, error, path;
-  napi_create_string_utf8(env, name ? name : "ESPAWN", NAPI_AUTO_LENGTH, &code);
+  snprintf(message, sizeof message, "spawn %s: %s", file, strerror(err));
+  napi_value msg, error, path, errno_value;
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
+  napi_create_error(env, NULL, msg, &error);
   napi_create_string_utf8(env, file, NAPI_AUTO_LENGTH, &path);
   napi_set_named_property(env, error, "path", path);
-  napi_value errno_value;
   napi_create_int32(env, -err, &errno_value);
   napi_set_named_property(env, error, "errno", errno_value);
   napi_throw(env, error);
@@ -179,20 +173,8 @@ static napi_value spawn_program(napi_env env, napi_callback_info info) {
   job->pid = pid;
   napi_create_promise(env, &job->deferred, &promise);
   napi_create_string_utf8(env, "berth-addon:wait", NAPI_AUTO_LENGTH, &name);
-  napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, settle, &job->done);
-  pthread_attr_t thread_attr;
-  pthread_t thread;
-  pthread_attr_init(&thread_attr);
-  pthread_attr_setstacksize(&thread_attr, 64 * 1024);
-  pthread_attr_setdetachstate(&thread_attr, PTHREAD_CREATE_DETACHED);
-  if ((err = pthread_create(&thread, &thread_attr, wait_for_exit, job)) != 0) {
-    /* Without a waiter the program would stay a zombie and the promise unsettled: wait here. */
-    while (waitpid(pid, &job->status, 0) < 0 && errno == EINTR) {
-    }
-    napi_call_threadsafe_function(job->done, job, napi_tsfn_blocking);
-    napi_release_threadsafe_function(job->done, napi_tsfn_release);
-  }
-  pthread_attr_destroy(&thread_attr);
+  napi_create_async_work(env, NULL, name, wait_for_exit, settle, job, &job->work);
+  napi_queue_async_work(env, job->work);
   napi_create_object(env, &result);
   napi_create_int32(env, pid, &pid_value);
   napi_set_named_property(env, result, "pid", pid_value);

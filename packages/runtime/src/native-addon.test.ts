@@ -85,3 +85,11 @@ describe('realtimeOffsetNanos (berth-addon.node)', () => {
     expect(again - offset < 1_000_000n && offset - again < 1_000_000n).toBe(true);
   });
 });
+
+describe('berth-addon.node', () => {
+  it('needs nothing newer than glibc 2.28, the oldest Node 22 runs on', () => {
+    const versions = [...execFileSync('objdump', ['-T', nativeAddonPath], { encoding: 'utf8' }).matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+    expect(versions.length).toBeGreaterThan(0);
+    for (const [major, minor] of versions) expect(major * 1000 + minor).toBeLessThanOrEqual(2 * 1000 + 28);
+  });
+});

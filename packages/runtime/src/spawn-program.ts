@@ -3,7 +3,7 @@ import { nativeAddon } from './native-addon.js';
 
 /**
  * Starts programs that print nothing we read (the runtime's create, start, kill, delete) through
- * berth-addon.node (native/node-addon.c): posix_spawn, and a thread that waits for the exit,
+ * berth-addon.node (native/node-addon.c): posix_spawn, and a wait in libuv's thread pool,
  * where node:child_process would fork all of Node and load its streams. Commands whose output
  * is read still use child_process.
  */
@@ -20,6 +20,15 @@ export interface SpawnedProgram {
 }
 
 const signalNames = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
+const errnoNames = new Map(Object.entries(constants.errno).map(([name, number]) => [number, name]));
+
+/** The addon's failure to start a program as Node's errno errors are: `spawn FILE ENOENT`, with code, errno, syscall and path. */
+function spawnError(err: unknown, file: string): unknown {
+  const errno = (err as { errno?: unknown } | null)?.errno;
+  if (typeof errno !== 'number') return err;
+  const code = errnoNames.get(-errno) ?? `E${-errno}`;
+  return Object.assign(new Error(`spawn ${file} ${code}`), { code, errno, syscall: 'spawn', path: file });
+}
 
 /**
  * Starts `file` (a path, or a name found in PATH) with argv `[file, ...args]` and this process's
@@ -29,7 +38,14 @@ const signalNames = new Map(Object.entries(constants.signals).map(([name, number
  * An aborted `signal` sends the program SIGTERM.
  */
 export function spawnProgram(file: string, args: readonly string[], fds: readonly (number | 'ignore')[], signal?: AbortSignal): SpawnedProgram {
-  const { pid, exited } = nativeAddon().spawn(file, [file, ...args], fds.map((fd) => (fd === 'ignore' ? -1 : fd)));
+  const addon = nativeAddon();
+  let started: ReturnType<typeof addon.spawn>;
+  try {
+    started = addon.spawn(file, [file, ...args], fds.map((fd) => (fd === 'ignore' ? -1 : fd)));
+  } catch (err) {
+    throw spawnError(err, file);
+  }
+  const { pid, exited } = started;
   const terminate = () => {
     try {
       process.kill(pid, 'SIGTERM');
