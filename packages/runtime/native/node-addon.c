@@ -169,6 +169,13 @@ static napi_value spawn_program(napi_env env, napi_callback_info info) {
   }
 
   struct wait_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    /* Not left a zombie: waited for here, then reported. */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    napi_throw_error(env, NULL, "spawn: out of memory");
+    goto out;
+  }
   napi_value promise, name, pid_value;
   job->pid = pid;
   napi_create_promise(env, &job->deferred, &promise);
