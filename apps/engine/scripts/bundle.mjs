@@ -46,25 +46,22 @@ const lazyBuiltins = {
 // function's util.promisify form (execFile's resolves to stdout and stderr).
 const functionsOf = (module) =>
   Object.keys(module).filter((name) => typeof module[name] === 'function' && !/^[A-Z]/.test(name) && !/^class\b/.test(Function.prototype.toString.call(module[name])));
-const lazyFunctions = {
-  zlib: ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'],
-  'fs/promises': functionsOf(await import('node:fs/promises')),
-  crypto: functionsOf(await import('node:crypto')),
-  child_process: functionsOf(await import('node:child_process')),
-  dgram: functionsOf(await import('node:dgram')),
-  'stream/promises': functionsOf(await import('node:stream/promises')),
-  'timers/promises': functionsOf(await import('node:timers/promises')),
-};
+const lazyModules = ['zlib', 'fs/promises', 'crypto', 'child_process', 'dgram', 'stream/promises', 'timers/promises'];
+const loadedBuiltins = Object.fromEntries(await Promise.all(lazyModules.map(async (module) => [module, await import(`node:${module}`)])));
+const lazyFunctions = Object.fromEntries(
+  lazyModules.map((module) => [
+    module,
+    module === 'zlib' ? ['createGunzip', 'createGzip', 'createZstdCompress', 'createZstdDecompress', 'gunzipSync', 'gzipSync', 'zstdCompressSync'] : functionsOf(loadedBuiltins[module]),
+  ]),
+);
 const promisifyCustom = Symbol.for('nodejs.util.promisify.custom');
 const customPromisified = new Set(
-  await Promise.all(Object.keys(lazyFunctions).map(async (module) => [module, await import(`node:${module}`)])).then((loaded) =>
-    loaded.flatMap(([module, exports]) => lazyFunctions[module].filter((f) => typeof exports[f]?.[promisifyCustom] === 'function').map((f) => `${module}.${f}`)),
-  ),
+  Object.entries(lazyFunctions).flatMap(([module, names]) => names.filter((f) => typeof loadedBuiltins[module][f]?.[promisifyCustom] === 'function').map((f) => `${module}.${f}`)),
 );
 const lazyBuiltinFunctions = {
   name: 'lazy-builtin-functions',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(zlib|fs\/promises|crypto|child_process|dgram|stream\/promises|timers\/promises)$/ }, (args) =>
+    b.onResolve({ filter: new RegExp(`^(node:)?(${lazyModules.map((m) => m.replace('/', '\\/')).join('|')})$`) }, (args) =>
       args.importer.startsWith(packagesDir) || args.importer.startsWith(here('../src/')) ? { path: args.path.replace(/^node:/, ''), namespace: 'lazy-functions' } : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'lazy-functions' }, (args) => ({

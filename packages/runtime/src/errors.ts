@@ -14,7 +14,7 @@ export const RuntimeErrorCode = {
   ExecNotFound: 'ERR_EXEC_NOT_FOUND',
   /** The container's program cannot be run (docker's exit status 126). */
   ExecDenied: 'ERR_EXEC_DENIED',
-  /** berth-runtime is not built. */
+  /** berth-runtime (or the package's addon) is not built. */
   ShimMissing: 'ERR_SHIM_MISSING',
   /** The runtime in use has no such feature (runc and crun have no log or attach socket). */
   NotSupported: 'ERR_NOT_SUPPORTED',
@@ -24,6 +24,9 @@ export const RuntimeErrorCode = {
   Runtime: 'ERR_RUNTIME',
 } as const;
 export type RuntimeErrorCode = (typeof RuntimeErrorCode)[keyof typeof RuntimeErrorCode];
+
+/** What builds the package's native parts, named by a ShimMissing error. */
+export const buildCommand = 'npx nx run @berth/runtime:build';
 
 const kinds: Record<RuntimeErrorCode, ErrorKind> = {
   ERR_CONTAINER_NOT_FOUND: ErrorKind.NotFound,

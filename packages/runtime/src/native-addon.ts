@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { RuntimeError, RuntimeErrorCode } from './errors.js';
+import { RuntimeError, RuntimeErrorCode, buildCommand } from './errors.js';
 
 /**
  * berth-addon.node (native/node-addon.c), the package's Node-API addon, built beside
@@ -20,7 +20,7 @@ let addon: NativeAddon | undefined;
 export function nativeAddon(): NativeAddon {
   if (!addon) {
     if (!existsSync(nativeAddonPath)) {
-      throw new RuntimeError(`berth-addon.node is not built (${nativeAddonPath} is missing); build it with: npx nx run @berth/runtime:build`, RuntimeErrorCode.ShimMissing);
+      throw new RuntimeError(`berth-addon.node is not built (${nativeAddonPath} is missing); build it with: ${buildCommand}`, RuntimeErrorCode.ShimMissing);
     }
     const module = { exports: {} as NativeAddon };
     process.dlopen(module, nativeAddonPath);

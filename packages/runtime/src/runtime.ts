@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { abortError, errnoCode, hasCode, throwIfAborted } from '@berth/errors';
 import { noopLogger, type Logger } from '@berth/log';
 import { attachSocket, type AttachSession } from './attach.js';
-import { RuntimeError, RuntimeErrorCode, runtimeErrorCode } from './errors.js';
+import { RuntimeError, RuntimeErrorCode, buildCommand, runtimeErrorCode } from './errors.js';
 import { nativeAddon } from './native-addon.js';
 import { spawnProgram, type ProgramExit } from './spawn-program.js';
 import type { LogRotation } from './json-file-log.js';
@@ -149,7 +149,6 @@ interface Invocation {
 type Kind = 'berth' | 'runc' | 'crun' | 'other';
 
 const shimPath = fileURLToPath(new URL('../dist/native/berth-runtime', import.meta.url));
-const buildCommand = 'npx nx run @berth/runtime:build';
 let logSequence = 0;
 
 /** A new, already unlinked file of this user's in the temporary directory, open for reading and writing. */
